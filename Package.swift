@@ -1,0 +1,37 @@
+// swift-tools-version:6.0
+// SequenceLab: state-space models and linear RNNs on one autodiff tape, in Swift, on the CPU.
+//
+// Release builds must target the CPU's vector units and let generic kernels specialise across modules:
+// build through `scripts/build` (it passes `-target-cpu native -cross-module-optimization`), never with
+// `unsafeFlags` here, so that the library stays usable as a dependency.
+import PackageDescription
+
+let swift5: [SwiftSetting] = [.swiftLanguageMode(.v5)]
+
+let package = Package(
+    name: "SequenceLab",
+    products: [
+        .library(name: "Tensors", targets: ["Tensors"]),
+        .library(name: "Layers", targets: ["Layers"]),
+        .executable(name: "seqlab", targets: ["seqlab"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CFFTW", pkgConfig: "fftw3f", providers: [.apt(["libfftw3-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .target(
+            name: "Tensors",
+            dependencies: ["CFFTW", "COpenBLAS", .product(name: "Numerics", package: "swift-numerics")],
+            swiftSettings: swift5),
+        .target(name: "Layers", dependencies: ["Tensors"], swiftSettings: swift5),
+        .executableTarget(
+            name: "seqlab",
+            dependencies: ["Tensors", "Layers", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swift5),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors"], swiftSettings: swift5),
+        .testTarget(name: "LayersTests", dependencies: ["Layers", "Tensors"], swiftSettings: swift5),
+    ]
+)
