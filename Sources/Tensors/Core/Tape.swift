@@ -60,9 +60,9 @@ public enum Tape {
         }
         root.accumulateGrad(seedGrad)
         guard let rootNode = root.node else { return }
-        for node in topologicalOrder(from: rootNode).reversed() {
-            node.run()
-        }
+        let order = topologicalOrder(from: rootNode)
+        for node in order.reversed() { node.run() }
+        for node in order { node.release() }
     }
 
     /// Nodes reachable from `root`, each after all nodes it depends on (iterative DFS: graphs can be deep).
@@ -100,7 +100,8 @@ final class TapeNode<T: TensorScalar> {
         self.backward = backward
     }
 
-    /// Runs the backward closure once, accumulates into the inputs, then frees everything it held.
+    /// Runs the backward closure once and accumulates into the inputs; frees the closure (and the buffers it
+    /// captured) at once. The inputs stay until `release`: an upstream node reads its outputs' gradients from them.
     func run() {
         guard let backward else {
             preconditionFailure("backward: '\(name)' was already differentiated; its buffers are released (run the forward pass again)")
@@ -118,6 +119,10 @@ final class TapeNode<T: TensorScalar> {
             }
         }
         self.backward = nil
+    }
+
+    /// Drops the inputs and detaches the outputs: the graph is gone, intermediates become constants.
+    func release() {
         inputs = []
         for weak in outputs {  // differentiated intermediates become constants
             weak.tensor?.node = nil

@@ -1,0 +1,59 @@
+import ArgumentParser
+import Foundation
+import Layers
+import Tensors
+
+/// `seqlab bench`: layer timings at the DESIGN.md shapes and machine-level figures.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Forward + backward timings of each layer (release build); machine figures (matmul, fft_conv, FMA).")
+
+    @Option(help: "Benchmark one layer (default: every registered layer).") var layer: String?
+    @Option(help: "lra (8 x 1024 x 128) or long (1 x 16384 x 128).") var shape: String = "lra"
+    @Option(help: "Layer options as key=value, comma-separated (e.g. n_h=2,chunk_size=64).") var options: String?
+    @Option(help: "Timed repetitions (median reported).") var repeats: Int = 5
+    @Flag(help: "One JSON object per layer and line: {layer, shape, fwd_bwd_ms, fwd_ms, peak_rss_mb}.") var json = false
+    @Flag(help: "Only the machine figures: matmul through the tensor API vs cblas_sgemm, fft_conv at lra, FMA.") var system = false
+
+    func run() throws {
+        guard let benchShape = BenchmarkShape(rawValue: shape) else { fail("unknown shape '\(shape)' (known: lra, long)") }
+        let layerOptions = reportingErrors { try parseOptions(options) }
+        if system || (layer == nil && !json) { runSystem() }
+        if system { return }
+        let names = layer.map { [$0] } ?? LayerRegistry.names
+        if !json {
+            print("\nlayer            shape  fwd+bwd ms   fwd ms   peak RSS MB")
+        }
+        for name in names {
+            let r = reportingErrors { try LayerBenchmark.run(name, shape: benchShape, options: layerOptions, repeats: repeats) }
+            if json {
+                let data = try JSONEncoder().encode(r)
+                print(String(decoding: data, as: UTF8.self))
+            } else {
+                print(String(format: "%-16@ %-6@ %10.1f %8.1f %13.0f", r.layer as NSString, r.shape as NSString, r.fwd_bwd_ms, r.fwd_ms, r.peak_rss_mb))
+            }
+            fflush(stdout)
+        }
+    }
+
+    private func runSystem() {
+        let mm = SystemBenchmark.matmul()
+        print(String(format: "matmul 1024^3 Float32: Tensor.matmul %.1f GFLOP/s, cblas_sgemm direct %.1f GFLOP/s (tensor/direct = %.3f)", mm.tensor, mm.direct, mm.tensor / mm.direct))
+        let fft = SystemBenchmark.fftConv()
+        print(String(format: "fft_conv at lra (u 8 x 1024 x 128, K 128 x 1024): forward %.1f ms, forward + backward %.1f ms", fft.forward, fft.forwardBackward))
+        print(String(format: "FMA probe (generic y = a x + y, one core, L1-resident): %.1f GFLOP/s", SystemBenchmark.fusedMultiplyAdd()))
+        print("threads: \(Parallel.threadCount) (SEQLAB_THREADS), OpenBLAS threads: \(BLASThreads.current)")
+    }
+}
+
+/// "a=1,b=two" -> LayerOptions.
+func parseOptions(_ text: String?) throws -> LayerOptions {
+    guard let text, !text.isEmpty else { return LayerOptions() }
+    var values: [String: String] = [:]
+    for pair in text.split(separator: ",") {
+        let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).trimmingCharacters(in: .whitespaces) }
+        guard parts.count == 2, !parts[0].isEmpty else { throw SequenceLabError("malformed option '\(pair)' (expected key=value)") }
+        values[parts[0]] = parts[1]
+    }
+    return LayerOptions(values)
+}

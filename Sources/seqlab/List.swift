@@ -1,0 +1,26 @@
+import ArgumentParser
+import Layers
+import Tensors
+
+/// `seqlab list`: layers, ops and checks with their options and defaults.
+struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List layers, ops and checks with their options.")
+
+    func run() throws {
+        print("Layers (--layer NAME):")
+        for f in LayerRegistry.factories {
+            print("  \(f.name.padding(toLength: 14, withPad: " ", startingAt: 0)) \(f.summary)")
+            for o in f.options { print("      \(o.name) = \(o.defaultValue)    \(o.help)") }
+        }
+        print("\nOps (seqlab op NAME --in IN.safetensors --out OUT.safetensors):")
+        for k in KernelRegistry.kernels {
+            let inputs = k.inputs.map { $0.optional ? "\($0.name)?" : $0.name }.joined(separator: ", ")
+            print("  \(k.name.padding(toLength: 14, withPad: " ", startingAt: 0)) (\(inputs)) -> (\(k.outputs.joined(separator: ", ")))")
+            for o in k.options { print("      \(o.name) = \(o.defaultValue)    \(o.help)") }
+        }
+        print("\nOp checks (seqlab check --op NAME):")
+        let names = CheckCatalog.opChecks.map(\.name)
+        stride(from: 0, to: names.count, by: 6).forEach { print("  " + names[$0..<min($0 + 6, names.count)].joined(separator: ", ")) }
+        print("\nTasks: none yet (the trainer issue adds them).")
+    }
+}

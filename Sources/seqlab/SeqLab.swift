@@ -1,0 +1,24 @@
+import ArgumentParser
+import Foundation
+import Layers
+import Tensors
+
+/// `seqlab`: the SequenceLab command line.
+@main
+struct SeqLab: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "seqlab",
+        abstract: "State-space models and linear RNNs on one autodiff tape.",
+        subcommands: [Check.self, Op.self, Bench.self, List.self])
+}
+
+/// Prints a one-line error to stderr and exits non-zero (bad input never gets a crash trace).
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+    Foundation.exit(1)
+}
+
+/// Runs `body`, turning any thrown error into a one-line message and a non-zero exit.
+func reportingErrors<R>(_ body: () throws -> R) -> R {
+    do { return try body() } catch { fail("\(error)") }
+}
