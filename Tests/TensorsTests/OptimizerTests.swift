@@ -236,18 +236,13 @@ final class OptimizerTests: XCTestCase {
     // MARK: - With tape gradients
 
     /// loss = Σ exp(p) · (p − c)²; ∂loss/∂p = exp(p) ((p − c)² + 2 (p − c)), minimised at p = c.
-    ///
-    /// The intermediates are kept alive across `backward()`: the tape currently holds an op's outputs weakly and drops
-    /// a consumer's inputs once it has run, so an intermediate referenced by nothing else loses its gradient before
-    /// its producer runs (`(p * p).sum().backward()` leaves `p.grad` nil).
     func testAdamWWithTapeGradients() {
         let p = param("w", [0.0, 0.5, -0.5])
         let c = Tensor<Double>(shape: [3], data: [0.3, -0.2, 0.1])
         let opt = AdamW(parameters: [p], learningRate: 0.02, weightDecay: 0)
         func lossAndBackward() -> Double {
-            let e = p.tensor.exp(), d = p.tensor - c, s = d.square(), prod = e * s
-            let loss = prod.sum()
-            withExtendedLifetime((e, d, s, prod)) { loss.backward() }
+            let loss = (p.tensor.exp() * (p.tensor - c).square()).sum()
+            loss.backward()
             return loss.item
         }
 

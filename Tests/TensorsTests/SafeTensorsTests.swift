@@ -88,7 +88,7 @@ final class SafeTensorsTests: XCTestCase {
         XCTAssertEqual(try back.serialized(), try st.serialized(), "serialization is deterministic")
     }
 
-    func testHeaderPaddedToEightBytesAndDataContiguousInNameOrder() throws {
+    func testHeaderPaddedAndDataContiguousWiderDtypesFirst() throws {
         for extra in 0..<9 {
             var st = try sample()
             st.metadata["pad"] = String(repeating: "x", count: extra)
@@ -101,10 +101,12 @@ final class SafeTensorsTests: XCTestCase {
             XCTAssertTrue(body.hasSuffix("}") && header.hasPrefix(body))
             XCTAssertTrue(header.dropFirst(body.count).allSatisfy { $0 == " " }, "padding is spaces")
             XCTAssertLessThan(header.utf8.count - body.utf8.count, 8)
-            // Offsets tile the data section in sorted name order.
+            // Offsets tile the data section, wider dtypes first, then by name; every array is aligned to its element size.
             let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(bytes[8..<(8 + n)])) as? [String: Any])
             var expected = 0
-            for name in st.names {
+            XCTAssertEqual(st.dataOrder, st.names.sorted { (st.arrays[$0]!.dtype.byteSize, $1) > (st.arrays[$1]!.dtype.byteSize, $0) })
+            for name in st.dataOrder {
+                XCTAssertEqual(expected % st.arrays[name]!.dtype.byteSize, 0, "\(name) is aligned")
                 let offsets = try XCTUnwrap((json[name] as? [String: Any])?["data_offsets"] as? [Int])
                 XCTAssertEqual(offsets, [expected, expected + st.arrays[name]!.bytes.count], name)
                 expected = offsets[1]

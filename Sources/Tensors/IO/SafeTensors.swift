@@ -39,7 +39,7 @@ public struct SafeTensorsError: Error, CustomStringConvertible {
 ///
 /// The JSON maps each tensor name to `{"dtype", "shape", "data_offsets": [begin, end]}` (offsets relative to
 /// the data section), plus an optional `"__metadata__"` object of strings. Files written here lay the data
-/// out contiguously in sorted name order and pad the header with spaces to a multiple of 8 bytes.
+/// out contiguously (wider dtypes first, then by name) and pad the header with spaces to a multiple of 8 bytes.
 public struct SafeTensors {
     /// The arrays by name.
     public var arrays: [String: StoredArray]
@@ -147,7 +147,7 @@ public struct SafeTensors {
             fields.append("\"__metadata__\":{\(pairs.joined(separator: ","))}")
         }
         var offset = 0
-        for name in names {
+        for name in dataOrder {
             let a = arrays[name]!
             guard name != "__metadata__" else {
                 throw SafeTensorsError("tensor name \"__metadata__\" is reserved for the metadata")
@@ -165,8 +165,14 @@ public struct SafeTensors {
         var out = Data(capacity: 8 + headerBytes.count + offset)
         withUnsafeBytes(of: UInt64(headerBytes.count).littleEndian) { out.append(contentsOf: $0) }
         out.append(contentsOf: headerBytes)
-        for name in names { out.append(contentsOf: arrays[name]!.bytes) }
+        for name in dataOrder { out.append(contentsOf: arrays[name]!.bytes) }
         return out
+    }
+
+    /// The order of the data section: wider dtypes first, then by name (as the reference writer does), so that
+    /// every array starts at a multiple of its element size and PyTorch can map it without copying.
+    var dataOrder: [String] {
+        names.sorted { (arrays[$0]!.dtype.byteSize, $1) > (arrays[$1]!.dtype.byteSize, $0) }
     }
 
     /// Writes the file atomically: to `<path>.tmp-<pid>` in the same directory, synced, then renamed over `url`.

@@ -2,17 +2,29 @@
 // repeats. `broadcastShape` gives the result shape, `forEachRow` walks it row by row (a row = the last axis),
 // and `sumToShape` is broadcasting's adjoint: it sums a gradient back down to an operand's shape.
 
-/// The broadcast of two shapes, or a precondition failure naming both.
-public func broadcastShape(_ a: [Int], _ b: [Int], op: String = "broadcast") -> [Int] {
+/// A shape error: the op and both shapes, in one line.
+public struct ShapeError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// The broadcast of two shapes, or a `ShapeError` naming both.
+public func broadcastShapeChecked(_ a: [Int], _ b: [Int], op: String = "broadcast") throws -> [Int] {
     let rank = max(a.count, b.count)
     var out = [Int](repeating: 1, count: rank)
     for i in 0..<rank {
         let da = i < rank - a.count ? 1 : a[i - (rank - a.count)]
         let db = i < rank - b.count ? 1 : b[i - (rank - b.count)]
-        precondition(da == db || da == 1 || db == 1, "\(op): shapes \(a) and \(b) are not broadcast-compatible")
+        guard da == db || da == 1 || db == 1 else {
+            throw ShapeError(description: "\(op): shapes \(a) and \(b) are not broadcast-compatible")
+        }
         out[i] = da == 1 ? db : da
     }
     return out
+}
+
+/// The broadcast of two shapes, or a precondition failure naming both (a programming error inside a model).
+public func broadcastShape(_ a: [Int], _ b: [Int], op: String = "broadcast") -> [Int] {
+    do { return try broadcastShapeChecked(a, b, op: op) } catch { preconditionFailure("\(error)") }
 }
 
 /// Strides that read `shape` as if broadcast to `target` (0 along repeated axes).

@@ -1,0 +1,123 @@
+import XCTest
+@testable import Tensors
+
+/// The tape's semantics: gradients accumulate over uses, no-grad records nothing, buffers are released after
+/// backward, a fused node's closure is used, and the checker catches a wrong backward.
+final class TapeTests: XCTestCase {
+    func testGradientsAccumulateOverUsesAndBackwardCalls() {
+        let x = Tensor<Double>(shape: [3], data: [1, 2, 3], requiresGrad: true)
+        (x * x + x).sum().backward()  // d/dx = 2x + 1
+        XCTAssertEqual(x.grad, [3, 5, 7])
+        (x * 2.0).sum().backward()   // accumulates: + 2
+        XCTAssertEqual(x.grad, [5, 7, 9])
+        x.zeroGrad()
+        XCTAssertNil(x.grad)
+    }
+
+    func testIntermediatesHeldOnlyByTheGraphStillPassGradients() {
+        let x = Tensor<Double>(shape: [2], data: [0.5, -1], requiresGrad: true)
+        x.exp().square().tanh().sum().backward()
+        let expected = [0.5, -1.0].map { v -> Double in
+            let e2 = Foundation.exp(2 * v), t = Foundation.tanh(e2)
+            return (1 - t * t) * 2 * e2
+        }
+        XCTAssertEqual(x.grad![0], expected[0], accuracy: 1e-12)
+        XCTAssertEqual(x.grad![1], expected[1], accuracy: 1e-12)
+    }
+
+    func testNoGradRecordsNothing() {
+        let x = Tensor<Double>(shape: [2], data: [1, 2], requiresGrad: true)
+        let y = Tape.withoutGradients { (x * x).sum() }
+        XCTAssertFalse(y.requiresGrad)
+        XCTAssertNil(y.node)
+        XCTAssertTrue(Tape.isRecording)
+    }
+
+    func testGraphIsReleasedAfterBackward() {
+        weak var intermediate: Tensor<Double>?
+        let x = Tensor<Double>(shape: [4], data: [1, 2, 3, 4], requiresGrad: true)
+        var loss: Tensor<Double>? = {
+            let h = x.exp()
+            intermediate = h
+            return (h * h).sum()
+        }()
+        XCTAssertNotNil(intermediate, "the graph holds the intermediate before backward")
+        loss!.backward()
+        XCTAssertNil(loss!.node)
+        XCTAssertFalse(loss!.requiresGrad, "a differentiated result becomes a constant")
+        XCTAssertNil(intermediate, "backward released the intermediate")
+        loss = nil
+        XCTAssertNotNil(x.grad, "leaves keep their gradients")
+    }
+
+    func testUnusedForwardPassIsFreedWithoutBackward() {
+        weak var intermediate: Tensor<Double>?
+        let x = Tensor<Double>(shape: [4], data: [1, 2, 3, 4], requiresGrad: true)
+        do {
+            let h = x.sigmoid()
+            intermediate = h
+            _ = (h * 3.0).sum()
+        }
+        XCTAssertNil(intermediate, "no reference cycle keeps an abandoned graph alive")
+    }
+
+    func testFusedNodeRegistersItsOwnBackward() {
+        // y = cumulative sum along the last axis, registered as one node with a hand-written backward.
+        let x = Tensor<Double>(shape: [1, 4], data: [1, 2, 3, 4], requiresGrad: true)
+        var acc = 0.0
+        let y = Tensor<Double>(shape: [1, 4], data: x.data.map { acc += $0; return acc })
+        Tape.record("cumsum", inputs: [x], output: y) { dy in
+            var dx = dy
+            for i in stride(from: dx.count - 2, through: 0, by: -1) { dx[i] += dx[i + 1] }
+            return [dx]
+        }
+        XCTAssertTrue(y.requiresGrad)
+        (y * Tensor(shape: [4], data: [1, 0, 0, 1])).sum().backward()
+        XCTAssertEqual(x.grad, [2, 1, 1, 1])
+    }
+
+    func testGradientCheckerPassesACorrectBackwardAndFailsAWrongOne() {
+        func square(_ x: Tensor<Double>, derivativeFactor: Double) -> Tensor<Double> {
+            let y = Tensor<Double>(shape: x.shape, data: x.data.map { $0 * $0 })
+            let xs = x.data
+            Tape.record("square?", inputs: [x], output: y) { dy in [zip(dy, xs).map { $0 * derivativeFactor * $1 }] }
+            return y
+        }
+        var rng = RandomGenerator(seed: 1)
+        let x = Tensor<Double>.randn([6], using: &rng)
+        let right = GradientCheck.check("square", leaves: [("x", x)]) { [square(x, derivativeFactor: 2)] }
+        XCTAssertTrue(right.passed, right.row)
+        let wrong = GradientCheck.check("square (wrong backward)", leaves: [("x", x)]) { [square(x, derivativeFactor: 2.001)] }
+        XCTAssertFalse(wrong.passed, "a backward off by 0.05% must fail: \(wrong.row)")
+        XCTAssertGreaterThan(wrong.error, 1e-4)
+    }
+
+    func testCheckerFailsWhenAGradientIsMissing() {
+        let x = Tensor<Double>(shape: [3], data: [1, 2, 3])
+        // A node that forgets its input's gradient entirely.
+        let result = GradientCheck.check("forgetful", leaves: [("x", x)]) {
+            let y = Tensor<Double>(shape: [3], data: x.data.map { $0 * 3 })
+            Tape.record("forgetful", inputs: [x], output: y) { _ in [nil] }
+            return [y]
+        }
+        XCTAssertFalse(result.passed)
+    }
+
+    func testEveryCatalogOpPassesItsGradientCheck() {
+        let checks = OpCheck.catalog + OpCheck.formChecks
+        XCTAssertGreaterThanOrEqual(Set(OpCheck.catalog.map(\.name)).count, 30)
+        for check in checks {
+            let r = check.run(true)
+            XCTAssertTrue(r.passed, r.row)
+        }
+    }
+
+    func testShapeMismatchMessagesNameBothShapes() {
+        XCTAssertEqual(try broadcastShapeChecked([2, 1, 3], [4, 1], op: "add"), [2, 4, 3])
+        XCTAssertThrowsError(try broadcastShapeChecked([2, 3], [4, 3], op: "add")) { error in
+            XCTAssertEqual("\(error)", "add: shapes [2, 3] and [4, 3] are not broadcast-compatible")
+        }
+    }
+}
+
+import Foundation
