@@ -13,6 +13,8 @@ let package = Package(
     products: [
         .library(name: "Tensors", targets: ["Tensors"]),
         .library(name: "Layers", targets: ["Layers"]),
+        .library(name: "Tasks", targets: ["Tasks"]),
+        .library(name: "Training", targets: ["Training"]),
         .executable(name: "seqlab", targets: ["seqlab"]),
     ],
     dependencies: [
@@ -27,11 +29,15 @@ let package = Package(
             dependencies: ["CFFTW", "COpenBLAS", .product(name: "Numerics", package: "swift-numerics")],
             swiftSettings: swift5),
         .target(name: "Layers", dependencies: ["Tensors"], swiftSettings: swift5),
+        .target(name: "Tasks", dependencies: ["Tensors"], swiftSettings: swift5),
+        .target(name: "Training", dependencies: ["Tensors", "Layers", "Tasks"], swiftSettings: swift5),
         .executableTarget(
             name: "seqlab",
-            dependencies: ["Tensors", "Layers", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Tensors", "Layers", "Tasks", "Training", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swift5),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], swiftSettings: swift5),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "Tensors"], swiftSettings: swift5),
+        .testTarget(name: "TasksTests", dependencies: ["Tasks", "Tensors"], swiftSettings: swift5),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Tasks", "Layers", "Tensors"], swiftSettings: swift5),
     ]
 )

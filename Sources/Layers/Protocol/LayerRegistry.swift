@@ -35,7 +35,7 @@ public enum LayerRegistry {
         _ name: String, dModel: Int, options: LayerOptions = LayerOptions(), seed: UInt64 = 0, as _: T.Type = T.self
     ) throws -> any SequenceLayer<T> {
         let factory = try factory(named: name)
-        try options.validate(against: factory.options, layer: name)
+        try options.validate(against: factory.options, owner: "layer \(name)")
         guard dModel > 0 else { throw SequenceLabError("layer \(name): d_model must be positive, got \(dModel)") }
         var rng = RandomGenerator(seed: seed)
         return try factory.make(dModel: dModel, options: options, rng: &rng)

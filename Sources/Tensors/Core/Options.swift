@@ -1,5 +1,3 @@
-import Tensors
-
 /// A user-facing error: one line naming the problem (unknown name, malformed option, wrong shape).
 public struct SequenceLabError: Error, CustomStringConvertible {
     public let message: String
@@ -7,8 +5,8 @@ public struct SequenceLabError: Error, CustomStringConvertible {
     public var description: String { message }
 }
 
-/// One option a layer accepts, with its default and a one-line help (shown by `seqlab list`).
-public struct LayerOptionSpec: Sendable {
+/// One option a layer, task or kernel accepts, with its default and a one-line help (shown by `seqlab list`).
+public struct OptionSpec: Sendable {
     public let name: String
     public let defaultValue: String
     public let help: String
@@ -19,9 +17,9 @@ public struct LayerOptionSpec: Sendable {
     }
 }
 
-/// The options a layer is built with: string values (from flags, config files or sweep specs) read through
-/// typed accessors that fail with a one-line error naming the option and the bad value.
-public struct LayerOptions: Sendable, Equatable {
+/// The options a layer, task or kernel is built with: string values (from flags, config files or sweep specs) read
+/// through typed accessors that fail with a one-line error naming the option and the bad value.
+public struct Options: Sendable, Equatable, Codable {
     public var values: [String: String]
     public init(_ values: [String: String] = [:]) { self.values = values }
 
@@ -50,10 +48,15 @@ public struct LayerOptions: Sendable, Equatable {
     }
 
     /// Fails if an option is not among `known` (catches typos such as `n_head` for `n_heads`).
-    public func validate(against known: [LayerOptionSpec], layer: String) throws {
+    public func validate(against known: [OptionSpec], owner layer: String) throws {
         let names = Set(known.map(\.name))
         for key in values.keys.sorted() where !names.contains(key) {
-            throw SequenceLabError("layer \(layer): unknown option '\(key)' (options: \(known.map(\.name).joined(separator: ", ")))")
+            throw SequenceLabError("\(layer): unknown option '\(key)' (options: \(known.map(\.name).joined(separator: ", ")))")
         }
     }
 }
+
+/// The options of a layer (the same type as every other component's options).
+public typealias LayerOptions = Options
+/// One option of a layer.
+public typealias LayerOptionSpec = OptionSpec
