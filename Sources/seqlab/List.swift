@@ -1,5 +1,6 @@
 import ArgumentParser
 import Layers
+import Tasks
 import Tensors
 
 /// `seqlab list`: layers, ops and checks with their options and defaults.
@@ -21,6 +22,10 @@ struct List: ParsableCommand {
         print("\nOp checks (seqlab check --op NAME):")
         let names = CheckCatalog.opChecks.map(\.name)
         stride(from: 0, to: names.count, by: 6).forEach { print("  " + names[$0..<min($0 + 6, names.count)].joined(separator: ", ")) }
-        print("\nTasks: none yet (the trainer issue adds them).")
+        print("\nTasks (seqlab train --task NAME; options as flags, e.g. --seq-len 64):")
+        for f in TaskRegistry.factories {
+            print("  \(f.name.padding(toLength: 18, withPad: " ", startingAt: 0)) \(f.summary)")
+            for o in f.options { print("      \(o.name) = \(o.defaultValue)    \(o.help)") }
+        }
     }
 }

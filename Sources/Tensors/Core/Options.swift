@@ -23,6 +23,23 @@ public struct Options: Sendable, Equatable, Codable {
     public var values: [String: String]
     public init(_ values: [String: String] = [:]) { self.values = values }
 
+    /// Encoded as a plain object of strings: {"n_h": "2"}.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let strings = try? c.decode([String: String].self) {
+            values = strings
+            return
+        }
+        // Numbers and booleans in hand-written configs are accepted and kept as their text.
+        let loose = try c.decode([String: LooseScalar].self)
+        values = loose.mapValues(\.text)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(values)
+    }
+
     /// The value of `name`, or `defaultValue` if absent.
     public func string(_ name: String, _ defaultValue: String) -> String { values[name] ?? defaultValue }
 
@@ -60,3 +77,15 @@ public struct Options: Sendable, Equatable, Codable {
 public typealias LayerOptions = Options
 /// One option of a layer.
 public typealias LayerOptionSpec = OptionSpec
+
+/// A JSON scalar read as text (options in config files may be written as 2, 0.5, true or "2").
+private struct LooseScalar: Decodable {
+    let text: String
+    init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let b = try? c.decode(Bool.self) { text = b ? "true" : "false" }
+        else if let i = try? c.decode(Int.self) { text = String(i) }
+        else if let d = try? c.decode(Double.self) { text = String(d) }
+        else { text = try c.decode(String.self) }
+    }
+}

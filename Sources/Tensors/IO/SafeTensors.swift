@@ -175,28 +175,10 @@ public struct SafeTensors {
         names.sorted { (arrays[$0]!.dtype.byteSize, $1) > (arrays[$1]!.dtype.byteSize, $0) }
     }
 
-    /// Writes the file atomically: to `<path>.tmp-<pid>` in the same directory, synced, then renamed over `url`.
+    /// Writes the file atomically (see `writeAtomically`).
     public func write(to url: URL) throws {
         let data = try serialized()
-        let path = url.path
-        let tmp = "\(path).tmp-\(ProcessInfo.processInfo.processIdentifier)"
-        do {
-            guard FileManager.default.createFile(atPath: tmp, contents: nil) else {
-                throw SafeTensorsError("\(path): cannot create temporary file \(tmp)")
-            }
-            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: tmp))
-            defer { try? handle.close() }
-            try handle.write(contentsOf: data)
-            try handle.synchronize()
-        } catch {
-            try? FileManager.default.removeItem(atPath: tmp)
-            throw error as? SafeTensorsError ?? SafeTensorsError("\(path): cannot write (\(reason(error)))")
-        }
-        guard rename(tmp, path) == 0 else {
-            let message = String(cString: strerror(errno))
-            try? FileManager.default.removeItem(atPath: tmp)
-            throw SafeTensorsError("\(path): cannot rename \(tmp) over it (\(message))")
-        }
+        do { try writeAtomically(data, to: url) } catch { throw SafeTensorsError("\(error)") }
     }
 
     /// Stores `tensor` under `name` as `T.dtypeName` (F32 or F64), replacing any array of that name.

@@ -6,7 +6,7 @@ import RealModule
 /// `step(scheduleFactor: schedule.factor(step: opt.stepCount))`, then `zeroGrad()`. A parameter's effective learning
 /// rate is `lr_eff = (tags.learningRate ?? learningRate) * scheduleFactor`; parameters whose `grad` is nil are
 /// skipped (not updated, not decayed, their moments untouched).
-public protocol Optimizer: AnyObject {
+public protocol Optimizer<Scalar>: AnyObject {
     associatedtype Scalar: TensorScalar
     /// The parameters it updates, in order (names unique).
     var parameters: [NamedParameter<Scalar>] { get }

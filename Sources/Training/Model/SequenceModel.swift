@@ -1,0 +1,163 @@
+import Layers
+import Tasks
+import Tensors
+
+/// A batch of examples padded to one length: tokens [B, L] with the pad token after each sequence's end.
+public struct Batch: Sendable {
+    public let size: Int
+    public let length: Int
+    /// Token ids, row-major [B, L].
+    public let tokens: [Int]
+    /// Each sequence's unpadded length.
+    public let lengths: [Int]
+    /// Class labels (classification, matching).
+    public let labels: [Int]
+    /// Per-position targets [B, L] (per-token tasks; `Example.ignored` at unscored and padded positions).
+    public let targets: [Int]
+    /// The second sequences (matching).
+    public let paired: PairedSequences?
+
+    /// The second sequences of a matching batch.
+    public struct PairedSequences: Sendable {
+        public let length: Int
+        public let tokens: [Int]
+        public let lengths: [Int]
+    }
+
+    /// Collates examples, padding with `padToken`.
+    public init(_ examples: [Example], padToken: Int) {
+        size = examples.count
+        length = examples.map(\.tokens.count).max() ?? 0
+        lengths = examples.map(\.tokens.count)
+        labels = examples.map(\.label)
+        tokens = Batch.pad(examples.map(\.tokens), to: length, with: padToken)
+        let hasTargets = examples.contains { !$0.targets.isEmpty }
+        targets = hasTargets ? Batch.pad(examples.map(\.targets), to: length, with: Example.ignored) : []
+        if examples.contains(where: { !$0.pairedTokens.isEmpty }) {
+            let l2 = examples.map(\.pairedTokens.count).max() ?? 0
+            paired = PairedSequences(length: l2, tokens: Batch.pad(examples.map(\.pairedTokens), to: l2, with: padToken),
+                                     lengths: examples.map(\.pairedTokens.count))
+        } else {
+            paired = nil
+        }
+    }
+
+    private static func pad(_ rows: [[Int]], to length: Int, with value: Int) -> [Int] {
+        rows.flatMap { $0 + [Int](repeating: value, count: length - $0.count) }
+    }
+
+    /// Scalars the batch feeds through the model (for tokens/s).
+    public var tokenCount: Int { lengths.reduce(0, +) + (paired?.lengths.reduce(0, +) ?? 0) }
+}
+
+/// A complete model for a task: token embedding -> residual blocks -> final norm -> head.
+///
+/// Heads: classification pools the sequence (mean over valid positions, or the last valid one) and maps it to class
+/// logits; per-token prediction maps every position; matching (LRA Retrieval) encodes both sequences with the same
+/// encoder and classifies [u, v, u * v, u - v] with an MLP.
+public final class SequenceModel<T: TensorScalar> {
+    public let config: ModelConfig
+    public let head: TaskHead
+    public let pooling: Pooling
+    let embedding: Tensor<T>
+    let blocks: [ResidualBlock<T>]
+    let finalNorm: Norm<T>
+    let output: Linear<T>
+    let matchingHidden: Linear<T>?
+
+    /// A model for `task` (vocabulary, classes and head come from it), initialised from `seed`.
+    public init(config: ModelConfig, task: any SequenceTask, seed: UInt64) throws {
+        guard config.dModel > 0, config.nLayers >= 0 else {
+            throw SequenceLabError("model: d_model must be positive and n_layers non-negative")
+        }
+        if task.requiresCausalModel && config.bidirectional {
+            throw SequenceLabError("task \(task.name) is scored per position: a bidirectional model would see the answers")
+        }
+        var rng = RandomGenerator(seed: seed)
+        self.config = config
+        head = task.head
+        pooling = config.pooling ?? (task.requiresCausalModel ? .last : .mean)
+        embedding = Tensor.randn([task.inputVocabulary, config.dModel], std: 1, using: &rng, requiresGrad: true)
+        blocks = try (0..<config.nLayers).map { i in
+            try ResidualBlock(config: config, index: i, seed: seed &+ 1000, rng: &rng)
+        }
+        finalNorm = Norm(kind: config.norm, width: config.dModel)
+        if task.head == .matching {
+            matchingHidden = Linear(inputSize: 4 * config.dModel, outputSize: config.dModel, rng: &rng)
+            output = Linear(inputSize: config.dModel, outputSize: task.outputClasses, rng: &rng)
+        } else {
+            matchingHidden = nil
+            output = Linear(inputSize: config.dModel, outputSize: task.outputClasses, rng: &rng)
+        }
+    }
+
+    /// Features [B, L, D] of padded token sequences.
+    func encode(tokens: [Int], batch: Int, length: Int, lengths: [Int], training: Bool, rng: inout RandomGenerator) -> Tensor<T> {
+        var x = embedding.embedding(tokens, indexShape: [batch, length])
+        for block in blocks { x = block(x, lengths: lengths, training: training, rng: &rng) }
+        return finalNorm(x, training: training)
+    }
+
+    /// Pooled features [B, D]: the mean over valid positions, or the last valid position.
+    func pool(_ h: Tensor<T>, lengths: [Int]) -> Tensor<T> {
+        let (batch, length) = (h.shape[0], h.shape[1])
+        var weights = [T](repeating: 0, count: batch * length)
+        for b in 0..<batch {
+            let n = Swift.max(1, Swift.min(lengths[b], length))
+            switch pooling {
+            case .mean: for t in 0..<n { weights[b * length + t] = 1 / T(n) }
+            case .last: weights[b * length + n - 1] = 1
+            }
+        }
+        return (h * Tensor(shape: [batch, length, 1], data: weights)).sum(axis: 1)
+    }
+
+    /// Logits: [B, C] (classification, matching) or [B, L, C] (per-token).
+    public func logits(_ batch: Batch, training: Bool, rng: inout RandomGenerator) -> Tensor<T> {
+        let h = encode(tokens: batch.tokens, batch: batch.size, length: batch.length, lengths: batch.lengths, training: training, rng: &rng)
+        switch head {
+        case .tokens: return output(h)
+        case .classification: return output(pool(h, lengths: batch.lengths))
+        case .matching:
+            guard let second = batch.paired, let matchingHidden else { preconditionFailure("matching batch without second sequences") }
+            let u = pool(h, lengths: batch.lengths)
+            let h2 = encode(tokens: second.tokens, batch: batch.size, length: second.length, lengths: second.lengths, training: training, rng: &rng)
+            let v = pool(h2, lengths: second.lengths)
+            return output(matchingHidden(Tensor.concatenate([u, v, u * v, u - v], axis: 1)).gelu())
+        }
+    }
+
+    /// Mean cross-entropy of the batch and the number of correct predictions out of the scored ones.
+    public func loss(_ batch: Batch, training: Bool, rng: inout RandomGenerator) -> (loss: Tensor<T>, correct: Int, scored: Int) {
+        let z = logits(batch, training: training, rng: &rng)
+        let classes = z.shape[z.rank - 1]
+        let targets = head == .tokens ? batch.targets : batch.labels
+        let loss = z.crossEntropy(targets: targets, ignoreIndex: Example.ignored)
+        var correct = 0, scored = 0
+        for (row, target) in targets.enumerated() where target != Example.ignored {
+            var best = 0
+            for c in 1..<classes where z.data[row * classes + c] > z.data[row * classes + best] { best = c }
+            scored += 1
+            if best == target { correct += 1 }
+        }
+        return (loss, correct, scored)
+    }
+
+    /// Every trainable parameter, named by its path ("blocks.0.mixer.A_log").
+    public var parameters: [NamedParameter<T>] {
+        var all = [NamedParameter("embedding.weight", embedding)]
+        for (i, block) in blocks.enumerated() { all += block.parameters("blocks.\(i)") }
+        all += finalNorm.parameters("norm") + (matchingHidden?.parameters("head.hidden") ?? []) + output.parameters("head.output")
+        return all
+    }
+
+    /// Non-trained state saved in checkpoints (BatchNorm running statistics).
+    public var buffers: [(String, Tensor<T>)] {
+        blocks.enumerated().flatMap { $0.element.buffers("blocks.\($0.offset)") } + finalNorm.buffers("norm")
+    }
+
+    /// Recurrent state of the whole model in scalars per sequence after `sequenceLength` tokens.
+    public func stateSize(sequenceLength: Int) -> Int {
+        blocks.reduce(0) { $0 + $1.mixer.stateSize(sequenceLength: sequenceLength) * ($1.reverseMixer == nil ? 1 : 2) }
+    }
+}

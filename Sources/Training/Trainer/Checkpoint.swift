@@ -1,0 +1,49 @@
+import Foundation
+import Tensors
+
+/// checkpoint.safetensors: parameters ("param.<name>", F32), buffers ("buffer.<name>"), the optimiser's moments
+/// ("optim.m.<name>", "optim.v.<name>", F64) and, in the metadata, the trainer state as JSON ("trainer_state").
+/// One file written atomically, so weights, moments and progress always agree. The parameters load in PyTorch as
+/// they are (`safetensors.torch.load_file`), under their path names.
+enum Checkpoint {
+    static func save(to url: URL, model: SequenceModel<Float>, optimizer: any Optimizer<Float>, state: TrainerState) throws {
+        var file = SafeTensors()
+        for p in model.parameters { file.set("param.\(p.name)", p.tensor) }
+        for (name, b) in model.buffers { file.set("buffer.\(name)", b) }
+        let optimizerState = optimizer.state
+        for (name, m) in optimizerState.firstMoments { file.set("optim.m.\(name)", Tensor<Double>(shape: [m.count], data: m)) }
+        for (name, v) in optimizerState.secondMoments { file.set("optim.v.\(name)", Tensor<Double>(shape: [v.count], data: v)) }
+        var saved = state
+        saved.optimizerKind = optimizerState.kind
+        saved.optimizerStep = optimizerState.step
+        saved.parameterSteps = optimizerState.parameterSteps
+        file.metadata["trainer_state"] = String(decoding: try JSONEncoder().encode(saved), as: UTF8.self)
+        file.metadata["format"] = "seqlab-checkpoint-1"
+        try file.write(to: url)
+    }
+
+    /// Restores parameters, buffers and optimiser from `url`; returns the trainer state saved with them.
+    static func load(from url: URL, model: SequenceModel<Float>, optimizer: any Optimizer<Float>) throws -> TrainerState {
+        let file = try SafeTensors.read(from: url)
+        guard let json = file.metadata["trainer_state"],
+              let state = try? JSONDecoder().decode(TrainerState.self, from: Data(json.utf8)) else {
+            throw SequenceLabError("\(url.path): not a seqlab checkpoint (no trainer state in its metadata)")
+        }
+        for p in model.parameters {
+            let stored = try file.tensor("param.\(p.name)", as: Float.self)
+            guard stored.shape == p.tensor.shape else {
+                throw SequenceLabError("\(url.path): param.\(p.name) has shape \(stored.shape), the model needs \(p.tensor.shape)")
+            }
+            p.tensor.data = stored.data
+        }
+        for (name, b) in model.buffers { b.data = try file.tensor("buffer.\(name)", as: Float.self).data }
+        var first: [String: [Double]] = [:], second: [String: [Double]] = [:]
+        for name in file.names {
+            if name.hasPrefix("optim.m.") { first[String(name.dropFirst(8))] = try file.tensor(name, as: Double.self).data }
+            if name.hasPrefix("optim.v.") { second[String(name.dropFirst(8))] = try file.tensor(name, as: Double.self).data }
+        }
+        optimizer.load(state: OptimizerState(kind: state.optimizerKind, step: state.optimizerStep,
+                                             parameterSteps: state.parameterSteps, firstMoments: first, secondMoments: second))
+        return state
+    }
+}

@@ -1,0 +1,143 @@
+import Foundation
+import XCTest
+@testable import Layers
+@testable import Tasks
+@testable import Tensors
+@testable import Training
+
+/// A small task of the tests' own: classify whether a token sequence contains more 1s than 2s (needs the whole
+/// sequence; a two-layer model with the diagonal recurrence learns it).
+struct MajorityTask: SequenceTask {
+    var name: String { "majority" }
+    var inputVocabulary: Int { 4 }
+    var outputClasses: Int { 2 }
+    var head: TaskHead { .classification }
+    var requiresCausalModel: Bool { false }
+    var padToken: Int { 0 }
+    let seed: UInt64
+    func split(_ name: String, _ count: Int) -> Dataset {
+        Dataset(name: name, count: count) { i in
+            var rng = exampleGenerator(seed: seed, split: name, index: i)
+            let length = 5 + rng.int(below: 8)
+            let tokens = (0..<length).map { _ in 1 + rng.int(below: 3) }
+            let ones = tokens.filter { $0 == 1 }.count, twos = tokens.filter { $0 == 2 }.count
+            return Example(tokens: tokens, label: ones > twos ? 1 : 0)
+        }
+    }
+    var train: Dataset { split("train", 512) }
+    var validation: Dataset { split("validation", 128) }
+    var tests: [Dataset] { [split("test", 128)] }
+}
+
+final class TrainerTests: XCTestCase {
+    var directory: URL!
+
+    override func setUpWithError() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("seqlab-train-\(UUID().uuidString)")
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: directory) }
+
+    private func config(steps: Int = 60) -> TrainConfig {
+        var c = TrainConfig(task: "majority", model: ModelConfig(layer: "diagonal", dModel: 16, nLayers: 1))
+        c.maxSteps = steps
+        c.batchSize = 16
+        c.evalEvery = 20
+        c.logEvery = 10
+        c.learningRate = 3e-3
+        return c
+    }
+
+    func testRunLeavesItsFilesAndLearns() throws {
+        let final = try Trainer(config: config(steps: 150), directory: directory, task: MajorityTask(seed: 0), log: { _ in }).train()
+        for file in ["config.json", "metrics.jsonl", "final.json", "checkpoint.safetensors", "trainer-state.json"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: directory.appendingPathComponent(file).path), file)
+        }
+        XCTAssertEqual(final.steps, 150)
+        XCTAssertGreaterThan(final.bestValAccuracy, 0.75, "the model learns majority")
+        XCTAssertEqual(final.params, (try SequenceModel<Float>(config: config().model, task: MajorityTask(seed: 0), seed: 0)).parameters.reduce(0) { $0 + $1.tensor.count })
+        let lines = try String(contentsOf: directory.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
+        let records = try lines.map { try JSONDecoder().decode(MetricsRecord.self, from: Data($0.utf8)) }
+        XCTAssertEqual(records.filter { $0.split == "train" }.map(\.step), Array(stride(from: 10, through: 150, by: 10)))
+        XCTAssertEqual(records.filter { $0.split == "validation" }.map(\.step), [20, 40, 60, 80, 100, 120, 140, 150])
+        let finalJSON = try JSONSerialization.jsonObject(with: Data(contentsOf: directory.appendingPathComponent("final.json"))) as! [String: Any]
+        for key in ["best_val_accuracy", "test_accuracy", "test_loss", "steps", "params", "state_size", "wall_s"] {
+            XCTAssertNotNil(finalJSON[key], key)
+        }
+        let configJSON = try JSONSerialization.jsonObject(with: Data(contentsOf: directory.appendingPathComponent("config.json"))) as! [String: Any]
+        XCTAssertEqual(configJSON["seed"] as? Int, 0)
+        XCTAssertNotNil(configJSON["batch_size"])
+    }
+
+    func testResumedRunEndsLikeAnUninterruptedOne() throws {
+        let whole = try Trainer(config: config(), directory: directory.appendingPathComponent("whole"), task: MajorityTask(seed: 0), log: { _ in }).train()
+        // Stop after 40 steps (a checkpoint at 40), then continue the same run to 60.
+        let resumedDir = directory.appendingPathComponent("resumed")
+        var first = config()
+        first.maxTime = nil
+        var partial = first
+        partial.maxSteps = 60
+        try Trainer(config: partial, directory: resumedDir, task: MajorityTask(seed: 0), log: { _ in }).trainSteps(upTo: 40)
+        let resumed = try Trainer(config: first, directory: resumedDir, task: MajorityTask(seed: 0), log: { _ in }).train()
+        XCTAssertEqual(resumed.bestValAccuracy, whole.bestValAccuracy)
+        XCTAssertEqual(resumed.testAccuracy, whole.testAccuracy)
+        XCTAssertEqual(resumed.testLoss, whole.testLoss)
+        XCTAssertEqual(resumed.steps, whole.steps)
+        let params = { (dir: URL) in try SafeTensors.read(from: dir.appendingPathComponent("checkpoint.safetensors")).arrays.filter { $0.key.hasPrefix("param.") } }
+        XCTAssertEqual(try params(resumedDir), try params(directory.appendingPathComponent("whole")), "bit-identical weights")
+    }
+
+    func testResumeRefusesADifferentConfiguration() throws {
+        try Trainer(config: config(steps: 20), directory: directory, task: MajorityTask(seed: 0), log: { _ in }).trainSteps(upTo: 20)
+        var other = config(steps: 20)
+        other.learningRate = 0.1
+        XCTAssertThrowsError(try Trainer(config: other, directory: directory, task: MajorityTask(seed: 0), log: { _ in }).train()) { error in
+            XCTAssertTrue("\(error)".contains("different configuration"), "\(error)")
+        }
+    }
+
+    func testNonFiniteLossStopsAndKeepsTheLastCheckpoint() throws {
+        var c = config(steps: 100)
+        c.learningRate = 1e30
+        c.gradientClip = nil
+        c.weightDecay = 0
+        XCTAssertThrowsError(try Trainer(config: c, directory: directory, task: MajorityTask(seed: 0), log: { _ in }).train()) { error in
+            XCTAssertTrue("\(error)".contains("loss is"), "\(error)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory.appendingPathComponent("final.json").path))
+    }
+
+    func testEarlyStoppingAtTargetAccuracy() throws {
+        var c = config(steps: 400)
+        c.targetAccuracy = 0.7
+        let final = try Trainer(config: c, directory: directory, task: MajorityTask(seed: 0), log: { _ in }).train()
+        XCTAssertEqual(final.stoppedBy, "target_accuracy")
+        XCTAssertLessThan(final.steps, 400)
+        XCTAssertGreaterThanOrEqual(final.bestValAccuracy, 0.7)
+    }
+
+    func testConfigFileRoundTripsWithDefaults() throws {
+        let json = #"{"task": "majority", "model": {"layer": "diagonal", "d_model": 8, "layer_options": {"n_h": 2}}, "lr": 0.01}"#
+        let c = try RunFileCoding.decoder.decode(TrainConfig.self, from: Data(json.utf8))
+        XCTAssertEqual(c.model.dModel, 8)
+        XCTAssertEqual(c.model.layerOptions.values["n_h"], "2")
+        XCTAssertEqual(c.learningRate, 0.01)
+        XCTAssertEqual(c.batchSize, TrainConfig(task: "x", model: ModelConfig(layer: "y")).batchSize)
+        let again = try RunFileCoding.decoder.decode(TrainConfig.self, from: RunFileCoding.encoder.encode(c))
+        XCTAssertEqual(again, c)
+        XCTAssertThrowsError(try RunFileCoding.decoder.decode(TrainConfig.self, from: Data(#"{"model": {"layer": "x"}}"#.utf8)))
+    }
+
+    func testBatchesArePaddedAndMasked() throws {
+        let batch = Batch([Example(tokens: [1, 2, 3], label: 1), Example(tokens: [3], label: 0)], padToken: 0)
+        XCTAssertEqual(batch.tokens, [1, 2, 3, 3, 0, 0])
+        XCTAssertEqual(batch.lengths, [3, 1])
+        let model = try SequenceModel<Double>(config: ModelConfig(layer: "diagonal", dModel: 4, nLayers: 1), task: MajorityTask(seed: 0), seed: 0)
+        // Mean pooling ignores padding: the second sequence's logits do not depend on what is padded after it.
+        var rng = RandomGenerator(seed: 0)
+        let a = model.logits(batch, training: false, rng: &rng)
+        let alone = model.logits(Batch([Example(tokens: [3], label: 0)], padToken: 0), training: false, rng: &rng)
+        XCTAssertEqual(a.data[2], alone.data[0], accuracy: 1e-12)
+        XCTAssertEqual(a.data[3], alone.data[1], accuracy: 1e-12)
+    }
+}
