@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "Layers", targets: ["Layers"]),
         .library(name: "Tasks", targets: ["Tasks"]),
         .library(name: "Training", targets: ["Training"]),
+        .library(name: "Experiments", targets: ["Experiments"]),
         .executable(name: "seqlab", targets: ["seqlab"]),
     ],
     dependencies: [
@@ -31,13 +32,15 @@ let package = Package(
         .target(name: "Layers", dependencies: ["Tensors"], swiftSettings: swift5),
         .target(name: "Tasks", dependencies: ["Tensors"], swiftSettings: swift5),
         .target(name: "Training", dependencies: ["Tensors", "Layers", "Tasks"], swiftSettings: swift5),
+        .target(name: "Experiments", dependencies: ["Tensors", "Training"], swiftSettings: swift5),
         .executableTarget(
             name: "seqlab",
-            dependencies: ["Tensors", "Layers", "Tasks", "Training", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Tensors", "Layers", "Tasks", "Training", "Experiments", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swift5),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], swiftSettings: swift5),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "Tensors"], swiftSettings: swift5),
         .testTarget(name: "TasksTests", dependencies: ["Tasks", "Tensors"], swiftSettings: swift5),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Tasks", "Layers", "Tensors"], swiftSettings: swift5),
+        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "Training", "Tensors"], swiftSettings: swift5),
     ]
 )

@@ -9,7 +9,7 @@ struct SeqLab: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "seqlab",
         abstract: "State-space models and linear RNNs on one autodiff tape.",
-        subcommands: [Train.self, Check.self, Op.self, Bench.self, List.self])
+        subcommands: [Train.self, Sweep.self, Table.self, Plot.self, Check.self, Op.self, Bench.self, List.self])
 }
 
 /// Prints a one-line error to stderr and exits non-zero (bad input never gets a crash trace).

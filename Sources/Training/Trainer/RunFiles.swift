@@ -96,7 +96,7 @@ struct RunDirectory {
         encoder.outputFormatting = [.sortedKeys]
         var line = try encoder.encode(record)
         line.append(0x0A)
-        if !exists(metrics) { FileManager.default.createFile(atPath: metrics.path, contents: nil) }
+        if !exists(metrics) { _ = FileManager.default.createFile(atPath: metrics.path, contents: nil) }
         let handle = try FileHandle(forWritingTo: metrics)
         defer { try? handle.close() }
         try handle.seekToEnd()

@@ -1,0 +1,150 @@
+import Foundation
+import Tensors
+import Training
+
+/// One finished run: its flattened configuration and final metrics.
+public struct RunResult {
+    public let id: String
+    public let directory: URL
+    /// The config as dotted keys ("model.layer", "lr", "task_options.seq_len") and their values as text.
+    public let settings: [String: String]
+    public let final: FinalMetrics
+
+    /// Every finished run under `directory` (one sub-directory per run holding config.json and final.json).
+    public static func collect(in directory: URL) throws -> [RunResult] {
+        guard let entries = try? FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: nil) else {
+            throw SequenceLabError("\(directory.path) does not exist or is not a directory")
+        }
+        return try entries.sorted { $0.lastPathComponent < $1.lastPathComponent }.compactMap { dir in
+            let finalURL = dir.appendingPathComponent("final.json"), configURL = dir.appendingPathComponent("config.json")
+            guard let finalData = FileManager.default.contents(atPath: finalURL.path),
+                  let configData = FileManager.default.contents(atPath: configURL.path) else { return nil }
+            guard let final = try? JSONDecoder().decode(FinalMetrics.self, from: finalData),
+                  let object = try? JSONSerialization.jsonObject(with: configData) as? [String: Any] else {
+                throw SequenceLabError("\(dir.path): final.json or config.json is corrupt")
+            }
+            return RunResult(id: dir.lastPathComponent, directory: dir, settings: flatten(object), final: final)
+        }
+    }
+
+    static func flatten(_ object: [String: Any], prefix: String = "") -> [String: String] {
+        var out: [String: String] = [:]
+        for (k, v) in object {
+            let key = prefix.isEmpty ? k : "\(prefix).\(k)"
+            if let child = v as? [String: Any] { out.merge(flatten(child, prefix: key)) { a, _ in a } } else { out[key] = SweepSpec.text(v) }
+        }
+        return out
+    }
+}
+
+/// A results table: one row per configuration (all settings but seed and learning rate), the learning rate chosen
+/// on validation accuracy (as Zoology does), mean +- std over seeds at that learning rate, parameter count and state
+/// size; the best test accuracy of each task in bold.
+public struct ResultTable {
+    public struct Row {
+        public var settings: [String: String]
+        public var bestLearningRate: String
+        public var learningRates: Int
+        public var seeds: Int
+        public var params: Int
+        public var stateSize: Int
+        public var validation: (mean: Double, std: Double)
+        public var test: (mean: Double, std: Double)
+        public var extraTests: [String: Double]
+        public var isBest = false
+    }
+
+    /// The settings that differ between rows (the table's leading columns).
+    public let columns: [String]
+    public let extraTestColumns: [String]
+    public let rows: [Row]
+
+    static let ignoredKeys: Set = ["seed", "lr", "git_commit"]
+
+    public init(_ results: [RunResult]) {
+        let keys = Set(results.flatMap(\.settings.keys)).subtracting(Self.ignoredKeys)
+        let varying = keys.filter { k in Set(results.map { $0.settings[k] ?? "" }).count > 1 }
+        let preferred = ["task", "model.layer"]
+        let columns = preferred.filter { varying.contains($0) || $0 == "model.layer" } + varying.subtracting(preferred).sorted()
+        self.columns = columns
+        let groups = Dictionary(grouping: results) { r in keys.sorted().map { r.settings[$0] ?? "" }.joined(separator: "\u{1}") }
+        extraTestColumns = Array(Set(results.flatMap { $0.final.tests.keys.filter { $0.hasSuffix("_accuracy") && $0 != "test_accuracy" } })).sorted()
+        var rows: [Row] = groups.values.map { group in
+            let byLR = Dictionary(grouping: group) { $0.settings["lr"] ?? "" }
+            let (lr, runs) = byLR.max { mean($0.value.map(\.final.bestValAccuracy)) < mean($1.value.map(\.final.bestValAccuracy)) }!
+            var extra: [String: Double] = [:]
+            for c in Set(runs.flatMap(\.final.tests.keys)) { extra[c] = mean(runs.compactMap { $0.final.tests[c] }) }
+            return Row(settings: group[0].settings, bestLearningRate: lr, learningRates: byLR.count, seeds: runs.count,
+                       params: runs[0].final.params, stateSize: runs[0].final.stateSize,
+                       validation: meanStd(runs.map(\.final.bestValAccuracy)), test: meanStd(runs.map(\.final.testAccuracy)),
+                       extraTests: extra)
+        }
+        rows.sort { a, b in
+            let ka = columns.map { a.settings[$0] ?? "" }, kb = columns.map { b.settings[$0] ?? "" }
+            return ka.lexicographicallyPrecedes(kb) { x, y in Double(x).flatMap { dx in Double(y).map { dx < $0 } } ?? (x < y) }
+        }
+        for task in Set(rows.map { $0.settings["task"] ?? "" }) {
+            let best = rows.filter { ($0.settings["task"] ?? "") == task }.map(\.test.mean).max()
+            for i in rows.indices where (rows[i].settings["task"] ?? "") == task && rows[i].test.mean == best { rows[i].isBest = true }
+        }
+        self.rows = rows
+    }
+
+    private func header(_ key: String) -> String { key.split(separator: ".").last.map(String.init) ?? key }
+
+    /// Markdown (GitHub tables).
+    public func markdown() -> String {
+        let head = columns.map(header) + ["lr", "params", "state size", "val acc", "test acc"] + extraTestColumns + ["seeds"]
+        var lines = ["| " + head.joined(separator: " | ") + " |", "|" + head.map { _ in "---" }.joined(separator: "|") + "|"]
+        for r in rows {
+            let test = String(format: "%.4f ± %.4f", r.test.mean, r.test.std)
+            var cells = columns.map { r.settings[$0] ?? "" }
+            cells += [r.bestLearningRate, "\(r.params)", "\(r.stateSize)", String(format: "%.4f", r.validation.mean),
+                      r.isBest ? "**\(test)**" : test]
+            cells += extraTestColumns.map { r.extraTests[$0].map { String(format: "%.4f", $0) } ?? "" } + ["\(r.seeds)"]
+            lines.append("| " + cells.joined(separator: " | ") + " |")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// LaTeX with booktabs rules.
+    public func latex() -> String {
+        func escape(_ s: String) -> String { s.replacingOccurrences(of: "_", with: "\\_").replacingOccurrences(of: "%", with: "\\%") }
+        let head = columns.map(header) + ["lr", "params", "state size", "val acc", "test acc"] + extraTestColumns + ["seeds"]
+        var lines = ["\\begin{tabular}{" + String(repeating: "l", count: columns.count) + String(repeating: "r", count: head.count - columns.count) + "}",
+                     "\\toprule", head.map(escape).joined(separator: " & ") + " \\\\", "\\midrule"]
+        for r in rows {
+            let test = String(format: "%.4f $\\pm$ %.4f", r.test.mean, r.test.std)
+            var cells = columns.map { escape(r.settings[$0] ?? "") }
+            cells += [r.bestLearningRate, "\(r.params)", "\(r.stateSize)", String(format: "%.4f", r.validation.mean),
+                      r.isBest ? "\\textbf{\(test)}" : test]
+            cells += extraTestColumns.map { r.extraTests[$0].map { String(format: "%.4f", $0) } ?? "" } + ["\(r.seeds)"]
+            lines.append(cells.joined(separator: " & ") + " \\\\")
+        }
+        lines += ["\\bottomrule", "\\end{tabular}"]
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// CSV with separate mean and std columns.
+    public func csv() -> String {
+        func quote(_ s: String) -> String { s.contains(",") || s.contains("\"") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s }
+        let head = columns + ["lr", "params", "state_size", "val_acc_mean", "val_acc_std", "test_acc_mean", "test_acc_std"] + extraTestColumns + ["seeds", "best"]
+        var lines = [head.map(quote).joined(separator: ",")]
+        for r in rows {
+            var cells = columns.map { r.settings[$0] ?? "" }
+            cells += [r.bestLearningRate, "\(r.params)", "\(r.stateSize)", "\(r.validation.mean)", "\(r.validation.std)", "\(r.test.mean)", "\(r.test.std)"]
+            cells += extraTestColumns.map { r.extraTests[$0].map { "\($0)" } ?? "" } + ["\(r.seeds)", r.isBest ? "1" : "0"]
+            lines.append(cells.map(quote).joined(separator: ","))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+func mean(_ xs: [Double]) -> Double { xs.isEmpty ? .nan : xs.reduce(0, +) / Double(xs.count) }
+
+/// Mean and sample standard deviation (0 for one value).
+func meanStd(_ xs: [Double]) -> (mean: Double, std: Double) {
+    let m = mean(xs)
+    guard xs.count > 1 else { return (m, 0) }
+    return (m, (xs.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(xs.count - 1)).squareRoot())
+}

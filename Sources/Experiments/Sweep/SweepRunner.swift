@@ -1,0 +1,106 @@
+import Foundation
+import Tensors
+import Training
+
+/// Runs a sweep's runs as `seqlab train` worker processes: `jobs` at a time, each with a fair share of the cores
+/// (SEQLAB_THREADS and OPENBLAS_NUM_THREADS = cores / jobs). A run whose final.json exists is skipped; an interrupted
+/// one resumes (the trainer resumes from its checkpoint). `shard` (i, n) runs every n-th run from the i-th, for
+/// cluster job arrays.
+public struct SweepRunner {
+    public let runs: [SweepSpec.Run]
+    public let output: URL
+    public let jobs: Int
+    public let executable: URL
+
+    public init(runs: [SweepSpec.Run], output: URL, jobs: Int, shard: (index: Int, count: Int)? = nil, executable: URL) throws {
+        guard jobs >= 1 else { throw SequenceLabError("sweep: --jobs must be at least 1") }
+        if let shard {
+            guard shard.count >= 1, shard.index >= 0, shard.index < shard.count else {
+                throw SequenceLabError("sweep: --shard \(shard.index)/\(shard.count) is not I/N with 0 <= I < N")
+            }
+            self.runs = runs.enumerated().filter { $0.offset % shard.count == shard.index }.map(\.element)
+        } else {
+            self.runs = runs
+        }
+        self.output = output
+        self.jobs = jobs
+        self.executable = executable
+    }
+
+    /// The run directory of a run.
+    public func directory(of run: SweepSpec.Run) -> URL { output.appendingPathComponent(run.id) }
+
+    /// Whether a run has finished.
+    public func isFinished(_ run: SweepSpec.Run) -> Bool {
+        FileManager.default.fileExists(atPath: directory(of: run).appendingPathComponent("final.json").path)
+    }
+
+    /// Runs every unfinished run; returns the ids of runs that failed.
+    public func execute(log: @escaping (String) -> Void) throws -> [String] {
+        try FileManager.default.createDirectory(at: output.appendingPathComponent("configs"), withIntermediateDirectories: true)
+        let pending = runs.filter { !isFinished($0) }
+        log("\(runs.count) runs, \(runs.count - pending.count) finished, \(pending.count) to run, \(jobs) at a time")
+        let threads = max(1, Parallel.threadCount / jobs)
+        let queue = WorkQueue(pending)
+        let group = DispatchGroup()
+        for _ in 0..<min(jobs, pending.count) {
+            group.enter()
+            Thread.detachNewThread {
+                defer { group.leave() }
+                while let run = queue.next() {
+                    let ok = (try? self.launch(run, threads: threads)) ?? false
+                    queue.finish(run.id, ok: ok, log: log)
+                }
+            }
+        }
+        group.wait()
+        return queue.failed
+    }
+
+    /// One worker process: `seqlab train --config configs/ID.json --out ID`, output to ID/train.log.
+    private func launch(_ run: SweepSpec.Run, threads: Int) throws -> Bool {
+        let configFile = output.appendingPathComponent("configs/\(run.id).json")
+        try writeAtomically(try RunFileCoding.encoder.encode(run.config), to: configFile)
+        let dir = directory(of: run)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let logFile = dir.appendingPathComponent("train.log")
+        if !FileManager.default.fileExists(atPath: logFile.path) { _ = FileManager.default.createFile(atPath: logFile.path, contents: nil) }
+        let logHandle = try FileHandle(forWritingTo: logFile)
+        try logHandle.seekToEnd()
+        defer { try? logHandle.close() }
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = ["train", "--config", configFile.path, "--out", dir.path]
+        var environment = ProcessInfo.processInfo.environment
+        environment["SEQLAB_THREADS"] = "\(threads)"
+        environment["OPENBLAS_NUM_THREADS"] = "\(threads)"
+        process.environment = environment
+        process.standardOutput = logHandle
+        process.standardError = logHandle
+        try process.run()
+        process.waitUntilExit()
+        return process.terminationStatus == 0
+    }
+}
+
+/// The runs still to start, shared by the worker threads.
+private final class WorkQueue: @unchecked Sendable {
+    private let lock = NSLock()
+    private var pending: [SweepSpec.Run]
+    private(set) var failed: [String] = []
+
+    init(_ runs: [SweepSpec.Run]) { pending = runs.reversed() }
+
+    func next() -> SweepSpec.Run? {
+        lock.lock()
+        defer { lock.unlock() }
+        return pending.popLast()
+    }
+
+    func finish(_ id: String, ok: Bool, log: (String) -> Void) {
+        lock.lock()
+        defer { lock.unlock() }
+        if !ok { failed.append(id) }
+        log("\(ok ? "done" : "FAILED"): \(id)")
+    }
+}

@@ -1,0 +1,122 @@
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+import XCTest
+@testable import Experiments
+@testable import Tensors
+@testable import Training
+
+final class SweepSpecTests: XCTestCase {
+    func testGridTimesListWithReadableStableIds() throws {
+        let json = """
+            {"base": {"task": "mqar", "model": {"layer": "attention", "n_layers": 2}, "max_steps": 100},
+             "grid": {"model.d_model": [32, 64], "lr": [0.001, 0.003]},
+             "list": [{"model.layer": "attention"}, {"model.layer": "deltaproduct", "model.layer_options.n_h": 2}]}
+            """
+        let spec = try SweepSpec(try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [String: Any])
+        let runs = try spec.runs()
+        XCTAssertEqual(runs.count, 8)
+        XCTAssertEqual(runs[0].id, "lr-0.001_d_model-32_layer-attention")
+        XCTAssertTrue(runs.map(\.id).contains("lr-0.003_d_model-64_layer-deltaproduct_n_h-2"), "\(runs.map(\.id))")
+        let dp = runs.first { $0.config.model.layer == "deltaproduct" }!
+        XCTAssertEqual(dp.config.model.layerOptions.values["n_h"], "2")
+        XCTAssertEqual(dp.config.model.nLayers, 2)
+        XCTAssertEqual(dp.config.maxSteps, 100)
+        XCTAssertEqual(try spec.runs().map(\.id), runs.map(\.id), "ids are stable")
+    }
+
+    func testMalformedSpecsGetOneLineErrors() {
+        XCTAssertThrowsError(try SweepSpec(["grid": [:]])) { XCTAssertTrue("\($0)".contains("needs a 'base' object")) }
+        XCTAssertThrowsError(try SweepSpec(["base": [:], "gird": [:]])) { XCTAssertTrue("\($0)".contains("unknown key 'gird'")) }
+        XCTAssertThrowsError(try SweepSpec(["base": ["task": "t", "model": ["layer": "l"]], "grid": ["lr": []]]))
+        XCTAssertThrowsError(try SweepSpec(["base": ["model": ["layer": "l"]]]).runs()) { XCTAssertTrue("\($0)".contains("invalid")) }
+        XCTAssertThrowsError(try SweepSpec(["base": ["task": "t", "model": ["layer": "l"], "batch_size": 0]]).runs())
+        XCTAssertThrowsError(try SweepSpec.load(from: URL(fileURLWithPath: "/nonexistent/spec.json")))
+    }
+
+    func testShardsPartitionTheRuns() throws {
+        let spec = try SweepSpec(["base": ["task": "t", "model": ["layer": "l"]], "grid": ["seed": [0, 1, 2, 3, 4]]])
+        let runs = try spec.runs()
+        let exe = URL(fileURLWithPath: "/bin/true")
+        let out = URL(fileURLWithPath: "/tmp/none")
+        let shards = try (0..<2).map { try SweepRunner(runs: runs, output: out, jobs: 1, shard: ($0, 2), executable: exe).runs.map(\.id) }
+        XCTAssertEqual(shards[0].count + shards[1].count, 5)
+        XCTAssertEqual(Set(shards[0]).intersection(shards[1]), [])
+        XCTAssertThrowsError(try SweepRunner(runs: runs, output: out, jobs: 1, shard: (2, 2), executable: exe))
+    }
+}
+
+final class ResultTableTests: XCTestCase {
+    var directory: URL!
+
+    override func setUpWithError() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("seqlab-table-\(UUID().uuidString)")
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: directory) }
+
+    /// Writes the two files `seqlab table` reads, as a finished run leaves them.
+    private func run(_ id: String, layer: String, d: Int, lr: Double, seed: Int, val: Double, test: Double) throws {
+        var c = TrainConfig(task: "mqar", model: ModelConfig(layer: layer, dModel: d))
+        c.learningRate = lr
+        c.seed = UInt64(seed)
+        let dir = directory.appendingPathComponent(id)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try RunFileCoding.encoder.encode(c).write(to: dir.appendingPathComponent("config.json"))
+        let final = FinalMetrics(bestValAccuracy: val, bestValStep: 10, testAccuracy: test, testLoss: 0.1, steps: 10, params: 1000 * d,
+                                 stateSize: d * 4, wallS: 1, stoppedBy: "max_steps", tests: ["test_accuracy": test, "test_len128_accuracy": test / 2])
+        try JSONEncoder().encode(final).write(to: dir.appendingPathComponent("final.json"))
+    }
+
+    func testBestLearningRateOnValidationMeanStdOverSeedsAndBold() throws {
+        try run("a1", layer: "gla", d: 32, lr: 0.001, seed: 0, val: 0.5, test: 0.6)
+        try run("a2", layer: "gla", d: 32, lr: 0.001, seed: 1, val: 0.7, test: 0.8)
+        try run("a3", layer: "gla", d: 32, lr: 0.01, seed: 0, val: 0.9, test: 0.3)  // best lr by validation
+        try run("b1", layer: "attention", d: 32, lr: 0.001, seed: 0, val: 0.99, test: 0.97)
+        try FileManager.default.createDirectory(at: directory.appendingPathComponent("unfinished"), withIntermediateDirectories: true)
+        let table = ResultTable(try RunResult.collect(in: directory))
+        XCTAssertEqual(table.rows.count, 2)
+        let gla = table.rows.first { $0.settings["model.layer"] == "gla" }!
+        XCTAssertEqual(gla.bestLearningRate, "0.01")
+        XCTAssertEqual(gla.learningRates, 2)
+        XCTAssertEqual(gla.test.mean, 0.3, accuracy: 1e-12)
+        XCTAssertTrue(table.rows.first { $0.settings["model.layer"] == "attention" }!.isBest)
+        let md = table.markdown()
+        XCTAssertTrue(md.contains("**0.9700 ± 0.0000**"), md)
+        XCTAssertTrue(md.contains("test_len128_accuracy"))
+        XCTAssertTrue(table.latex().contains("\\toprule") && table.latex().contains("\\textbf{0.9700 $\\pm$ 0.0000}"))
+        XCTAssertEqual(table.csv().split(separator: "\n").count, 3)
+
+        // Mean +- std over seeds at one learning rate.
+        try FileManager.default.removeItem(at: directory.appendingPathComponent("a3"))
+        let again = ResultTable(try RunResult.collect(in: directory)).rows.first { $0.settings["model.layer"] == "gla" }!
+        XCTAssertEqual(again.test.mean, 0.7, accuracy: 1e-12)
+        XCTAssertEqual(again.test.std, (0.02 as Double).squareRoot(), accuracy: 1e-12)
+        XCTAssertEqual(again.seeds, 2)
+    }
+
+    func testPlotsRenderValidSVG() throws {
+        try run("a1", layer: "gla", d: 32, lr: 0.001, seed: 0, val: 0.5, test: 0.6)
+        try run("a2", layer: "gla", d: 64, lr: 0.001, seed: 0, val: 0.7, test: 0.8)
+        try run("b1", layer: "attention", d: 32, lr: 0.001, seed: 0, val: 0.99, test: 0.97)
+        for kind in [PlotKind.width, .state] {
+            let svg = try RunPlots.chart(kind, directory: directory).svg()
+            XCTAssertTrue(svg.hasPrefix("<svg") && svg.hasSuffix("</svg>\n"))
+            XCTAssertTrue(XMLParser(data: Data(svg.utf8)).parse(), "well-formed XML")
+            XCTAssertTrue(svg.contains(">gla<") && svg.contains(">attention<"))
+        }
+        XCTAssertThrowsError(try RunPlots.chart(.speed, directory: directory))
+        try Data(#"{"layer": "gla", "length": 1024, "fwd_bwd_ms": 10}"#.utf8 + [10] + #"{"layer": "gla", "length": 4096, "fwd_bwd_ms": 45}"#.utf8)
+            .write(to: directory.appendingPathComponent("speed.jsonl"))
+        let speed = try RunPlots.chart(.speed, directory: directory)
+        XCTAssertTrue(speed.logX && speed.logY)
+        XCTAssertEqual(speed.series[0].points.count, 2)
+    }
+
+    func testLogAxisTicksArePowers() {
+        XCTAssertEqual(Axis(values: [10, 10000], log: true, from: 0, to: 100).ticks, [10, 100, 1000, 10000])
+        // Under 1.5 decades (sequence lengths 1K..16K): powers of two.
+        XCTAssertEqual(Axis(values: [1024, 16384], log: true, from: 0, to: 100).ticks, [1024, 2048, 4096, 8192, 16384])
+    }
+}
