@@ -155,3 +155,13 @@ final class PathfinderTests: XCTestCase {
         assertUserError("not a binary PGM") { _ = try PGM.decode(Array("P2\n1 1\n255\n0".utf8)) }
     }
 }
+
+extension PathfinderTests {
+    func testInfeasibleContourLengthsAreDetected() throws {
+        var p = try PathfinderParameters.lra(imageSize: 32, contourLength: 60)
+        var rng = RandomGenerator(seed: 1)
+        XCTAssertNil(PathfinderGenerator(p).sample(&rng, attempts: 20), "60 paddles cannot fit twice in 32 x 32")
+        p.contourLength = 6
+        XCTAssertNotNil(PathfinderGenerator(p).sample(&rng, attempts: 1000))
+    }
+}

@@ -42,11 +42,21 @@ public struct PathfinderGenerator: Sendable {
 
     public init(_ parameters: PathfinderParameters) { self.parameters = parameters }
 
-    /// One image; every draw comes from `rng`.
+    /// One image; every draw comes from `rng`. Images are drawn by rejection, as in the original: an attempt whose
+    /// target contours cannot be completed starts over (at 64 x 64 with contour length 14 about 1 attempt in 2000
+    /// succeeds; the task checks feasibility when it is built).
     public func sample(_ rng: inout RandomGenerator) -> PathfinderImage {
+        guard let image = sample(&rng, attempts: 1_000_000) else {
+            preconditionFailure("pathfinder: no image with two target contours of \(parameters.contourLength) paddles in 1000000 attempts")
+        }
+        return image
+    }
+
+    /// One image, or nil if `attempts` attempts all failed.
+    func sample(_ rng: inout RandomGenerator, attempts: Int) -> PathfinderImage? {
         let p = parameters
         let label = rng.int(below: 2)
-        for _ in 0..<10_000 {
+        for _ in 0..<attempts {
             let margin = rng.element(of: p.margins)
             var canvas = Canvas(parameters: p, margin: Double(margin))
             guard let targets = canvas.placeTargets(&rng) else { continue }
@@ -58,7 +68,7 @@ public struct PathfinderGenerator: Sendable {
                         contours.append(d.map { canvas.placed[$0] })
                         break
                     }
-                    canvas.placed.removeSubrange(mark...)
+                    canvas.truncate(to: mark)
                 }
             }
             let origin = rng.int(below: 2)
@@ -68,7 +78,7 @@ public struct PathfinderGenerator: Sendable {
             return PathfinderImage(size: p.imageSize, pixels: pixels, contours: contours, markers: markers,
                                    label: label, margin: margin)
         }
-        preconditionFailure("pathfinder: no image with two target contours of \(p.contourLength) paddles in 10000 attempts")
+        return nil
     }
 }
 
@@ -80,7 +90,20 @@ struct Canvas {
     let radius: Double
     let low: Double
     let high: Double
-    var placed: [Paddle] = []
+    private(set) var placed: [Paddle] = []
+    /// Bounding boxes of the placed paddles (minY, maxY, minX, maxX), to skip far paddles cheaply.
+    private var boxes: [(Double, Double, Double, Double)] = []
+    /// The candidate directions of an extension, one pixel of arc apart on the circle of radius L + m:
+    /// (angle, sin, cos).
+    private let directions: [(angle: Double, sin: Double, cos: Double)]
+    /// Scratch space for the candidates' weights.
+    private var weights: [Double]
+
+    /// sin and cos of the whole-degree directions -180...179 of seed paddles.
+    private static let degrees: [(sin: Double, cos: Double)] = (-180...179).map { d in
+        let a = Double(d) * Double.pi / 180
+        return (_sin(a), _cos(a))
+    }
 
     init(parameters: PathfinderParameters, margin: Double) {
         p = parameters
@@ -88,16 +111,44 @@ struct Canvas {
         radius = margin + parameters.paddleThickness / 2
         low = Double(parameters.padding - 1) + radius
         high = Double(parameters.imageSize - parameters.padding) - radius
+        let count = Int((2 * Double.pi * (parameters.paddleLength + margin)).rounded(.up))
+        directions = (0..<count).map { j in
+            let phi = 2 * Double.pi * Double(j) / Double(count) - Double.pi
+            return (phi, _sin(phi), _cos(phi))
+        }
+        weights = [Double](repeating: 0, count: count)
     }
 
     func inside(_ q: ImagePoint) -> Bool { q.y >= low && q.y <= high && q.x >= low && q.x <= high }
 
     func inside(_ paddle: Paddle) -> Bool { inside(paddle.start) && inside(paddle.end) }
 
+    mutating func append(_ paddle: Paddle) -> Int {
+        placed.append(paddle)
+        boxes.append((min(paddle.start.y, paddle.end.y), max(paddle.start.y, paddle.end.y),
+                      min(paddle.start.x, paddle.end.x), max(paddle.start.x, paddle.end.x)))
+        return placed.count - 1
+    }
+
+    /// Removes the paddles placed after the first `count` (a failed distractor).
+    mutating func truncate(to count: Int) {
+        placed.removeSubrange(count...)
+        boxes.removeSubrange(count...)
+    }
+
+    /// Whether placed paddle i's bounding box comes within `gap` of the box [y0, y1] x [x0, x1].
+    @inline(__always) private func near(_ i: Int, _ y0: Double, _ y1: Double, _ x0: Double, _ x1: Double, _ gap: Double) -> Bool {
+        let b = boxes[i]
+        return b.0 - gap <= y1 && y0 <= b.1 + gap && b.2 - gap <= x1 && x0 <= b.3 + gap
+    }
+
     /// Whether `paddle` comes closer than 2 radius to a placed paddle other than `exempt` (its predecessor).
     func collides(_ paddle: Paddle, exempt: Int?) -> Bool {
-        for (i, q) in placed.enumerated() where i != exempt {
-            if paddle.distance(to: q) < 2 * radius { return true }
+        let gap = 2 * radius
+        let y0 = min(paddle.start.y, paddle.end.y), y1 = max(paddle.start.y, paddle.end.y)
+        let x0 = min(paddle.start.x, paddle.end.x), x1 = max(paddle.start.x, paddle.end.x)
+        for i in placed.indices where i != exempt && near(i, y0, y1, x0, x1, gap) {
+            if paddle.distance(to: placed[i]) < gap { return true }
         }
         return false
     }
@@ -105,16 +156,17 @@ struct Canvas {
     /// Whether a new end point keeps radius + margin from every placed paddle but `exempt`.
     func endFree(_ q: ImagePoint, exempt: Int) -> Bool {
         guard inside(q) else { return false }
-        for (i, other) in placed.enumerated() where i != exempt {
-            if other.distance(to: q) < radius + margin { return false }
+        let gap = radius + margin
+        for i in placed.indices where i != exempt && near(i, q.y, q.y, q.x, q.x, gap) {
+            if placed[i].distance(to: q) < gap { return false }
         }
         return true
     }
 
     /// A paddle of length L from `start` in a random whole-degree direction.
     func paddle(from start: ImagePoint, _ rng: inout RandomGenerator) -> Paddle {
-        let angle = Double(rng.int(in: -180...179)) * Double.pi / 180
-        return Paddle(start: start, end: start.moved(p.paddleLength, towards: angle))
+        let u = Self.degrees[rng.int(in: -180...179) + 180]
+        return Paddle(start: start, end: ImagePoint(y: start.y + p.paddleLength * u.sin, x: start.x + p.paddleLength * u.cos))
     }
 
     /// Appends a first paddle at a uniformly random free position; its index, or nil if none was found.
@@ -122,10 +174,7 @@ struct Canvas {
         for _ in 0..<400 {
             let start = ImagePoint(y: Double(rng.int(below: p.imageSize)), x: Double(rng.int(below: p.imageSize)))
             let candidate = paddle(from: start, &rng)
-            if inside(candidate) && !collides(candidate, exempt: nil) {
-                placed.append(candidate)
-                return placed.count - 1
-            }
+            if inside(candidate) && !collides(candidate, exempt: nil) { return append(candidate) }
         }
         return nil
     }
@@ -136,25 +185,25 @@ struct Canvas {
         let theta = previous.angle
         let pivot = previous.end.moved(margin, towards: theta)
         let reach = p.paddleLength + margin
-        let count = Int((2 * Double.pi * reach).rounded(.up))
-        var angles = [Double](repeating: 0, count: count)
-        var weights = [Double](repeating: 0, count: count)
-        for j in 0..<count {
-            let phi = 2 * Double.pi * Double(j) / Double(count) - Double.pi
-            var turn = abs(phi - theta)
+        var any = false
+        for (j, d) in directions.enumerated() {
+            var turn = abs(d.angle - theta)
             turn = min(turn, 2 * Double.pi - turn)
-            let w = max(_cos(min(turn * p.continuity, Double.pi / 2)), 0)
-            angles[j] = phi
-            weights[j] = w * w > 1e-12 && endFree(pivot.moved(reach, towards: phi), exempt: last) ? w * w : 0
-        }
-        guard weights.contains(where: { $0 > 0 }) else { return nil }
-        for _ in 0..<p.paddleAttempts {
-            let phi = angles[rng.index(weightedBy: weights)]
-            let candidate = Paddle(start: pivot.moved(margin, towards: phi), end: pivot.moved(reach, towards: phi))
-            if inside(candidate) && !collides(candidate, exempt: last) {
-                placed.append(candidate)
-                return placed.count - 1
+            weights[j] = 0
+            guard turn * p.continuity < Double.pi / 2 else { continue }  // weight cos(pi/2)^2 = 0
+            let w = _cos(turn * p.continuity)
+            let end = ImagePoint(y: pivot.y + reach * d.sin, x: pivot.x + reach * d.cos)
+            if w * w > 1e-12 && endFree(end, exempt: last) {
+                weights[j] = w * w
+                any = true
             }
+        }
+        guard any else { return nil }
+        for _ in 0..<p.paddleAttempts {
+            let d = directions[rng.index(weightedBy: weights)]
+            let candidate = Paddle(start: ImagePoint(y: pivot.y + margin * d.sin, x: pivot.x + margin * d.cos),
+                                   end: ImagePoint(y: pivot.y + reach * d.sin, x: pivot.x + reach * d.cos))
+            if inside(candidate) && !collides(candidate, exempt: last) { return append(candidate) }
         }
         return nil
     }
@@ -182,7 +231,7 @@ struct Canvas {
             if inside(candidate) { first = candidate; break }
         }
         guard let first else { return nil }
-        placed.append(first)
+        _ = append(first)
         var second: Paddle?
         for _ in 0..<p.paddleAttempts {
             let direction = Double(rng.int(below: 360)) * Double.pi / 180
@@ -192,7 +241,7 @@ struct Canvas {
             if inside(candidate) && !collides(candidate, exempt: nil) { second = candidate; break }
         }
         guard let second else { return nil }
-        placed.append(second)
+        _ = append(second)
         var contours = [[0], [1]]
         for _ in 1..<p.contourLength {
             for s in 0..<2 {

@@ -21,6 +21,10 @@ public enum PathfinderTask: TaskFactory {
             imageSize: try options.int("image_size", specs: Self.options, in: 1...Int.max),
             contourLength: try options.int("contour_length", specs: Self.options, in: 0...Int.max))
         let generator = PathfinderGenerator(parameters)
+        var probe = RandomGenerator(seed: 0x5041_5448)
+        guard generator.sample(&probe, attempts: 50_000) != nil else {
+            throw SequenceLabError("task pathfinder: contour_length \(parameters.contourLength) does not fit in \(parameters.imageSize) x \(parameters.imageSize) images (no image in 50000 attempts)")
+        }
         func split(_ name: String, _ count: Int) -> Dataset {
             .generated(name, count: count, seed: seed) { rng in example(generator.sample(&rng)) }
         }
