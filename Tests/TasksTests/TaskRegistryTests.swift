@@ -39,3 +39,23 @@ final class TaskRegistryTests: XCTestCase {
         }
     }
 }
+
+extension TaskRegistryTests {
+    func testMaterializedSplitsHoldTheSameExamples() throws {
+        let task = try TaskRegistry.make("pathfinder", options: Options(["val_size": "6", "contour_length": "6"]), seed: 3)
+        let held = task.validation.materialized()
+        XCTAssertEqual(held.name, "validation")
+        XCTAssertEqual(held.count, 6)
+        for i in 0..<6 { XCTAssertEqual(held.example(i), task.validation.example(i)) }
+    }
+
+    func testLoaderValidationHoldOutDoesNotDependOnTheSeed() throws {
+        let dir = try temporaryDirectory(self)
+        try write((0..<20).map { "\($0 % 2)\tdocument \($0)" }.joined(separator: "\n"), to: dir.appendingPathComponent("train.tsv"))
+        try write("1\tx\n", to: dir.appendingPathComponent("test.tsv"))
+        let a = try TaskRegistry.make("lra_text", options: Options(["path": dir.path]), seed: 1)
+        let b = try TaskRegistry.make("lra_text", options: Options(["path": dir.path]), seed: 2)
+        XCTAssertEqual(a.validation.count, 2)
+        XCTAssertEqual((0..<2).map { a.validation.example($0) }, (0..<2).map { b.validation.example($0) })
+    }
+}

@@ -5,7 +5,7 @@ import Tensors
 /// (`cifar-10-binary.tar.gz`, extracted): `data_batch_1.bin` ... `data_batch_5.bin` and `test_batch.bin` in `path`
 /// (or in its `cifar-10-batches-bin` subdirectory). Each record is 3073 bytes: the label 0-9, then 1024 red, 1024
 /// green and 1024 blue values, row-major 32 x 32. A pixel becomes round(0.2989 R + 0.5870 G + 0.1140 B) (TensorFlow's
-/// rgb_to_grayscale, as in LRA), the image its 1024 pixels row by row (tokens 0-255, pad 256). A seeded random
+/// rgb_to_grayscale, as in LRA), the image its 1024 pixels row by row (tokens 0-255, pad 256). A fixed random
 /// `val_fraction` of the training records is held out for validation.
 public enum CIFAR10Task: TaskFactory {
     public static let name = "cifar10"
@@ -40,7 +40,7 @@ public enum CIFAR10Task: TaskFactory {
         for (_, file) in batchFiles { try train.append(contentsOf: directory.appendingPathComponent(file)) }
         var test = GrayImages()
         try test.append(contentsOf: try TaskFiles.require(["test_batch.bin"], in: directory, task: name))
-        let (kept, held) = BasicTask.holdOut(Array(0..<train.labels.count), fraction: fraction, seed: seed)
+        let (kept, held) = BasicTask.holdOut(Array(0..<train.labels.count), fraction: fraction)
         return BasicTask(
             name: name, inputVocabulary: 257, outputClasses: 10, head: .classification,
             train: train.dataset("train", indices: kept), validation: train.dataset("validation", indices: held),

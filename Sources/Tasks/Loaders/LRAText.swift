@@ -21,12 +21,12 @@ struct ByteDocuments: Sendable {
     }
 }
 
-/// The three splits of a loader whose validation file is optional: without one, a seeded random `fraction` of the
+/// The three splits of a loader whose validation file is optional: without one, a fixed random `fraction` of the
 /// training data is held out.
-func textSplits(train: ByteDocuments, validation: ByteDocuments?, test: ByteDocuments, fraction: Double,
-                seed: UInt64) -> (Dataset, Dataset, Dataset) {
+func textSplits(train: ByteDocuments, validation: ByteDocuments?, test: ByteDocuments,
+                fraction: Double) -> (Dataset, Dataset, Dataset) {
     if let validation { return (train.dataset("train"), validation.dataset("validation"), test.dataset("test")) }
-    let (kept, held) = BasicTask.holdOut(Array(0..<train.labels.count), fraction: fraction, seed: seed)
+    let (kept, held) = BasicTask.holdOut(Array(0..<train.labels.count), fraction: fraction)
     return (train.subset(kept).dataset("train"), train.subset(held).dataset("validation"), test.dataset("test"))
 }
 
@@ -55,7 +55,7 @@ public enum LRATextTask: TaskFactory {
         let train = try load(try TaskFiles.require(["train.tsv"], in: directory, task: name))
         let test = try load(try TaskFiles.require(["test.tsv"], in: directory, task: name))
         let validation = try TaskFiles.firstExisting(["val.tsv", "dev.tsv"], in: directory).map(load)
-        let (tr, va, te) = textSplits(train: train, validation: validation, test: test, fraction: fraction, seed: seed)
+        let (tr, va, te) = textSplits(train: train, validation: validation, test: test, fraction: fraction)
         return BasicTask(name: name, inputVocabulary: 257, outputClasses: classes, head: .classification,
                          train: tr, validation: va, tests: [te])
     }

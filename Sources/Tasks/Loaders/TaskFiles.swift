@@ -93,12 +93,13 @@ enum TaskFiles {
 }
 
 extension BasicTask {
-    /// Splits `examples` into (kept, held-out) with the held-out part a seeded random `fraction` (at least one
-    /// example when there are at least two), for loaders whose data has no validation file.
-    static func holdOut<T>(_ examples: [T], fraction: Double, seed: UInt64) -> (kept: [T], heldOut: [T]) {
+    /// Splits `examples` into (kept, held-out) with the held-out part a random `fraction` (at least one example
+    /// when there are at least two), for loaders whose data has no validation file. The choice is fixed (it does not
+    /// depend on the run's seed), so that runs with different seeds validate on the same examples.
+    static func holdOut<T>(_ examples: [T], fraction: Double) -> (kept: [T], heldOut: [T]) {
         guard examples.count >= 2, fraction > 0 else { return (examples, []) }
         let count = min(examples.count - 1, max(1, Int((Double(examples.count) * fraction).rounded())))
-        var rng = exampleGenerator(seed: seed, split: "holdout", index: 0)
+        var rng = exampleGenerator(seed: 0x484F_4C44, split: "holdout", index: 0)
         var order = Array(0..<examples.count)
         rng.shuffle(&order)
         let held = Set(order.prefix(count))

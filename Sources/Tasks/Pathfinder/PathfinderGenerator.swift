@@ -262,6 +262,7 @@ public struct PathfinderRenderer: Sendable {
 
     public init(parameters: PathfinderParameters) { self.parameters = parameters }
 
+    /// The image of `contours` and `markers` as intensities 0-255, row-major.
     public func render(contours: [[Paddle]], markers: [ImagePoint]) -> [UInt8] {
         let size = parameters.imageSize
         var image = [Double](repeating: 0, count: size * size)

@@ -53,6 +53,22 @@ extension Dataset {
     }
 }
 
+extension Dataset {
+    /// This split with every example generated once, on all cores, and then held in memory: for generators that
+    /// are slow per example (Pathfinder: about 1 ms at 32 x 32, 18 ms at 64 x 64 in a release build) when a
+    /// trainer visits each example many times. The examples are the same as the split's.
+    public func materialized() -> Dataset {
+        var examples = [Example](repeating: Example(tokens: []), count: count)
+        examples.withUnsafeMutableBufferPointer { out in
+            let base = out.baseAddress!
+            Parallel.forEachRange(count) { range in
+                for i in range { (base + i).pointee = example(i) }
+            }
+        }
+        return Dataset(name: name, examples: examples)
+    }
+}
+
 /// The sizes of the generated splits (`train_size`, `val_size`, `test_size`; extra test splits get `test_size`
 /// examples each).
 public struct SplitSizes: Sendable {

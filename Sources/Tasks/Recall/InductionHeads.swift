@@ -11,6 +11,7 @@ public struct InductionHeadsGenerator: Sendable {
 
     public var trigger: Int { vocabulary }
 
+    /// One sequence of `length` tokens; only the last position is scored.
     public func sample(length: Int, _ rng: inout RandomGenerator) -> Example {
         var tokens = (0..<length).map { _ in rng.int(below: vocabulary) }
         let p = rng.int(below: length - 2)

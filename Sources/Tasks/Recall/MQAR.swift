@@ -36,6 +36,7 @@ public struct MQARGenerator: Sendable {
         guard powerA > 0 else { throw SequenceLabError("task mqar: power_a must be positive") }
     }
 
+    /// One sequence of `length` tokens with `pairs` scored queries.
     public func sample(_ rng: inout RandomGenerator) -> Example {
         let half = vocabulary / 2
         let keys = rng.distinct(pairs, below: half - 1).map { $0 + 1 }

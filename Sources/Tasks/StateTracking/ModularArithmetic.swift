@@ -6,11 +6,14 @@ import Tensors
 /// has the largest odd length <= n (as in the Chomsky-hierarchy code), followed by '='. Ids: residues 0-4, '+' 5,
 /// '-' 6, '*' 7, '=' 8, pad 9.
 public struct ModularArithmeticGenerator: Sendable {
+    /// The modulus.
     public static let modulus = 5
+    /// Token ids of the operators, '=' and the pad token.
     public static let plus = 5, minus = 6, times = 7, equals = 8, pad = 9
 
     public init() {}
 
+    /// One expression of the largest odd length <= `length`, then '='; label = its value mod 5.
     public func sample(length: Int, _ rng: inout RandomGenerator) -> Example {
         let m = Self.modulus
         let expressionLength = length % 2 == 1 ? length : length - 1

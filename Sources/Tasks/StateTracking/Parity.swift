@@ -6,6 +6,7 @@ import Tensors
 public struct ParityGenerator: Sendable {
     public init() {}
 
+    /// `length` random bits; label = number of ones mod 2.
     public func sample(length: Int, _ rng: inout RandomGenerator) -> Example {
         let bits = (0..<length).map { _ in rng.int(below: 2) }
         return Example(tokens: bits, label: bits.reduce(0, +) % 2)

@@ -8,6 +8,7 @@ public struct WordProblemGenerator: Sendable {
 
     public init(group: FiniteGroup) { self.group = group }
 
+    /// `length` uniformly random elements; targets = running products.
     public func sample(length: Int, _ rng: inout RandomGenerator) -> Example {
         var tokens = [Int](repeating: 0, count: length)
         var targets = [Int](repeating: 0, count: length)
