@@ -11,7 +11,7 @@ public enum TaskHead: String, Codable, Sendable {
 }
 
 /// How a classification head reduces the per-position features of a sequence to one vector.
-public enum ClassificationPooling: String, Codable, Sendable {
+public enum ClassificationPooling: String, Codable, CaseIterable, Sendable {
     /// The mean over the non-pad positions (LRA's default).
     case mean
     /// The features at the last non-pad position (tasks whose answer is due at the end: parity, modular arithmetic).
