@@ -70,11 +70,13 @@ public final class MambaBlock<T: TensorScalar>: SequenceLayer {
     /// A = -exp(A_log) [E, N].
     public var stateMatrix: Tensor<T> { -aLog.exp() }
 
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func callAsFunction(_ input: Tensor<T>) -> Tensor<T> {
         precondition(input.rank == 3 && input.shape[2] == dModel, "mamba: input \(input.shape), needs [B, L, \(dModel)]")
-        let xz = inProj(input).split(axis: 2, sizes: [dInner, dInner])                  // [B, L, E] x 2
-        let u = xz[0].causalDepthwiseConv1d(weight: convWeight, bias: convBias).silu()  // [B, L, E]
-        let dbc = xProj(u).split(axis: 2, sizes: [dtRank, dState, dState])               // [B, L, R], [B, L, N] x 2
+        let xz = splitLastAxis(inProj(input), sizes: [dInner, dInner])                   // [B, L, E] x 2
+        let u = causalConvolutionSiLU(xz[0], weight: convWeight, bias: convBias)        // [B, L, E]
+        let dbc = splitLastAxis(xProj(u), sizes: [dtRank, dState, dState])               // [B, L, R], [B, L, N] x 2
         let delta = dbc[0].matmul(dtProj.weight)                                         // [B, L, E]
         let (y, _) = selectiveScan(
             u: u, delta: delta, A: stateMatrix, B: dbc[1], C: dbc[2], D: skip, z: xz[1], deltaBias: dtProj.bias,
@@ -95,6 +97,8 @@ public final class MambaBlock<T: TensorScalar>: SequenceLayer {
     }
 
     /// One token: roll the convolution window, then x = dA x + dt u Bs, y = (x Cs + D u) silu(z).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func step(_ input: Tensor<T>, state: inout State) -> Tensor<T> {
         let batch = input.shape[0]
         let xz = inProj(input).split(axis: 1, sizes: [dInner, dInner])                              // [B, E] x 2

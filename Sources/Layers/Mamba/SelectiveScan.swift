@@ -19,7 +19,7 @@ public struct SelectiveScanTiling: Sendable, Equatable {
     /// C: the forward stores the state every C steps; the backward recomputes C steps at a time.
     public var checkpointInterval: Int
 
-    public init(channelBlock: Int = 64, checkpointInterval: Int = 32) {
+    public init(channelBlock: Int = 128, checkpointInterval: Int = 32) {
         precondition(channelBlock > 0 && checkpointInterval > 0, "SelectiveScanTiling: sizes must be positive")
         self.channelBlock = channelBlock
         self.checkpointInterval = checkpointInterval
@@ -220,15 +220,20 @@ func scanForwardTask<T: TensorScalar>(
     let aT = scratch + 2 * n * width                        // [N, W]
     let dt = aT + n * width, dtu = dt + width, acc = dtu + width  // [W] each
     transposeBlock(operands.A, channel0: c0, width: width, stateSize: n, into: aT)
+    let skip = operands.D.map { $0 + c0 }  // (index arithmetic stays out of the inner loops: no overflow checks there)
     for t in 0..<g.length {
         if let checkpoints, t % g.chunk == 0 {  // the state before step t: x_{t-1}
             let base = checkpoints + ((b * g.chunks + t / g.chunk) * n) * g.channels + c0
-            for k in 0..<n { for w in 0..<width { base[k * g.channels + w] = state[k * width + w] } }
+            for k in 0..<n {
+                let (to, from) = (base + k * g.channels, state + k * width)
+                for w in 0..<width { to[w] = from[w] }
+            }
         }
         let row = (b * g.length + t) * g.channels + c0
         discretise(operands, row: row, channel0: c0, width: width, softplus: modes.deltaSoftplus, dt: dt, dtu: dtu)
-        if let D = operands.D {
-            for w in 0..<width { acc[w] = D[c0 + w] * operands.u[row + w] }
+        if let D = skip {
+            let u = operands.u + row
+            for w in 0..<width { acc[w] = D[w] * u[w] }
         } else {
             for w in 0..<width { acc[w] = 0 }
         }

@@ -130,6 +130,7 @@ func scanBackwardTask<T: TensorScalar>(
     let shift = T(modes.shift)
 
     transposeBlock(operands.A, channel0: c0, width: width, stateSize: n, into: aT)
+    let skip = operands.D.map { $0 + c0 }  // (index arithmetic stays out of the inner loops: no overflow checks there)
     if let dhT {  // G_L = d hT, [B, D, N] -> [N, W]
         for w in 0..<width { for k in 0..<n { carry[k * width + w] = dhT[(b * g.channels + c0 + w) * n + k] } }
     }
@@ -138,15 +139,19 @@ func scanBackwardTask<T: TensorScalar>(
         // Recompute x_{start-1} ... x_{start+steps-1} and the transitions from the checkpoint.
         if let checkpoints {
             let base = checkpoints + ((b * g.chunks + c) * n) * g.channels + c0
-            for k in 0..<n { for w in 0..<width { states[k * width + w] = base[k * g.channels + w] } }
+            for k in 0..<n {
+                let (to, from) = (states + k * width, base + k * g.channels)
+                for w in 0..<width { to[w] = from[w] }
+            }
         }
         for i in 0..<steps {
             let t = start + i
             let row = (b * g.length + t) * g.channels + c0
             let (dt, dtu, yRow) = (dtRows + i * width, dtuRows + i * width, yRows + i * width)
             discretise(operands, row: row, channel0: c0, width: width, softplus: modes.deltaSoftplus, dt: dt, dtu: dtu)
-            if let D = operands.D {
-                for w in 0..<width { yRow[w] = D[c0 + w] * operands.u[row + w] }
+            if let D = skip {
+                let u = operands.u + row
+                for w in 0..<width { yRow[w] = D[w] * u[w] }
             } else {
                 for w in 0..<width { yRow[w] = 0 }
             }
@@ -163,23 +168,23 @@ func scanBackwardTask<T: TensorScalar>(
             let tokenRow = (b * g.length + t) * n
             let (dt, dtu, yRow) = (dtRows + i * width, dtuRows + i * width, yRows + i * width)
             let u = operands.u + row
-            if let dy {
+            if let dy = dy.map({ $0 + row }) {
                 if let z = operands.z.map({ $0 + row }), let dz = sinks.z.map({ $0 + row }) {
                     for w in 0..<width {
                         let s = ScanMath.sigmoid(z[w])
-                        dyGated[w] = dy[row + w] * z[w] * s
-                        dz[w] = dy[row + w] * yRow[w] * s * (1 + z[w] * (1 - s))
+                        dyGated[w] = dy[w] * z[w] * s
+                        dz[w] = dy[w] * yRow[w] * s * (1 + z[w] * (1 - s))
                     }
                 } else {
-                    for w in 0..<width { dyGated[w] = dy[row + w] }
+                    for w in 0..<width { dyGated[w] = dy[w] }
                 }
             } else {
                 for w in 0..<width { dyGated[w] = 0 }
             }
-            if let D = operands.D {
+            if let D = skip {
                 for w in 0..<width {
                     partialD[w] += dyGated[w] * u[w]
-                    duRow[w] = dyGated[w] * D[c0 + w]
+                    duRow[w] = dyGated[w] * D[w]
                 }
             } else {
                 for w in 0..<width { duRow[w] = 0 }

@@ -107,31 +107,3 @@ public struct SelectiveScanProblem: Sendable {
         return GradientCheck.check(name, leaves: Array(zip(labels, x)), maxProbes: quick ? 12 : 48) { run(x, fused: true) }
     }
 }
-
-/// The op-level checks of the Mamba module: finite differences of the fused scan, and fused == reference.
-public enum SelectiveScanChecks {
-    public static var opChecks: [OpCheck] {
-        var negative = SelectiveScanProblem()
-        negative.negativeEigenvalues = true
-        var bare = SelectiveScanProblem()
-        (bare.withSkip, bare.withGate, bare.withBias, bare.deltaSoftplus) = (false, false, false, false)
-        var oneToken = SelectiveScanProblem()
-        oneToken.length = 1
-        let grads: [(String, SelectiveScanProblem)] = [
-            ("selective_scan", SelectiveScanProblem()), ("selective_scan_negative_eigenvalues", negative),
-            ("selective_scan_bare", bare),
-        ]
-        let forms: [(String, SelectiveScanProblem)] = [
-            ("selective_scan==reference", SelectiveScanProblem()), ("selective_scan==reference_negative", negative),
-            ("selective_scan==reference_bare", bare), ("selective_scan==reference_one_token", oneToken),
-        ]
-        return grads.map { name, p in OpCheck(name) { quick in p.gradientCheck(name, quick: quick) } }
-            + forms.map { name, p in
-                OpCheck(name) { _ in
-                    let (error, at) = p.compareForms()
-                    return CheckResult(name: name, passed: error <= 1e-10, error: error, tolerance: 1e-10,
-                                       detail: "fused vs reference; worst: \(at)")
-                }
-            }
-    }
-}
