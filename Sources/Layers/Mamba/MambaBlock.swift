@@ -74,12 +74,14 @@ public final class MambaBlock<T: TensorScalar>: SequenceLayer {
     @_specialize(where T == Double)
     public func callAsFunction(_ input: Tensor<T>) -> Tensor<T> {
         precondition(input.rank == 3 && input.shape[2] == dModel, "mamba: input \(input.shape), needs [B, L, \(dModel)]")
-        let xz = splitLastAxis(inProj(input), sizes: [dInner, dInner])                   // [B, L, E] x 2
-        let u = causalConvolutionSiLU(xz[0], weight: convWeight, bias: convBias)        // [B, L, E]
+        // in_proj as two products with the halves of its weight: x and z come out contiguous, no split copy.
+        let x = input.matmul(inProj.weight.slice(axis: 1, 0..<dInner))                   // [B, L, E]
+        let z = input.matmul(inProj.weight.slice(axis: 1, dInner..<(2 * dInner)))        // [B, L, E]
+        let u = causalConvolutionSiLU(x, weight: convWeight, bias: convBias)            // [B, L, E]
         let dbc = splitLastAxis(xProj(u), sizes: [dtRank, dState, dState])               // [B, L, R], [B, L, N] x 2
         let delta = dbc[0].matmul(dtProj.weight)                                         // [B, L, E]
         let (y, _) = selectiveScan(
-            u: u, delta: delta, A: stateMatrix, B: dbc[1], C: dbc[2], D: skip, z: xz[1], deltaBias: dtProj.bias,
+            u: u, delta: delta, A: stateMatrix, B: dbc[1], C: dbc[2], D: skip, z: z, deltaBias: dtProj.bias,
             deltaSoftplus: true, negativeEigenvalues: negativeEigenvalues, tiling: tiling)  // [B, L, E]
         return outProj(y)                                                                // [B, L, d_model]
     }

@@ -51,8 +51,9 @@ public func splitLastAxis<T: TensorScalar>(_ x: Tensor<T>, sizes: [Int]) -> [Ten
 
 /// u = silu(c), c[b, t, e] = bias[e] + sum_{j < k} w[e, j] x[b, t - (k - 1) + j, e] (x = 0 before t = 0): Mamba's
 /// short convolution (PyTorch Conv1d(groups = E, padding = k - 1) truncated to L) and its SiLU, one tape node.
-/// Backward: dc = du silu'(c), silu'(c) = s (1 + c (1 - s)) with s = sigmoid(c); dx[s] = sum_j w[e, j] dc[s + k-1-j];
-/// dw[e, j] = sum_{b,t} dc[b, t, e] x[b, t - (k-1) + j, e]; dbias = sum dc. Work splits over channel blocks.
+/// Backward: dc = du silu'(c), silu'(c) = s (1 + c (1 - s)) with s = sigmoid(c) (c is recomputed, not stored);
+/// dx[s] = sum_j w[e, j] dc[s + k-1-j]; dw[e, j] = sum_{b,t} dc[b, t, e] x[b, t - (k-1) + j, e]; dbias = sum dc.
+/// Work splits over channel blocks (each block owns its dw, dbias).
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 public func causalConvolutionSiLU<T: TensorScalar>(_ x: Tensor<T>, weight: Tensor<T>, bias: Tensor<T>) -> Tensor<T> {
@@ -63,66 +64,56 @@ public func causalConvolutionSiLU<T: TensorScalar>(_ x: Tensor<T>, weight: Tenso
     guard x.count > 0 else { return x.causalDepthwiseConv1d(weight: weight, bias: bias).silu() }
     let k = weight.shape[1]
     let block = 64, blocks = (channels + block - 1) / block
-    let recording = Tape.needsGrad([x, weight, bias])
     let (xData, wData, bData) = (x.data, weight.data, bias.data)
-    var out = [T](repeating: 0, count: x.count)                              // [B, L, E]
-    var preActivation = [T](repeating: 0, count: recording ? x.count : 0)   // c, kept for backward
+    var out = uninitializedScalars(T.self, count: x.count)  // [B, L, E]
     withBaseAddresses([xData, wData, bData]) { p in
-        let (xs, w, bs) = (p[0]!, p[1]!, p[2]!)
         out.withUnsafeMutableBufferPointer { op in
-            preActivation.withUnsafeMutableBufferPointer { cp in
-                let (y, c) = (op.baseAddress!, recording ? cp.baseAddress : nil)
-                Parallel.forEach(blocks) { blk in
-                    let e0 = blk * block, width = min(block, channels - e0)
-                    let taps = UnsafeMutablePointer<T>.allocate(capacity: k * width)  // [k, W]
-                    defer { taps.deallocate() }
-                    for j in 0..<k { for e in 0..<width { taps[j * width + e] = w[(e0 + e) * k + j] } }
-                    let acc = UnsafeMutablePointer<T>.allocate(capacity: width)
-                    defer { acc.deallocate() }
-                    let biasBlock = bs + e0  // (no index arithmetic in the inner loops: it would carry overflow checks)
-                    for b in 0..<batch {
-                        for t in 0..<length {
-                            for e in 0..<width { acc[e] = biasBlock[e] }
-                            for j in max(0, k - 1 - t)..<k {
-                                let src = xs + (b * length + t - (k - 1) + j) * channels + e0, tap = taps + j * width
-                                for e in 0..<width { acc[e] += tap[e] * src[e] }
-                            }
-                            let row = (b * length + t) * channels + e0
-                            if let c = c.map({ $0 + row }) { for e in 0..<width { c[e] = acc[e] } }
-                            let out = y + row
-                            for e in 0..<width { out[e] = acc[e] * ScanMath.sigmoid(acc[e]) }
-                        }
+            let y = op.baseAddress!
+            Parallel.forEach(blocks) { blk in
+                let e0 = blk * block, width = min(block, channels - e0)
+                let scratch = UnsafeMutablePointer<T>.allocate(capacity: (k + 1) * width)  // taps [k, W], c [W]
+                defer { scratch.deallocate() }
+                let (taps, c) = (scratch, scratch + k * width)
+                gatherTaps(p[1]!, channel0: e0, width: width, k: k, into: taps)
+                for b in 0..<batch {
+                    for t in 0..<length {
+                        preActivation(p[0]!, p[2]!, taps, b: b, t: t, length: length, channels: channels, channel0: e0,
+                                      width: width, k: k, into: c)
+                        let row = y + (b * length + t) * channels + e0
+                        for e in 0..<width { row[e] = c[e] * ScanMath.sigmoid(c[e]) }
                     }
                 }
             }
         }
     }
     let result = Tensor(shape: x.shape, data: out)
-    guard recording else { return result }
     Tape.record("causal_conv_silu", inputs: [x, weight, bias], output: result) { dy in
         var dx = [T](repeating: 0, count: xData.count), dw = [T](repeating: 0, count: wData.count)
         var dBias = [T](repeating: 0, count: channels)
-        withBaseAddresses([xData, wData, preActivation, dy]) { p in
-            let (xs, w, c, g) = (p[0]!, p[1]!, p[2]!, p[3]!)
+        withBaseAddresses([xData, wData, bData, dy]) { p in
+            let (xs, g) = (p[0]!, p[3]!)
             dx.withUnsafeMutableBufferPointer { dxp in
                 dw.withUnsafeMutableBufferPointer { dwp in
                     dBias.withUnsafeMutableBufferPointer { dbp in
                         let (dxs, dws, dbs) = (dxp.baseAddress!, dwp.baseAddress!, dbp.baseAddress!)
                         Parallel.forEach(blocks) { blk in
                             let e0 = blk * block, width = min(block, channels - e0)
-                            // taps [k, W], their gradients [k, W], dc for the current row [W]
-                            let scratch = UnsafeMutablePointer<T>.allocate(capacity: (2 * k + 1) * width)
+                            // taps [k, W], their gradients [k, W], c and dc for the current row [W] each
+                            let scratch = UnsafeMutablePointer<T>.allocate(capacity: (2 * k + 2) * width)
                             defer { scratch.deallocate() }
-                            scratch.initialize(repeating: 0, count: (2 * k + 1) * width)
-                            let (taps, dTaps, dc) = (scratch, scratch + k * width, scratch + 2 * k * width)
-                            for j in 0..<k { for e in 0..<width { taps[j * width + e] = w[(e0 + e) * k + j] } }
+                            scratch.initialize(repeating: 0, count: (2 * k + 2) * width)
+                            let (taps, dTaps) = (scratch, scratch + k * width)
+                            let (c, dc) = (scratch + 2 * k * width, scratch + (2 * k + 1) * width)
+                            gatherTaps(p[1]!, channel0: e0, width: width, k: k, into: taps)
+                            let dBias = dbs + e0
                             for b in 0..<batch {
                                 for t in 0..<length {
-                                    let row = (b * length + t) * channels + e0
-                                    let (cRow, gRow, dBias) = (c + row, g + row, dbs + e0)
+                                    preActivation(xs, p[2]!, taps, b: b, t: t, length: length, channels: channels,
+                                                  channel0: e0, width: width, k: k, into: c)
+                                    let gRow = g + (b * length + t) * channels + e0
                                     for e in 0..<width {
-                                        let (ce, s) = (cRow[e], ScanMath.sigmoid(cRow[e]))
-                                        dc[e] = gRow[e] * s * (1 + ce * (1 - s))
+                                        let s = ScanMath.sigmoid(c[e])
+                                        dc[e] = gRow[e] * s * (1 + c[e] * (1 - s))
                                     }
                                     for e in 0..<width { dBias[e] += dc[e] }
                                     for j in max(0, k - 1 - t)..<k {
@@ -142,4 +133,30 @@ public func causalConvolutionSiLU<T: TensorScalar>(_ x: Tensor<T>, weight: Tenso
         return [dx, dw, dBias]
     }
     return result
+}
+
+/// taps[j, e] = w[channel0 + e, j]: the kernel of a channel block, tap-major ([k, W]).
+@inline(__always)
+private func gatherTaps<T>(_ w: UnsafePointer<T>, channel0: Int, width: Int, k: Int, into taps: UnsafeMutablePointer<T>) {
+    for j in 0..<k { for e in 0..<width { taps[j * width + e] = w[(channel0 + e) * k + j] } }
+}
+
+/// c[e] = bias[e] + sum_j taps[j, e] x[b, t - (k-1) + j, e] over one channel block (taps before t = 0 skipped).
+@inline(__always)
+private func preActivation<T: TensorScalar>(
+    _ x: UnsafePointer<T>, _ bias: UnsafePointer<T>, _ taps: UnsafePointer<T>, b: Int, t: Int, length: Int,
+    channels: Int, channel0: Int, width: Int, k: Int, into c: UnsafeMutablePointer<T>
+) {
+    let biasBlock = bias + channel0  // (no index arithmetic in the inner loops: it would carry overflow checks)
+    for e in 0..<width { c[e] = biasBlock[e] }
+    for j in max(0, k - 1 - t)..<k {
+        let (src, tap) = (x + (b * length + t - (k - 1) + j) * channels + channel0, taps + j * width)
+        for e in 0..<width { c[e] += tap[e] * src[e] }
+    }
+}
+
+/// An array of `count` scalars whose contents are left undefined: for outputs that a kernel overwrites entirely.
+@inline(__always)
+func uninitializedScalars<T: TensorScalar>(_: T.Type, count: Int) -> [T] {
+    [T](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
 }

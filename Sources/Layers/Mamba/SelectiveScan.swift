@@ -94,9 +94,10 @@ public func selectiveScan<T: TensorScalar>(
     let recording = Tape.needsGrad(inputs)
     let arrays: [[T]?] = [u.data, delta.data, A.data, B.data, C.data, D?.data, z?.data, deltaBias?.data]
 
-    var y = [T](repeating: 0, count: u.count)                                   // [B, L, D]
-    var finalState = [T](repeating: 0, count: batch * channels * stateSize)     // [B, D, N]
-    var checkpoints = [T](repeating: 0, count: recording ? batch * geometry.chunks * stateSize * channels : 0)  // [B, L/C, N, D]
+    // Every entry of these is written by exactly one task.
+    var y = uninitializedScalars(T.self, count: u.count)                                   // [B, L, D]
+    var finalState = uninitializedScalars(T.self, count: batch * channels * stateSize)     // [B, D, N]
+    var checkpoints = uninitializedScalars(T.self, count: recording ? batch * geometry.chunks * stateSize * channels : 0)  // [B, L/C, N, D]
     withBaseAddresses(arrays) { p in
         y.withUnsafeMutableBufferPointer { yp in
             finalState.withUnsafeMutableBufferPointer { hp in

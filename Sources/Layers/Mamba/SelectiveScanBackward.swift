@@ -25,12 +25,14 @@ func selectiveScanBackward<T: TensorScalar>(
 ) -> ScanGradients<T> {
     let (n, blw) = (g.stateSize, g.blockWidth)
     let tokens = g.batch * g.length
+    // du, d delta (and dz when y has a gradient) are written entry by entry by the tasks; the rest accumulates.
+    let size = tokens * g.channels
     var grads = ScanGradients<T>(
-        u: [T](repeating: 0, count: tokens * g.channels), delta: [T](repeating: 0, count: tokens * g.channels),
+        u: uninitializedScalars(T.self, count: size), delta: uninitializedScalars(T.self, count: size),
         A: [T](repeating: 0, count: g.channels * n), B: [T](repeating: 0, count: tokens * n),
         C: [T](repeating: 0, count: tokens * n),
         D: arrays[5] == nil ? nil : [T](repeating: 0, count: g.channels),
-        z: arrays[6] == nil ? nil : [T](repeating: 0, count: tokens * g.channels),
+        z: arrays[6] == nil ? nil : outputGrad == nil ? [T](repeating: 0, count: size) : uninitializedScalars(T.self, count: size),
         deltaBias: arrays[7] == nil ? nil : [T](repeating: 0, count: g.channels))
     // Per-task partial sums: dBs and dCs per channel block [blocks, B, L, N]; dA^T [tasks, N, W], dDskip and
     // d delta_bias [tasks, W].
