@@ -196,21 +196,15 @@ func scanBackwardTask<T: TensorScalar>(
                 gTimesB[w] = 0
             }
             for k in 0..<n {
-                let (bn, cn) = (operands.B[tokenRow + k], operands.C[tokenRow + k])
-                let xPrev = states + i * nw + k * width, xCur = states + (i + 1) * nw + k * width
-                let dA = transitions + i * nw + k * width
-                let (a, carried, dAk) = (aT + k * width, carry + k * width, partialA + k * width)
-                partialC[tokenRow + k] = ScanMath.dot(dyGated, xCur, count: width)
-                for w in 0..<width {
-                    let G = dyGated[w] * cn + carried[w]             // dLoss/dx_t
-                    let q = G * xPrev[w] * (dA[w] + shift)            // dLoss/d(dt A)
-                    gRow[w] = G
-                    dDt[w] += q * a[w]
-                    dAk[w] += q * dt[w]
-                    gTimesB[w] += G * bn
-                    carried[w] = dA[w] * G                            // dA_t G_t, for step t - 1
-                }
-                partialB[tokenRow + k] = ScanMath.dot(gRow, dtu, count: width)
+                let rows = ReverseStepRows(
+                    dyGated: UnsafePointer(dyGated), xPrev: states + i * nw + k * width,
+                    xCur: states + (i + 1) * nw + k * width, dA: transitions + i * nw + k * width, a: aT + k * width,
+                    dt: dt, dtu: dtu, carry: carry + k * width, dDt: dDt, dA_T: partialA + k * width,
+                    gTimesB: gTimesB, scratch: gRow)
+                let (dC, dB) = reverseStateIndex(
+                    rows, width: width, bn: operands.B[tokenRow + k], cn: operands.C[tokenRow + k], shift: shift)
+                partialC[tokenRow + k] = dC
+                partialB[tokenRow + k] = dB
             }
             let du = sinks.u + row, dDelta = sinks.delta + row
             let delta = operands.delta + row
