@@ -167,38 +167,6 @@ func discretise<T: TensorScalar>(
     for w in 0..<width { dtu[w] = dt[w] * u[w] }
 }
 
-/// One step of the recurrence over a block: next[n, w] = dA prev[n, w] + dtu[w] Bs[n], y[w] += next[n, w] Cs[n],
-/// with dA = scale exp(dt[w] A^T[n, w]) - shift; stores dA in `transitions` when given. [N, W] scratch, W innermost.
-@inline(__always)
-func advanceState<T: TensorScalar>(
-    from prev: UnsafePointer<T>, to next: UnsafeMutablePointer<T>, transitions: UnsafeMutablePointer<T>?,
-    aT: UnsafePointer<T>, dt: UnsafePointer<T>, dtu: UnsafePointer<T>, bRow: UnsafePointer<T>, cRow: UnsafePointer<T>,
-    y: UnsafeMutablePointer<T>, stateSize: Int, width: Int, modes: ScanModes
-) {
-    let (scale, shift) = (T(modes.scale), T(modes.shift))
-    for n in 0..<stateSize {
-        let (bn, cn) = (bRow[n], cRow[n])
-        let (a, p, q) = (aT + n * width, prev + n * width, next + n * width)
-        if let transitions {
-            let stored = transitions + n * width
-            for w in 0..<width {
-                let dA = scale * ScanMath.exp(dt[w] * a[w]) - shift
-                let x = dA * p[w] + dtu[w] * bn
-                stored[w] = dA
-                q[w] = x
-                y[w] += x * cn
-            }
-        } else {
-            for w in 0..<width {
-                let dA = scale * ScanMath.exp(dt[w] * a[w]) - shift
-                let x = dA * p[w] + dtu[w] * bn
-                q[w] = x
-                y[w] += x * cn
-            }
-        }
-    }
-}
-
 /// A^T for a block of channels: aT[n, w] = A[channel0 + w, n].
 @inline(__always)
 func transposeBlock<T>(_ A: UnsafePointer<T>, channel0: Int, width: Int, stateSize: Int, into aT: UnsafeMutablePointer<T>) {
@@ -239,9 +207,10 @@ func scanForwardTask<T: TensorScalar>(
             for w in 0..<width { acc[w] = 0 }
         }
         let tokens = (b * g.length + t) * n
-        advanceState(
-            from: state, to: spare, transitions: nil, aT: aT, dt: dt, dtu: dtu, bRow: operands.B + tokens,
-            cRow: operands.C + tokens, y: acc, stateSize: n, width: width, modes: modes)
+        let rows = ForwardStepRows(
+            prev: UnsafePointer(state), next: spare, transitions: nil, aT: aT, dt: dt, dtu: dtu,
+            bRow: operands.B + tokens, cRow: operands.C + tokens, y: acc)
+        advanceState(rows, stateSize: n, width: width, modes: modes)
         swap(&state, &spare)
         let out = y + row
         if let z = operands.z.map({ $0 + row }) {

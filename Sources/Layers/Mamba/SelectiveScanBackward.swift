@@ -158,10 +158,11 @@ func scanBackwardTask<T: TensorScalar>(
                 for w in 0..<width { yRow[w] = 0 }
             }
             let tokenRow = (b * g.length + t) * n
-            advanceState(
-                from: states + i * nw, to: states + (i + 1) * nw, transitions: transitions + i * nw, aT: aT, dt: dt,
-                dtu: dtu, bRow: operands.B + tokenRow, cRow: operands.C + tokenRow, y: yRow, stateSize: n,
-                width: width, modes: modes)
+            let rows = ForwardStepRows(
+                prev: UnsafePointer(states + i * nw), next: states + (i + 1) * nw, transitions: transitions + i * nw,
+                aT: UnsafePointer(aT), dt: UnsafePointer(dt), dtu: UnsafePointer(dtu), bRow: operands.B + tokenRow,
+                cRow: operands.C + tokenRow, y: yRow)
+            advanceState(rows, stateSize: n, width: width, modes: modes)
         }
         // Reverse sweep over the chunk.
         for i in stride(from: steps - 1, through: 0, by: -1) {
