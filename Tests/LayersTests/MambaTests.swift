@@ -66,6 +66,16 @@ final class MambaTests: XCTestCase {
         }
     }
 
+    /// An empty sequence gives empty outputs and a zero state, with no crash.
+    func testEmptySequence() {
+        var p = SelectiveScanProblem()
+        p.length = 0
+        let x = p.inputs(seed: 1).map { $0.requiringGrad() }
+        let out = p.run(x, fused: true)
+        XCTAssertEqual(out[0].shape, [2, 0, 5])
+        XCTAssertEqual(out[1].data, [Double](repeating: 0, count: 2 * 5 * 4))
+    }
+
     // MARK: finite differences
 
     func testFusedScanFiniteDifferences() {

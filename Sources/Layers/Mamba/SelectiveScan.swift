@@ -79,7 +79,7 @@ public func selectiveScan<T: TensorScalar>(
 ) -> (y: Tensor<T>, finalState: Tensor<T>) {
     precondition(u.rank == 3, "selective_scan: u must be [B, L, D], got \(u.shape)")
     let (batch, length, channels) = (u.shape[0], u.shape[1], u.shape[2])
-    precondition(A.rank == 2 && A.shape[0] == channels, "selective_scan: A has shape \(A.shape), needs [\(channels), N]")
+    precondition(A.rank == 2 && A.shape[0] == channels && A.shape[1] > 0, "selective_scan: A has shape \(A.shape), needs [\(channels), N] with N >= 1")
     let stateSize = A.shape[1]
     precondition(delta.shape == u.shape, "selective_scan: delta has shape \(delta.shape), needs \(u.shape)")
     precondition(B.shape == [batch, length, stateSize], "selective_scan: Bs has shape \(B.shape), needs [\(batch), \(length), \(stateSize)]")
@@ -88,6 +88,9 @@ public func selectiveScan<T: TensorScalar>(
     if let z { precondition(z.shape == u.shape, "selective_scan: z has shape \(z.shape), needs \(u.shape)") }
     if let deltaBias { precondition(deltaBias.shape == [channels], "selective_scan: delta_bias has shape \(deltaBias.shape), needs [\(channels)]") }
 
+    guard u.count > 0 else {  // an empty batch, sequence or width: nothing to scan, the state stays zero
+        return (Tensor.zeros(u.shape), Tensor.zeros([batch, channels, stateSize]))
+    }
     let geometry = ScanGeometry(batch: batch, length: length, channels: channels, stateSize: stateSize, tiling: tiling)
     let modes = ScanModes(deltaSoftplus: deltaSoftplus, negativeEigenvalues: negativeEigenvalues)
     let inputs = [u, delta, A, B, C] + [D, z, deltaBias].compactMap { $0 }
@@ -106,7 +109,7 @@ public func selectiveScan<T: TensorScalar>(
                     Parallel.forEach(geometry.tasks) { task in
                         scanForwardTask(
                             task, geometry, modes, operands, y: yp.baseAddress!, finalState: hp.baseAddress!,
-                            checkpoints: recording ? cp.baseAddress! : nil)
+                            checkpoints: recording ? cp.baseAddress : nil)
                     }
                 }
             }

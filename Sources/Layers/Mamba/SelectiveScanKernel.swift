@@ -20,6 +20,7 @@ public enum SelectiveScanKernel: FunctionalKernel {
         try requireRank(u, 3, "u", layout: "[B, L, D]", op: name)
         try requireRank(A, 2, "A", layout: "[D, N]", op: name)
         let (b, l, d, n) = (u.shape[0], u.shape[1], u.shape[2], A.shape[1])
+        guard n > 0 else { throw SequenceLabError("op \(name): A has shape \(A.shape): the state size N must be at least 1") }
         try requireShape(A, [d, n], "A", op: name)
         try requireShape(x["delta"]!, [b, l, d], "delta", op: name)
         try requireShape(x["Bs"]!, [b, l, n], "Bs", op: name)
