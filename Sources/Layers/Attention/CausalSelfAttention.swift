@@ -33,13 +33,16 @@ public final class CausalSelfAttention<T: TensorScalar>: SequenceLayer {
         var q = qProj(x).reshaped(heads4), k = kProj(x).reshaped(heads4)  // [B, L, H, E]
         let v = vProj(x).reshaped(heads4)                                   // [B, L, H, E]
         if useRotary {
-            q = q.rotaryEmbedding(positionOffset: positionOffset, base: rotaryBase)
-            k = k.rotaryEmbedding(positionOffset: positionOffset, base: rotaryBase)
+            let table = RotaryTable<T>(positions: positionOffset..<(positionOffset + length), headDim: headDim, base: rotaryBase)
+            q = q.rotaryEmbedding(table)
+            k = k.rotaryEmbedding(table)
         }
         return (q, k, v)
     }
 
     /// x [B, L, D] -> y [B, L, D].
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func callAsFunction(_ x: Tensor<T>) -> Tensor<T> {
         precondition(x.rank == 3 && x.shape[2] == dModel, "attention: input \(x.shape) for d_model \(dModel)")
         let (batch, length) = (x.shape[0], x.shape[1])
@@ -59,6 +62,8 @@ public final class CausalSelfAttention<T: TensorScalar>: SequenceLayer {
     public func initialState(batchSize: Int) -> KeyValueCache { KeyValueCache(keys: nil, values: nil) }
 
     /// One token x [B, D]: appends its key and value to the cache and attends over all T + 1 cached tokens.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func step(_ x: Tensor<T>, state cache: inout KeyValueCache) -> Tensor<T> {
         precondition(x.rank == 2 && x.shape[1] == dModel, "attention step: input \(x.shape) for d_model \(dModel)")
         let batch = x.shape[0]

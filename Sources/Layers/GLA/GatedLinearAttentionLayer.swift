@@ -68,6 +68,8 @@ public final class GatedLinearAttentionLayer<T: TensorScalar>: SequenceLayer {
     }
 
     /// x [B, L, D] -> y [B, L, D].
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func callAsFunction(_ x: Tensor<T>) -> Tensor<T> {
         precondition(x.rank == 3 && x.shape[2] == dModel, "gla: input \(x.shape) for d_model \(dModel)")
         let (batch, length) = (x.shape[0], x.shape[1])
@@ -106,6 +108,8 @@ public final class GatedLinearAttentionLayer<T: TensorScalar>: SequenceLayer {
     }
 
     /// One token x [B, D] -> y [B, D], advancing the state.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func step(_ x: Tensor<T>, state: inout State) -> Tensor<T> {
         precondition(x.rank == 2 && x.shape[1] == dModel, "gla step: input \(x.shape) for d_model \(dModel)")
         let batch = x.shape[0]

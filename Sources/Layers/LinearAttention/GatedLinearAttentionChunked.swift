@@ -26,6 +26,8 @@ import Tensors
 ///   - initialState: h0 [B, H, K, V] (zero if nil).
 ///   - scale: s (default K^-1/2). chunkSize: C (default 64). subChunkSize: c (default 16; at most C).
 /// - Returns: o [B, L, H, V] and hT [B, H, K, V].
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func gatedLinearAttention<T: TensorScalar>(
     q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, logGates g: Tensor<T>, initialState h0: Tensor<T>? = nil,
     scale: T? = nil, chunkSize: Int = 64, subChunkSize: Int = 16

@@ -1,3 +1,6 @@
+import Dispatch
+import Foundation
+
 // The `attention` kernel (KERNELS.md): o = softmax(scale q k^T + causal mask) v per batch member and head,
 // q [B, Lq, H, E], k and v [B, Lk, H, E], o [B, Lq, H, E] (row t of head h is a strided row: leading dimension
 // H E, which BLAS reads directly). Lk >= Lq serves a KV cache: query i sits at position Lk - Lq + i, so the causal
@@ -19,6 +22,8 @@ private let keyBlock = 256
 
 /// Multi-head scaled dot-product attention on [B, L, H, E] tensors (flash-attention blocking): one tape node.
 /// q [B, Lq, H, E], k, v [B, Lk, H, E] with Lk >= Lq; with `causal`, query i sees keys j <= Lk - Lq + i.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func scaledDotProductAttention<T: TensorScalar>(
     q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, scale: T? = nil, causal: Bool = true
 ) -> Tensor<T> {
@@ -61,23 +66,24 @@ private func attentionForward<T: TensorScalar>(
     q.withUnsafeBufferPointer { qp in k.withUnsafeBufferPointer { kp in v.withUnsafeBufferPointer { vp in
     out.withUnsafeMutableBufferPointer { op in lse.withUnsafeMutableBufferPointer { lp in
         let (qb, kb, vb, ob, lb) = (qp.baseAddress!, kp.baseAddress!, vp.baseAddress!, op.baseAddress!, lp.baseAddress!)
-        // Work items: (batch member, head, query block); blocks are independent in the forward pass.
-        Parallel.forEach(g.batch * g.heads * queryBlocks) { work in
-            let item = work / queryBlocks, block = work % queryBlocks
+        // Work units: (batch member, head, query block), independent in the forward pass; the last query blocks
+        // (the most visible keys) go first so that the dynamic queue ends with short units.
+        let items = g.batch * g.heads
+        AttentionWorkQueue.run(items * queryBlocks, scratch: { ForwardScratch<T>(headDim: e) }) { unit, w in
+            let item = unit % items, block = queryBlocks - 1 - unit / items
             let (b, h) = (item / g.heads, item % g.heads)
             let qHead = b * g.queries * ld + h * e, kHead = b * g.keys * ld + h * e
             let start = block * queryBlock, rows = min(queryBlock, g.queries - start)
-            let scores = AlignedBuffer<T>(count: queryBlock * keyBlock)  // [rows, keyBlock]
-            let acc = AlignedBuffer<T>(count: queryBlock * e)            // [rows, E], unnormalised O
-            var rowMax = [T](repeating: -T.infinity, count: rows), rowSum = [T](repeating: 0, count: rows)
+            let (scores, acc, rowMax, rowSum) = (w.scores.pointer, w.acc, w.rowMax, w.rowSum)
+            for r in 0..<rows { rowMax[r] = -T.infinity; rowSum[r] = 0 }
             let lastVisible = g.visibleKeys(query: start + rows - 1)
             for k0 in stride(from: 0, to: lastVisible, by: keyBlock) {
                 let nk = min(keyBlock, lastVisible - k0)
                 // S = scale Q_b K_c^T   [rows, nk]
                 T.gemm(transA: false, transB: true, m: rows, n: nk, k: e, alpha: s,
-                       a: qb + qHead + start * ld, lda: ld, b: kb + kHead + k0 * ld, ldb: ld, beta: 0, c: scores.pointer, ldc: nk)
+                       a: qb + qHead + start * ld, lda: ld, b: kb + kHead + k0 * ld, ldb: ld, beta: 0, c: scores, ldc: nk)
                 for r in 0..<rows {
-                    let row = scores.pointer + r * nk
+                    let row = scores + r * nk
                     let visible = max(0, min(nk, g.visibleKeys(query: start + r) - k0))
                     for j in visible..<nk { row[j] = 0 }
                     if visible == 0 { continue }
@@ -87,7 +93,7 @@ private func attentionForward<T: TensorScalar>(
                     if k0 > 0 && mNew > mOld {  // rescale what earlier key blocks accumulated
                         let alpha = VectorMath.exp(mOld - mNew)
                         rowSum[r] *= alpha
-                        let accRow = acc.pointer + r * e
+                        let accRow = acc + r * e
                         for d in 0..<e { accRow[d] *= alpha }
                     }
                     rowMax[r] = mNew
@@ -95,11 +101,11 @@ private func attentionForward<T: TensorScalar>(
                 }
                 // O_b (+)= P V_c   [rows, E]
                 T.gemm(transA: false, transB: false, m: rows, n: e, k: nk, alpha: 1,
-                       a: scores.pointer, lda: nk, b: vb + kHead + k0 * ld, ldb: ld, beta: k0 == 0 ? 0 : 1, c: acc.pointer, ldc: e)
+                       a: scores, lda: nk, b: vb + kHead + k0 * ld, ldb: ld, beta: k0 == 0 ? 0 : 1, c: acc, ldc: e)
             }
             for r in 0..<rows {
                 let inv = 1 / rowSum[r]
-                let dst = ob + qHead + (start + r) * ld, src = acc.pointer + r * e
+                let dst = ob + qHead + (start + r) * ld, src = acc + r * e
                 for d in 0..<e { dst[d] = src[d] * inv }
                 lb[item * g.queries + start + r] = rowMax[r] + T.log(rowSum[r])
             }
@@ -131,11 +137,10 @@ private func attentionBackward<T: TensorScalar>(
         let (qb, kb, vb, gb) = (qp.baseAddress!, kp.baseAddress!, vp.baseAddress!, gp.baseAddress!)
         let (dqb, dkb, dvb, lb, rb) = (dqp.baseAddress!, dkp.baseAddress!, dvp.baseAddress!, lp.baseAddress!, rp.baseAddress!)
         // One work item per (batch member, head): its key blocks accumulate dK, dV from every query block.
-        Parallel.forEach(g.batch * g.heads) { item in
+        AttentionWorkQueue.run(g.batch * g.heads, scratch: { BackwardScratch<T>() }) { item, w in
             let (b, h) = (item / g.heads, item % g.heads)
             let qHead = b * g.queries * ld + h * e, kHead = b * g.keys * ld + h * e
-            let p = AlignedBuffer<T>(count: queryBlock * keyBlock)   // P block
-            let dp = AlignedBuffer<T>(count: queryBlock * keyBlock)  // dP, then dS
+            let (p, dp) = (w.p, w.dp)  // P block; dP, then dS
             for start in stride(from: 0, to: g.queries, by: queryBlock) {
                 let rows = min(queryBlock, g.queries - start)
                 let (qRows, gRows) = (qb + qHead + start * ld, gb + qHead + start * ld)
@@ -145,24 +150,24 @@ private func attentionBackward<T: TensorScalar>(
                     let (kRows, vRows) = (kb + kHead + k0 * ld, vb + kHead + k0 * ld)
                     // S = scale Q_b K_c^T;  dP = dO_b V_c^T   [rows, nk]
                     T.gemm(transA: false, transB: true, m: rows, n: nk, k: e, alpha: s,
-                           a: qRows, lda: ld, b: kRows, ldb: ld, beta: 0, c: p.pointer, ldc: nk)
+                           a: qRows, lda: ld, b: kRows, ldb: ld, beta: 0, c: p, ldc: nk)
                     T.gemm(transA: false, transB: true, m: rows, n: nk, k: e, alpha: 1,
-                           a: gRows, lda: ld, b: vRows, ldb: ld, beta: 0, c: dp.pointer, ldc: nk)
+                           a: gRows, lda: ld, b: vRows, ldb: ld, beta: 0, c: dp, ldc: nk)
                     for r in 0..<rows {
                         let t = start + r
                         let visible = max(0, min(nk, g.visibleKeys(query: t) - k0))
-                        let pr = p.pointer + r * nk, dpr = dp.pointer + r * nk
+                        let pr = p + r * nk, dpr = dp + r * nk
                         VectorMath.softmaxBackwardRow(scores: pr, gradients: dpr, count: visible,
                                                       logZ: lb[item * g.queries + t], rowDot: rb[item * g.queries + t])
                         for j in visible..<nk { pr[j] = 0; dpr[j] = 0 }
                     }
                     // dV_c += P^T dO_b;  dQ_b += scale dS K_c;  dK_c += scale dS^T Q_b
                     T.gemm(transA: true, transB: false, m: nk, n: e, k: rows, alpha: 1,
-                           a: p.pointer, lda: nk, b: gRows, ldb: ld, beta: 1, c: dvb + kHead + k0 * ld, ldc: ld)
+                           a: p, lda: nk, b: gRows, ldb: ld, beta: 1, c: dvb + kHead + k0 * ld, ldc: ld)
                     T.gemm(transA: false, transB: false, m: rows, n: e, k: nk, alpha: s,
-                           a: dp.pointer, lda: nk, b: kRows, ldb: ld, beta: 1, c: dqb + qHead + start * ld, ldc: ld)
+                           a: dp, lda: nk, b: kRows, ldb: ld, beta: 1, c: dqb + qHead + start * ld, ldc: ld)
                     T.gemm(transA: true, transB: false, m: nk, n: e, k: rows, alpha: s,
-                           a: dp.pointer, lda: nk, b: qRows, ldb: ld, beta: 1, c: dkb + kHead + k0 * ld, ldc: ld)
+                           a: dp, lda: nk, b: qRows, ldb: ld, beta: 1, c: dkb + kHead + k0 * ld, ldc: ld)
                 }
             }
         }
@@ -170,6 +175,25 @@ private func attentionBackward<T: TensorScalar>(
     } } }
     } } }
     return [dq, dk, dv]
+}
+
+/// Scratch of one forward thread: a score block, the unnormalised output block, running row maxima and sums.
+private final class ForwardScratch<T: TensorScalar> {
+    let scores = AlignedBuffer<T>(count: queryBlock * keyBlock)
+    let accBuffer: AlignedBuffer<T>
+    let rowBuffer = AlignedBuffer<T>(count: 2 * queryBlock)
+    init(headDim: Int) { accBuffer = AlignedBuffer(count: queryBlock * headDim) }
+    var acc: UnsafeMutablePointer<T> { accBuffer.pointer }
+    var rowMax: UnsafeMutablePointer<T> { rowBuffer.pointer }
+    var rowSum: UnsafeMutablePointer<T> { rowBuffer.pointer + queryBlock }
+}
+
+/// Scratch of one backward thread: the probability block and the score-gradient block.
+private final class BackwardScratch<T: TensorScalar> {
+    let pBuffer = AlignedBuffer<T>(count: queryBlock * keyBlock)
+    let dpBuffer = AlignedBuffer<T>(count: queryBlock * keyBlock)
+    var p: UnsafeMutablePointer<T> { pBuffer.pointer }
+    var dp: UnsafeMutablePointer<T> { dpBuffer.pointer }
 }
 
 /// Floating-point operations of one attention forward and backward pass (the GEMMs only, counting the
@@ -182,4 +206,37 @@ public func attentionFlops(batch: Int, length: Int, heads: Int, headDim: Int, ca
     }
     let perPair = 2.0 * Double(headDim) * Double(batch * heads)
     return (2 * perPair * pairs, 5 * perPair * pairs)
+}
+
+/// A dynamic work queue over `Parallel.threadCount` threads: each thread builds its scratch once, then takes units
+/// in increasing order from a shared counter until none are left (OpenBLAS single-threaded inside, as in `Parallel`).
+public enum AttentionWorkQueue {
+    public static func run<Scratch>(_ count: Int, scratch makeScratch: () -> Scratch, _ body: (Int, Scratch) -> Void) {
+        let threads = min(Parallel.threadCount, count)
+        if threads <= 1 {
+            let s = makeScratch()
+            for unit in 0..<count { body(unit, s) }
+            return
+        }
+        let counter = UnitCounter()
+        BLASThreads.singleThreaded {
+            DispatchQueue.concurrentPerform(iterations: threads) { _ in
+                let s = makeScratch()
+                while let unit = counter.next(below: count) { body(unit, s) }
+            }
+        }
+    }
+}
+
+/// A lock-protected counter handing out 0, 1, 2, ...
+private final class UnitCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+    func next(below limit: Int) -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard value < limit else { return nil }
+        value += 1
+        return value - 1
+    }
 }
