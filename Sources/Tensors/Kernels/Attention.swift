@@ -16,9 +16,9 @@ import Foundation
 // exps go through `VectorMath`'s polynomial exp on 16-wide vectors.
 
 /// Queries per block.
-private let queryBlock = 128
+private let queryBlock = Int(ProcessInfo.processInfo.environment["SEQLAB_QB"] ?? "") ?? 128
 /// Keys per block (a score block is queryBlock x keyBlock: 128 KB in Float32, resident in L2).
-private let keyBlock = 256
+private let keyBlock = Int(ProcessInfo.processInfo.environment["SEQLAB_KB"] ?? "") ?? 256
 
 /// Multi-head scaled dot-product attention on [B, L, H, E] tensors (flash-attention blocking): one tape node.
 /// q [B, Lq, H, E], k, v [B, Lk, H, E] with Lk >= Lq; with `causal`, query i sees keys j <= Lk - Lq + i.
@@ -196,14 +196,11 @@ private final class BackwardScratch<T: TensorScalar> {
     var dp: UnsafeMutablePointer<T> { dpBuffer.pointer }
 }
 
-/// Floating-point operations of one attention forward and backward pass (the GEMMs only, counting the
-/// backward's recomputation of S, and only the blocks the causal mask leaves partly visible), for throughput figures.
+/// Floating-point operations of one attention forward and backward pass: the GEMM work on the (query, key) pairs
+/// the mask leaves visible (L (L + 1) / 2 per head when causal), 4 E per pair forward and 10 E backward (S
+/// recomputed, dP, dV, dQ, dK), the usual flash-attention count. Masked work inside diagonal blocks is not counted.
 public func attentionFlops(batch: Int, length: Int, heads: Int, headDim: Int, causal: Bool = true) -> (forward: Double, backward: Double) {
-    var pairs = 0.0  // (query, key) pairs computed, block-granular as the kernel does
-    for start in stride(from: 0, to: length, by: queryBlock) {
-        let rows = min(queryBlock, length - start)
-        pairs += Double(rows * (causal ? min(length, start + rows) : length))
-    }
+    let pairs = causal ? Double(length) * Double(length + 1) / 2 : Double(length) * Double(length)
     let perPair = 2.0 * Double(headDim) * Double(batch * heads)
     return (2 * perPair * pairs, 5 * perPair * pairs)
 }
