@@ -21,18 +21,44 @@ final class AttentionTests: XCTestCase {
     }
 
     func testFloat32KernelMatchesFloat64Reference() {
-        var rng = RandomGenerator(seed: 21)
-        let shapes = [[2, 600, 2, 16], [2, 600, 2, 16], [2, 600, 2, 16]]
-        let base = shapes.map { Tensor<Double>.randn($0, std: 1.5, using: &rng) }
-        let cot = Tensor<Double>.randn(shapes[0], using: &rng)
-        let x32 = base.map { $0.converted(to: Float.self).requiringGrad() }
-        let y32 = scaledDotProductAttention(q: x32[0], k: x32[1], v: x32[2])
-        y32.backward(seed: cot.converted(to: Float.self).data)
-        let x64 = base.map { $0.detached().requiringGrad() }
-        let y64 = referenceAttention(q: x64[0], k: x64[1], v: x64[2])
-        y64.backward(seed: cot.data)
-        XCTAssertLessThan(GradientCheck.relativeError(y32.data.map(Double.init), y64.data), 1e-5)
-        for i in 0..<3 { XCTAssertLessThan(GradientCheck.relativeError(x32[i].grad!.map(Double.init), x64[i].grad!), 1e-4, "input \(i)") }
+        // E = 16, 32, 48 run the SmallGemm products (one 16-column panel, one 32, both), E = 8 the BLAS path.
+        for (b, lq, lk, h, e) in [(2, 600, 600, 2, 16), (1, 70, 333, 2, 32), (1, 300, 300, 1, 48), (1, 260, 260, 2, 8)] {
+            var rng = RandomGenerator(seed: UInt64(e))
+            let shapes = [[b, lq, h, e], [b, lk, h, e], [b, lk, h, e]]
+            let base = shapes.map { Tensor<Double>.randn($0, std: 1.5, using: &rng) }
+            let cot = Tensor<Double>.randn(shapes[0], using: &rng)
+            let x32 = base.map { $0.converted(to: Float.self).requiringGrad() }
+            let y32 = scaledDotProductAttention(q: x32[0], k: x32[1], v: x32[2])
+            y32.backward(seed: cot.converted(to: Float.self).data)
+            let x64 = base.map { $0.detached().requiringGrad() }
+            let y64 = referenceAttention(q: x64[0], k: x64[1], v: x64[2])
+            y64.backward(seed: cot.data)
+            XCTAssertLessThan(GradientCheck.relativeError(y32.data.map(Double.init), y64.data), 1e-5, "E=\(e) output")
+            for i in 0..<3 {
+                XCTAssertLessThan(GradientCheck.relativeError(x32[i].grad!.map(Double.init), x64[i].grad!), 1e-4, "E=\(e) input \(i)")
+            }
+        }
+    }
+
+    func testSmallGemmMatchesAPlainProduct() {
+        var rng = RandomGenerator(seed: 8)
+        for (m, n, k, transposed, accumulate) in [(19, 32, 7, false, false), (8, 48, 33, true, true), (5, 21, 4, false, true), (16, 64, 1, true, false)] {
+            let lda = transposed ? m + 3 : k + 2
+            let a = Tensor<Float>.randn([transposed ? k : m, lda], using: &rng).data
+            let b = Tensor<Float>.randn([k, n + 5], using: &rng).data
+            var c = Tensor<Float>.randn([m, n + 1], using: &rng).data
+            var expected = c
+            for i in 0..<m { for j in 0..<n {
+                var s: Double = 0
+                for kk in 0..<k { s += Double(transposed ? a[kk * lda + i] : a[i * lda + kk]) * Double(b[kk * (n + 5) + j]) }
+                expected[i * (n + 1) + j] = Float((accumulate ? Double(expected[i * (n + 1) + j]) : 0) + 0.5 * s)
+            } }
+            a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in c.withUnsafeMutableBufferPointer { cp in
+                SmallGemm.product(m: m, n: n, k: k, alpha: 0.5, a: ap.baseAddress!, rowStride: transposed ? 1 : lda, colStride: transposed ? lda : 1,
+                                  b: bp.baseAddress!, ldb: n + 5, accumulate: accumulate, c: cp.baseAddress!, ldc: n + 1)
+            } } }
+            XCTAssertLessThan(GradientCheck.relativeError(c.map(Double.init), expected.map(Double.init)), 1e-5, "\(m) \(n) \(k)")
+        }
     }
 
     func testVectorExpMatchesTheLibraryExp() {

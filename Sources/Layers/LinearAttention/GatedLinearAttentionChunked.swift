@@ -153,3 +153,25 @@ private func glaBackward<T: TensorScalar>(
     } } } }
     return [dq, dk, dv, dg, h0 == nil ? nil : dh0]
 }
+
+/// Floating-point operations of the chunked GLA kernel (products and the diagonal sub-blocks' multiply-adds, as
+/// this implementation performs them), forward and backward (which recomputes the chunk states and scores).
+public func glaChunkFlops(batch: Int, length: Int, heads: Int, keyDim K: Int, valueDim V: Int,
+                          chunkSize: Int = 64, subChunkSize: Int = 16) -> (forward: Double, backward: Double) {
+    let grid = ChunkGrid(length: length, chunkSize: chunkSize, subChunkSize: subChunkSize)
+    var forward = 0.0, backward = 0.0
+    for c in 0..<grid.count {
+        let n = Double(grid.chunk(c).count)
+        var offDiagonal = 0.0, diagonal = 0.0
+        for i0 in stride(from: 0, to: grid.chunk(c).count, by: grid.subChunkSize) {
+            let rows = Double(min(grid.subChunkSize, grid.chunk(c).count - i0))
+            offDiagonal += 2 * rows * Double(i0) * Double(K)
+            diagonal += rows * (rows + 1) / 2 * 3 * Double(K)
+        }
+        let (kv, nnv) = (2 * n * Double(K * V), 2 * n * n * Double(V))
+        forward += kv + nnv + kv + offDiagonal + diagonal                 // inter, A V, state, A
+        backward += kv + offDiagonal + diagonal + nnv + (nnv + kv) + 2 * kv + 2 * offDiagonal + 2 * diagonal + kv
+    }
+    let items = Double(batch * heads)
+    return (forward * items, backward * items)
+}

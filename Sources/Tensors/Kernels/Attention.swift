@@ -17,6 +17,8 @@ import Foundation
 
 /// Queries per block.
 private let queryBlock = Int(ProcessInfo.processInfo.environment["SEQLAB_QB"] ?? "") ?? 128
+/// Rows per strip where a key block crosses the causal diagonal.
+private let diagonalStrip = 64
 /// Keys per block (a score block is queryBlock x keyBlock: 128 KB in Float32, resident in L2).
 private let keyBlock = Int(ProcessInfo.processInfo.environment["SEQLAB_KB"] ?? "") ?? 256
 
@@ -53,6 +55,77 @@ struct AttentionGeometry {
     var offset: Int { keys - queries }
     /// The number of keys query i may see.
     @inline(__always) func visibleKeys(query i: Int) -> Int { causal ? min(keys, offset + i + 1) : keys }
+
+    /// Whether the block products run on `SmallGemm` (Float32 with E a multiple of 16) rather than BLAS.
+    func smallProducts<T>(_: T.Type) -> Bool { T.self == Float.self && headDim % 16 == 0 }
+
+    /// Every head's keys (or values) transposed, [B H, E, Lk]: rows of E-major key blocks for `scores`.
+    func transposedHeads<T: TensorScalar>(_ x: UnsafePointer<T>) -> AlignedBuffer<T> {
+        let out = AlignedBuffer<T>(count: batch * heads * headDim * keys)
+        let (e, ld, o) = (headDim, rowStride, out.pointer)
+        Parallel.forEach(batch * heads) { item in
+            let src = x + (item / heads) * keys * ld + (item % heads) * e, dst = o + item * e * keys
+            for t0 in stride(from: 0, to: keys, by: 64) {  // 64-key panels keep both sides in cache
+                for d in 0..<e { for t in t0..<min(keys, t0 + 64) { dst[d * keys + t] = src[t * ld + d] } }
+            }
+        }
+        return out
+    }
+
+    /// S [m, n] = alpha X Y^T for rows of X (leading dimension H E) and n rows of Y; with `keysTransposed`
+    /// (Y^T, leading dimension Lk) on `SmallGemm`, else one BLAS call.
+    @inline(__always)
+    func scores<T: TensorScalar>(
+        m: Int, n: Int, alpha: T, rows x: UnsafePointer<T>, keys y: UnsafePointer<T>, keysTransposed yT: UnsafePointer<T>?,
+        into c: UnsafeMutablePointer<T>
+    ) {
+        if let yT {
+            product(T.self, m: m, n: n, k: headDim, alpha: alpha, a: x, lda: rowStride, transposedA: false, b: yT, ldb: keys,
+                    accumulate: false, c: c, ldc: n)
+        } else {
+            T.gemm(transA: false, transB: true, m: m, n: n, k: headDim, alpha: alpha, a: x, lda: rowStride, b: y, ldb: rowStride,
+                   beta: 0, c: c, ldc: n)
+        }
+    }
+
+    /// C [m, n] (+)= alpha op(A) B, op(A) = A [m, k] or A^T (A stored [k, m]) with leading dimension lda:
+    /// `SmallGemm` when `smallProducts`, else BLAS.
+    @inline(__always)
+    func product<T: TensorScalar>(
+        _: T.Type, m: Int, n: Int, k: Int, alpha: T, a: UnsafePointer<T>, lda: Int, transposedA: Bool,
+        b: UnsafePointer<T>, ldb: Int, accumulate: Bool, c: UnsafeMutablePointer<T>, ldc: Int
+    ) {
+        if smallProducts(T.self) {
+            SmallGemm.product(m: m, n: n, k: k, alpha: unsafeBitCast(alpha, to: Float.self),
+                              a: UnsafeRawPointer(a).assumingMemoryBound(to: Float.self),
+                              rowStride: transposedA ? 1 : lda, colStride: transposedA ? lda : 1,
+                              b: UnsafeRawPointer(b).assumingMemoryBound(to: Float.self), ldb: ldb, accumulate: accumulate,
+                              c: UnsafeMutableRawPointer(c).assumingMemoryBound(to: Float.self), ldc: ldc)
+        } else {
+            T.gemm(transA: transposedA, transB: false, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                   beta: accumulate ? 1 : 0, c: c, ldc: ldc)
+        }
+    }
+
+    /// The tiles (row strip r0..<r0 + rows of the query block, keys k0..<k0 + nk) of query block
+    /// [start, start + rows): whole key blocks where every row sees every key; a key block that crosses the causal
+    /// diagonal is cut into strips of `diagonalStrip` rows, each computed only up to its last visible key.
+    @inline(__always)
+    func forEachTile(start: Int, rows: Int, _ body: (_ r0: Int, _ rows: Int, _ k0: Int, _ nk: Int) -> Void) {
+        let lastVisible = visibleKeys(query: start + rows - 1), seenByAll = visibleKeys(query: start)
+        for k0 in stride(from: 0, to: lastVisible, by: keyBlock) {
+            let nk = min(keyBlock, lastVisible - k0)
+            if k0 + nk <= seenByAll || rows <= diagonalStrip {
+                body(0, rows, k0, nk)
+                continue
+            }
+            for r0 in stride(from: 0, to: rows, by: diagonalStrip) {
+                let stripRows = min(diagonalStrip, rows - r0)
+                let stripKeys = min(nk, visibleKeys(query: start + r0 + stripRows - 1) - k0)
+                if stripKeys > 0 { body(r0, stripRows, k0, stripKeys) }
+            }
+        }
+    }
 }
 
 /// Forward pass: o [B, Lq, H, E] and the row log-sum-exp [B, H, Lq].
@@ -69,6 +142,7 @@ private func attentionForward<T: TensorScalar>(
         // Work units: (batch member, head, query block), independent in the forward pass; the last query blocks
         // (the most visible keys) go first so that the dynamic queue ends with short units.
         let items = g.batch * g.heads
+        let kT = g.smallProducts(T.self) ? g.transposedHeads(kb) : nil  // [B H, E, Lk] for S = Q K^T
         AttentionWorkQueue.run(items * queryBlocks, scratch: { ForwardScratch<T>(headDim: e) }) { unit, w in
             let item = unit % items, block = queryBlocks - 1 - unit / items
             let (b, h) = (item / g.heads, item % g.heads)
@@ -76,21 +150,19 @@ private func attentionForward<T: TensorScalar>(
             let start = block * queryBlock, rows = min(queryBlock, g.queries - start)
             let (scores, acc, rowMax, rowSum) = (w.scores.pointer, w.acc, w.rowMax, w.rowSum)
             for r in 0..<rows { rowMax[r] = -T.infinity; rowSum[r] = 0 }
-            let lastVisible = g.visibleKeys(query: start + rows - 1)
-            for k0 in stride(from: 0, to: lastVisible, by: keyBlock) {
-                let nk = min(keyBlock, lastVisible - k0)
-                // S = scale Q_b K_c^T   [rows, nk]
-                T.gemm(transA: false, transB: true, m: rows, n: nk, k: e, alpha: s,
-                       a: qb + qHead + start * ld, lda: ld, b: kb + kHead + k0 * ld, ldb: ld, beta: 0, c: scores, ldc: nk)
-                for r in 0..<rows {
-                    let row = scores + r * nk
+            g.forEachTile(start: start, rows: rows) { r0, tileRows, k0, nk in
+                // S = scale Q_tile K_c^T   [tileRows, nk]
+                g.scores(m: tileRows, n: nk, alpha: s, rows: qb + qHead + (start + r0) * ld, keys: kb + kHead + k0 * ld,
+                         keysTransposed: kT.map { $0.pointer + item * e * g.keys + k0 }, into: scores)
+                for r in r0..<(r0 + tileRows) {
+                    let row = scores + (r - r0) * nk
                     let visible = max(0, min(nk, g.visibleKeys(query: start + r) - k0))
                     for j in visible..<nk { row[j] = 0 }
                     if visible == 0 { continue }
                     let mOld = rowMax[r]
                     let mNew = max(mOld, VectorMath.maximum(row, count: visible))
                     let total = VectorMath.exponentiate(row, count: visible, minus: mNew)
-                    if k0 > 0 && mNew > mOld {  // rescale what earlier key blocks accumulated
+                    if mOld > -T.infinity && mNew > mOld {  // rescale what earlier key blocks accumulated
                         let alpha = VectorMath.exp(mOld - mNew)
                         rowSum[r] *= alpha
                         let accRow = acc + r * e
@@ -99,9 +171,9 @@ private func attentionForward<T: TensorScalar>(
                     rowMax[r] = mNew
                     rowSum[r] += total
                 }
-                // O_b (+)= P V_c   [rows, E]
-                T.gemm(transA: false, transB: false, m: rows, n: e, k: nk, alpha: 1,
-                       a: scores, lda: nk, b: vb + kHead + k0 * ld, ldb: ld, beta: k0 == 0 ? 0 : 1, c: acc, ldc: e)
+                // O_tile (+)= P V_c   [tileRows, E]  (the tiles at k0 = 0 cover every row first)
+                g.product(T.self, m: tileRows, n: e, k: nk, alpha: 1, a: scores, lda: nk, transposedA: false,
+                          b: vb + kHead + k0 * ld, ldb: ld, accumulate: k0 != 0, c: acc + r0 * e, ldc: e)
             }
             for r in 0..<rows {
                 let inv = 1 / rowSum[r]
@@ -137,37 +209,36 @@ private func attentionBackward<T: TensorScalar>(
         let (qb, kb, vb, gb) = (qp.baseAddress!, kp.baseAddress!, vp.baseAddress!, gp.baseAddress!)
         let (dqb, dkb, dvb, lb, rb) = (dqp.baseAddress!, dkp.baseAddress!, dvp.baseAddress!, lp.baseAddress!, rp.baseAddress!)
         // One work item per (batch member, head): its key blocks accumulate dK, dV from every query block.
+        let small = g.smallProducts(T.self)
+        let (kT, vT) = small ? (g.transposedHeads(kb), g.transposedHeads(vb)) : (nil, nil)  // [B H, E, Lk]
         AttentionWorkQueue.run(g.batch * g.heads, scratch: { BackwardScratch<T>() }) { item, w in
             let (b, h) = (item / g.heads, item % g.heads)
             let qHead = b * g.queries * ld + h * e, kHead = b * g.keys * ld + h * e
             let (p, dp) = (w.p, w.dp)  // P block; dP, then dS
             for start in stride(from: 0, to: g.queries, by: queryBlock) {
                 let rows = min(queryBlock, g.queries - start)
-                let (qRows, gRows) = (qb + qHead + start * ld, gb + qHead + start * ld)
-                let lastVisible = g.visibleKeys(query: start + rows - 1)
-                for k0 in stride(from: 0, to: lastVisible, by: keyBlock) {
-                    let nk = min(keyBlock, lastVisible - k0)
+                g.forEachTile(start: start, rows: rows) { r0, tileRows, k0, nk in
+                    let (qRows, gRows) = (qb + qHead + (start + r0) * ld, gb + qHead + (start + r0) * ld)
                     let (kRows, vRows) = (kb + kHead + k0 * ld, vb + kHead + k0 * ld)
-                    // S = scale Q_b K_c^T;  dP = dO_b V_c^T   [rows, nk]
-                    T.gemm(transA: false, transB: true, m: rows, n: nk, k: e, alpha: s,
-                           a: qRows, lda: ld, b: kRows, ldb: ld, beta: 0, c: p, ldc: nk)
-                    T.gemm(transA: false, transB: true, m: rows, n: nk, k: e, alpha: 1,
-                           a: gRows, lda: ld, b: vRows, ldb: ld, beta: 0, c: dp, ldc: nk)
-                    for r in 0..<rows {
-                        let t = start + r
+                    // S = scale Q_tile K_c^T;  dP = dO_tile V_c^T   [tileRows, nk]
+                    let transposedOffset = item * e * g.keys + k0
+                    g.scores(m: tileRows, n: nk, alpha: s, rows: qRows, keys: kRows, keysTransposed: kT.map { $0.pointer + transposedOffset }, into: p)
+                    g.scores(m: tileRows, n: nk, alpha: 1, rows: gRows, keys: vRows, keysTransposed: vT.map { $0.pointer + transposedOffset }, into: dp)
+                    for r in 0..<tileRows {
+                        let t = start + r0 + r
                         let visible = max(0, min(nk, g.visibleKeys(query: t) - k0))
                         let pr = p + r * nk, dpr = dp + r * nk
                         VectorMath.softmaxBackwardRow(scores: pr, gradients: dpr, count: visible,
                                                       logZ: lb[item * g.queries + t], rowDot: rb[item * g.queries + t])
                         for j in visible..<nk { pr[j] = 0; dpr[j] = 0 }
                     }
-                    // dV_c += P^T dO_b;  dQ_b += scale dS K_c;  dK_c += scale dS^T Q_b
-                    T.gemm(transA: true, transB: false, m: nk, n: e, k: rows, alpha: 1,
-                           a: p, lda: nk, b: gRows, ldb: ld, beta: 1, c: dvb + kHead + k0 * ld, ldc: ld)
-                    T.gemm(transA: false, transB: false, m: rows, n: e, k: nk, alpha: s,
-                           a: dp, lda: nk, b: kRows, ldb: ld, beta: 1, c: dqb + qHead + start * ld, ldc: ld)
-                    T.gemm(transA: true, transB: false, m: nk, n: e, k: rows, alpha: s,
-                           a: dp, lda: nk, b: qRows, ldb: ld, beta: 1, c: dkb + kHead + k0 * ld, ldc: ld)
+                    // dV_c += P^T dO_tile;  dQ_tile += scale dS K_c;  dK_c += scale dS^T Q_tile
+                    g.product(T.self, m: nk, n: e, k: tileRows, alpha: 1, a: p, lda: nk, transposedA: true,
+                              b: gRows, ldb: ld, accumulate: true, c: dvb + kHead + k0 * ld, ldc: ld)
+                    g.product(T.self, m: tileRows, n: e, k: nk, alpha: s, a: dp, lda: nk, transposedA: false,
+                              b: kRows, ldb: ld, accumulate: true, c: dqb + qHead + (start + r0) * ld, ldc: ld)
+                    g.product(T.self, m: nk, n: e, k: tileRows, alpha: s, a: dp, lda: nk, transposedA: true,
+                              b: qRows, ldb: ld, accumulate: true, c: dkb + kHead + k0 * ld, ldc: ld)
                 }
             }
         }
