@@ -12,15 +12,18 @@ import Foundation
 //   O_b = e^{m - m'} O_b + P V_c;  finally O_b = O_b / l and the log-sum-exp lse = m + log l is kept.
 // Memory is O(B L H) plus one score block per thread. Backward recomputes P = exp(S - lse) block by block:
 //   dV_c += P^T dO_b,  dP = dO_b V_c^T,  dS = P (dP - rowsum(dO o)),  dQ_b += scale dS K_c,  dK_c += scale dS^T Q_b.
-// The two or five products per block are BLAS GEMMs (blocks large enough for BLAS to run near its peak); the
-// exps go through `VectorMath`'s polynomial exp on 16-wide vectors.
+// Blocks are 256 queries x 256 keys; a key block that crosses the causal diagonal is cut into 64-row strips, each
+// computed only up to its last visible key, and fully masked blocks are skipped. The two (forward) or five
+// (backward) products per tile run on `SmallGemm` in Float32 when E is a multiple of 16 (register tiles, no
+// packing of the score blocks; S = Q K^T reads K pre-transposed), else on BLAS. The exps go through
+// `VectorMath`'s polynomial exp on 16-wide vectors.
 
 /// Queries per block.
-private let queryBlock = Int(ProcessInfo.processInfo.environment["SEQLAB_QB"] ?? "") ?? 128
+private let queryBlock = 256
 /// Rows per strip where a key block crosses the causal diagonal.
 private let diagonalStrip = 64
-/// Keys per block (a score block is queryBlock x keyBlock: 128 KB in Float32, resident in L2).
-private let keyBlock = Int(ProcessInfo.processInfo.environment["SEQLAB_KB"] ?? "") ?? 256
+/// Keys per block (a score block is queryBlock x keyBlock: 256 KB in Float32, two of them stay in L2).
+private let keyBlock = 256
 
 /// Multi-head scaled dot-product attention on [B, L, H, E] tensors (flash-attention blocking): one tape node.
 /// q [B, Lq, H, E], k, v [B, Lk, H, E] with Lk >= Lq; with `causal`, query i sees keys j <= Lk - Lq + i.
