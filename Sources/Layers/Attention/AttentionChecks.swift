@@ -3,6 +3,7 @@ import Tensors
 /// Op-level checks of the attention layer's pieces: RoPE's gradient, and the flash kernel against naive attention
 /// across its query and key block edges and with a KV cache (fewer queries than keys).
 public enum AttentionChecks {
+    /// RoPE gradient checks and kernel == naive comparisons (appended to `CheckCatalog.opChecks`).
     public static let all: [OpCheck] = [
         OpCheck("rotary_embedding", shapes: [[2, 5, 2, 6]]) { $0[0].rotaryEmbedding(positionOffset: 3) },
         OpCheck("rotary_embedding_odd_dim", shapes: [[1, 4, 1, 5]]) { $0[0].rotaryEmbedding(positionOffset: 0, base: 100) },

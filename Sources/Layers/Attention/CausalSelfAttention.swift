@@ -59,6 +59,7 @@ public final class CausalSelfAttention<T: TensorScalar>: SequenceLayer {
         public var length: Int { keys?.shape[1] ?? 0 }
     }
 
+    /// An empty cache.
     public func initialState(batchSize: Int) -> KeyValueCache { KeyValueCache(keys: nil, values: nil) }
 
     /// One token x [B, D]: appends its key and value to the cache and attends over all T + 1 cached tokens.

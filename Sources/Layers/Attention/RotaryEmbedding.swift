@@ -15,6 +15,7 @@ public struct RotaryTable<T: TensorScalar> {
     public let headDim: Int
     public let cosines, sines: [T]
 
+    /// The table for `positions` and head dimension `headDim` with frequencies base^(-2i / R).
     public init(positions: Range<Int>, headDim: Int, base: Double = 10_000) {
         (self.positions, self.headDim) = (positions, headDim)
         let half = headDim / 2

@@ -21,6 +21,8 @@ public final class GatedLinearAttentionLayer<T: TensorScalar>: SequenceLayer {
     public var headKeyDim: Int { keyDim / heads }
     public var headValueDim: Int { valueDim / heads }
 
+    /// A layer of width `dModel`: key_dim = expandK dModel and value_dim = expandV dModel split over `heads`;
+    /// `shortConvolution` is the width of the optional convolutions on q, k, v (nil: none).
     public init(dModel: Int, heads: Int = 4, expandK: Double = 0.5, expandV: Double = 1, shortConvolution: Int? = nil,
                 gateLowRank: Int = 16, gateNormalizer: Double = 16, chunkSize: Int = 64, subChunkSize: Int = 16,
                 rng: inout RandomGenerator) {
@@ -92,6 +94,7 @@ public final class GatedLinearAttentionLayer<T: TensorScalar>: SequenceLayer {
         public var convolutionWindows: [Tensor<T>]
     }
 
+    /// Zero memory and zero convolution windows.
     public func initialState(batchSize: Int) -> State {
         let windows = convolutions.map { c in
             [c.q, c.k, c.v].map { Tensor<T>.zeros([batchSize, $0.shape[1] - 1, $0.shape[0]]) }

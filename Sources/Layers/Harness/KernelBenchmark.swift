@@ -14,6 +14,7 @@ public struct KernelBenchmarkResult: Sendable {
 /// The fused kernels behind the `attention` and `gla` layers at their default sizes (4 heads; attention E = 32;
 /// GLA K = 16, V = 32 from expand_k 0.5, expand_v 1 at d_model 128), Float32, loss = sum(o g).
 public enum KernelBenchmark {
+    /// `scaledDotProductAttention` on q, k, v [B, L, 4, d_model / 4], causal.
     public static func attention(_ shape: BenchmarkShape, repeats: Int = 5) -> KernelBenchmarkResult {
         let dims = [shape.batch, shape.length, 4, shape.dModel / 4]
         var rng = RandomGenerator(seed: 1)
@@ -26,6 +27,7 @@ public enum KernelBenchmark {
         } seeds: { _ in [g.data] }
     }
 
+    /// `gatedLinearAttention` on q, k [B, L, 4, d_model / 8], v [B, L, 4, d_model / 4], chunk 64, sub-chunk 16.
     public static func gla(_ shape: BenchmarkShape, repeats: Int = 5) -> KernelBenchmarkResult {
         let (b, l, h, kd, vd) = (shape.batch, shape.length, 4, shape.dModel / 8, shape.dModel / 4)
         var rng = RandomGenerator(seed: 1)

@@ -17,6 +17,7 @@ public struct ChunkGrid: Sendable {
     public let chunkSize: Int
     public let subChunkSize: Int
 
+    /// A grid over `length` tokens; the sub-chunk size is capped at the chunk size.
     public init(length: Int, chunkSize: Int, subChunkSize: Int) {
         precondition(chunkSize >= 1 && subChunkSize >= 1, "ChunkGrid: chunk sizes must be positive (got \(chunkSize), \(subChunkSize))")
         self.length = length
@@ -39,6 +40,7 @@ public struct ChunkGrid: Sendable {
 public struct LinearAttentionGeometry: Sendable {
     public let batch, length, heads, keyDim, valueDim: Int
 
+    /// The geometry of q, k, g [B, L, H, K], v [B, L, H, V] and states [B, H, K, V].
     public init(batch: Int, length: Int, heads: Int, keyDim: Int, valueDim: Int) {
         (self.batch, self.length, self.heads, self.keyDim, self.valueDim) = (batch, length, heads, keyDim, valueDim)
     }

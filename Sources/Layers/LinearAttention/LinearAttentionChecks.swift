@@ -29,6 +29,7 @@ public enum LinearAttentionChecks {
         }
     }
 
+    /// The checks `seqlab check --op gla` runs (appended to `CheckCatalog.opChecks`).
     public static let all: [OpCheck] = [
         gradientCheck("gla_chunked", shapes: glaShapes(2, 11, 2, 3, 4), normalizer: 1),
         gradientCheck("gla_chunked_strong_gates", shapes: glaShapes(1, 9, 2, 3, 2), normalizer: 0.1),

@@ -282,6 +282,7 @@ public func attentionFlops(batch: Int, length: Int, heads: Int, headDim: Int, ca
 /// A dynamic work queue over `Parallel.threadCount` threads: each thread builds its scratch once, then takes units
 /// in increasing order from a shared counter until none are left (OpenBLAS single-threaded inside, as in `Parallel`).
 public enum AttentionWorkQueue {
+    /// Runs `body(unit, scratch)` for every unit in 0..<count.
     public static func run<Scratch>(_ count: Int, scratch makeScratch: () -> Scratch, _ body: (Int, Scratch) -> Void) {
         let threads = min(Parallel.threadCount, count)
         if threads <= 1 {
