@@ -10,8 +10,8 @@ public protocol LayerFactory {
     static var options: [LayerOptionSpec] { get }
     /// A layer of width `dModel` in precision T, initialised from `rng`.
     static func make<T: TensorScalar>(dModel: Int, options: LayerOptions, rng: inout RandomGenerator) throws -> any SequenceLayer<T>
-    /// Option sets the layer check runs (default: the defaults; see LayerCheck.swift). A requirement, so that a
-    /// factory's own list is what `LayerCheck` sees through `LayerFactory.Type`.
+    /// Option sets `seqlab check --layer` runs (default in LayerCheck.swift). A requirement, so that a factory's
+    /// own value is found through `LayerFactory.Type` (an extension member alone would always give the default).
     static var checkOptions: [LayerOptions] { get }
     /// The width the layer check uses (default 16).
     static var checkDModel: Int { get }
@@ -23,6 +23,8 @@ public enum LayerRegistry {
     public static let factories: [LayerFactory.Type] = [
         DiagonalRecurrenceFactory.self,
         MambaFactory.self,
+        CausalSelfAttentionFactory.self,
+        GatedLinearAttentionFactory.self,
     ]
 
     /// The registered names.
