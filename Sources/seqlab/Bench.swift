@@ -9,7 +9,7 @@ struct Bench: ParsableCommand {
         abstract: "Forward + backward timings of each layer (release build); machine figures (matmul, fft_conv, FMA).")
 
     @Option(help: "Benchmark one layer (default: every registered layer).") var layer: String?
-    @Option(help: "lra (8 x 1024 x 128) or long (1 x 16384 x 128).") var shape: String = "lra"
+    @Option(help: "lra (8 x 1024 x 128), long (1 x 16384 x 128), or BxL (d_model 128), e.g. 1x4096.") var shape: String = "lra"
     @Option(help: "Layer options as key=value, comma-separated (e.g. n_h=2,chunk_size=64).") var options: String?
     @Option(help: "Timed repetitions (median reported).") var repeats: Int = 5
     @Flag(help: "One JSON object per layer and line: {layer, shape, fwd_bwd_ms, fwd_ms, peak_rss_mb}.") var json = false
@@ -17,7 +17,7 @@ struct Bench: ParsableCommand {
     @Flag(help: "The fused attention and GLA kernels alone at --shape: fwd+bwd ms, GFLOP/s, fraction of sgemm 1024^3.") var kernels = false
 
     func run() throws {
-        guard let benchShape = BenchmarkShape(rawValue: shape) else { fail("unknown shape '\(shape)' (known: lra, long)") }
+        guard let benchShape = BenchmarkShape(rawValue: shape) else { fail("unknown shape '\(shape)' (lra, long, or BxL such as 1x4096)") }
         let layerOptions = reportingErrors { try parseOptions(options) }
         if kernels { runKernels(benchShape); return }
         if system || (layer == nil && !json) { runSystem() }
