@@ -26,7 +26,10 @@ let package = Package(
             name: "Tensors",
             dependencies: ["CFFTW", "COpenBLAS", .product(name: "Numerics", package: "swift-numerics")],
             swiftSettings: swift5),
-        .target(name: "Layers", dependencies: ["Tensors"], swiftSettings: swift5),
+        .target(
+            name: "Layers",
+            dependencies: ["Tensors", "COpenBLAS", .product(name: "Numerics", package: "swift-numerics")],
+            swiftSettings: swift5),
         .executableTarget(
             name: "seqlab",
             dependencies: ["Tensors", "Layers", .product(name: "ArgumentParser", package: "swift-argument-parser")],
