@@ -204,3 +204,24 @@ final class S4Tests: XCTestCase {
         }
     }
 }
+
+/// The Float32 fast paths of the block's activations against Float64 libm.
+final class S4ActivationAccuracyTests: XCTestCase {
+    func testVectorisedExpAndGELUAreAccurateInFloat32() {
+        var worstExp = 0.0, worstGELU = 0.0, worstSlope = 0.0
+        for i in 0...200_000 {
+            let x = Double(Float(-10 + 20 * Double(i) / 200_000))  // exactly representable in Float
+            let e = Double(vectorExp(Float(x)))
+            worstExp = max(worstExp, abs(e - Foundation.exp(x)) / Foundation.exp(x))
+            let (y, d) = vectorGELU(Float(x))
+            let cdf = (1 + Foundation.erf(x / 2.0.squareRoot())) / 2
+            worstGELU = max(worstGELU, abs(Double(y) - x * cdf) / max(1, abs(x)))
+            worstSlope = max(worstSlope, abs(Double(d) - (cdf + x * Foundation.exp(-x * x / 2) / (2 * Double.pi).squareRoot())))
+        }
+        XCTAssertLessThan(worstExp, 3e-7)
+        XCTAssertLessThan(worstGELU, 3e-7)
+        XCTAssertLessThan(worstSlope, 1e-6)
+        XCTAssertEqual(vectorExp(-200), 0, accuracy: 1e-37)
+        XCTAssertTrue(vectorExp(200).isFinite)
+    }
+}

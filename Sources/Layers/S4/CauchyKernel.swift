@@ -70,6 +70,8 @@ private let nodeBlock = 128
 /// S4's kernel K [H, L] from log dt [H] and Lambda, P, B, C-tilde [H, N/2] (complex as re/im pairs): the Cauchy
 /// kernel with the Woodbury correction at the roots of unity, then an inverse real FFT. One fused tape node with a
 /// hand-written backward (gradients to every input). O(N L) per channel, threaded over channels.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func s4DPLRKernel<T: TensorScalar>(
     logDt: Tensor<T>, lambdaRe: Tensor<T>, lambdaIm: Tensor<T>, pRe: Tensor<T>, pIm: Tensor<T>,
     bRe: Tensor<T>, bIm: Tensor<T>, cRe: Tensor<T>, cIm: Tensor<T>, length: Int
@@ -169,6 +171,8 @@ private func cauchySums<T: TensorScalar>(
 }
 
 /// The backward pass of `s4DPLRKernel`: gradients to log dt, Lambda, P, B, C-tilde (see the file header).
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 private func cauchyKernelBackward<T: TensorScalar>(
     _ dK: [T], data: [[T]], sums: [T], nodes: RootOfUnityNodes<T>, channels: Int, modes: Int, length: Int
 ) -> [[T]?] {

@@ -109,6 +109,8 @@ public final class DPLRSSM<T: TensorScalar>: SSMKernelGenerator {
         kernelLength = 2 * length
     }
 
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func kernel(length: Int, direction: Int) -> Tensor<T> {
         while kernelLength < length { doubleKernelLength() }
         let modes = stateSize / 2
@@ -133,6 +135,8 @@ public final class DPLRSSM<T: TensorScalar>: SSMKernelGenerator {
     }
 
     /// The dense real recurrence: C = C-tilde (I - Abar^L)^-1, then real coordinates of the conjugate-symmetric state.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func recurrence() -> SSMRecurrence<T> {
         let n = stateSize
         var a = [T](repeating: 0, count: channels * n * n), b = [T](repeating: 0, count: channels * n), c = b

@@ -41,6 +41,8 @@ public final class DiagonalSSM<T: TensorScalar>: SSMKernelGenerator {
         cIm = Tensor.randn(cShape, std: std, using: &rng, requiresGrad: true)
     }
 
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func kernel(length: Int, direction: Int) -> Tensor<T> {
         let modes = stateSize / 2
         func direct(_ c: Tensor<T>) -> Tensor<T> {
@@ -58,6 +60,8 @@ public final class DiagonalSSM<T: TensorScalar>: SSMKernelGenerator {
     }
 
     /// Abar, Bbar, C per (h, n) from the current parameter values.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func recurrence() -> SSMRecurrence<T> {
         let modes = stateSize / 2, tiedSSMs = logAReal.shape[0]
         var aRe = [T](repeating: 0, count: channels * modes), aIm = aRe, bRe = aRe, bIm = aRe

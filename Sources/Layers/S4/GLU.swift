@@ -6,6 +6,8 @@ import Tensors
 
 extension Tensor {
     /// GLU over the last axis (even size 2H -> H): a * sigmoid(b) with [a, b] the two halves.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func glu() -> Tensor {
         let width = shape.last ?? 0
         precondition(width % 2 == 0 && width > 0, "glu: the last axis must be even, got shape \(shape)")

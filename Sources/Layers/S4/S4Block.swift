@@ -75,6 +75,8 @@ public final class S4Block<T: TensorScalar>: SequenceLayer {
 
     public var supportsStep: Bool { !bidirectional }
 
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func callAsFunction(_ x: Tensor<T>) -> Tensor<T> {
         precondition(x.rank == 3 && x.shape[2] == dModel, "S4 block: input \(x.shape) for a layer of width \(dModel)")
         let length = x.shape[1]
@@ -82,25 +84,31 @@ public final class S4Block<T: TensorScalar>: SequenceLayer {
         var y = bidirectional
             ? fftConvolution(x, kernel: k, anticausalKernel: ssm.kernel(length: length, direction: 1), skip: d)
             : fftConvolution(x, kernel: k, skip: d)    // [B, L, H]
-        y = y.gelu()
+        y = y.fastGELU()
         if isTraining && dropout > 0 { y = y.dropout(dropout, training: true, using: &dropoutGenerator) }
-        return output(y).glu()  // [B, L, H]
+        return gluLinear(y, weight: output.weight, bias: output.bias)  // [B, L, H]
     }
 
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func initialState(batchSize: Int) -> SSMState<T> {
         precondition(!bidirectional, "S4 block: a bidirectional block has no recurrent form")
         let recurrence = ssm.recurrence()
         return SSMState(x: [T](repeating: 0, count: batchSize * dModel * recurrence.stateWidth), recurrence: recurrence, batch: batchSize)
     }
 
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func step(_ x: Tensor<T>, state: inout SSMState<T>) -> Tensor<T> {
         precondition(x.shape == [state.batch, dModel], "S4 block step: input \(x.shape), expected [\(state.batch), \(dModel)]")
         let ssmOutput = advance(&state, input: x.data)  // [B, H]
         let y = Tensor(shape: x.shape, data: ssmOutput) + x * d
-        return output(y.gelu()).glu()
+        return gluLinear(y.fastGELU(), weight: output.weight, bias: output.bias)
     }
 
     /// x <- Abar x + Bbar u; returns C x per (b, h).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     private func advance(_ state: inout SSMState<T>, input u: [T]) -> [T] {
         let channels = dModel
         var y = [T](repeating: 0, count: state.batch * channels)

@@ -109,7 +109,22 @@ public enum S4Checks {
         formCheck("s4d_kernel==explicit_sum_bilinear", S4KernelInputs.diagonal(channels: 2, modes: 3, seed: 8)) {
             diagonalKernel($0, length: 23, discretization: .bilinear, fast: $1)
         },
+        gradientCheck("gelu_fast", [Tensor<Double>.randn([4, 7], std: 2, using: &sharedGenerator)]) { $0[0].fastGELU() },
+        gradientCheck("glu_linear", [[2, 3, 4], [4, 6], [6]].map { Tensor<Double>.randn($0, using: &sharedGenerator) }) {
+            gluLinear($0[0], weight: $0[1], bias: $0[2])
+        },
+        formCheck("gelu_fast==gelu", [Tensor<Double>.randn([3, 11], std: 2, using: &sharedGenerator)]) { $1 ? $0[0].fastGELU() : $0[0].gelu() },
+        formCheck("glu_linear==reference", [[2, 5, 4], [4, 6], [6]].map { Tensor<Double>.randn($0, using: &sharedGenerator) }) {
+            $1 ? gluLinear($0[0], weight: $0[1], bias: $0[2]) : referenceGLU($0[0].matmul($0[1]) + $0[2])
+        },
         formCheck("glu==reference", [Tensor<Double>.randn([3, 5, 6], using: &sharedGenerator)]) { $1 ? $0[0].glu() : referenceGLU($0[0]) },
+        formCheck("fft_conv==direct_across_channel_blocks", [[2, 11, 19], [19, 11], [19]].map { Tensor<Double>.randn($0, using: &sharedGenerator) }) {
+            $1 ? fftConvolution($0[0], kernel: $0[1], skip: $0[2]) : referenceCausalConvolution($0[0], kernel: $0[1], skip: $0[2])
+        },
+        formCheck("fft_conv==direct_bidirectional_across_blocks", [[1, 6, 17], [17, 6], [17, 6]].map { Tensor<Double>.randn($0, using: &sharedGenerator) }) {
+            $1 ? fftConvolution($0[0], kernel: $0[1], anticausalKernel: $0[2])
+                : referenceBidirectionalConvolution($0[0], kernel: $0[1], anticausalKernel: $0[2], skip: nil)
+        },
         formCheck("fft_conv==direct_bidirectional", (0..<4).map { Tensor<Double>.randn([[2, 13, 3], [3, 13], [3, 13], [3]][$0], using: &sharedGenerator) }) {
             $1 ? fftConvolution($0[0], kernel: $0[1], anticausalKernel: $0[2], skip: $0[3])
                 : referenceBidirectionalConvolution($0[0], kernel: $0[1], anticausalKernel: $0[2], skip: $0[3])

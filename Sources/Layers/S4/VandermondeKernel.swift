@@ -47,6 +47,8 @@ struct DiagonalMode {
 
 /// S4D's kernel K [H, L] = 2 Re sum_n coef_n z_n^l from log dt [H], A = A_re + i A_im and C [H, N/2], with ZOH
 /// (the KERNELS.md contract, B = 1) or bilinear discretisation. One fused tape node with a hand-written backward.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func s4dKernel<T: TensorScalar>(
     logDt: Tensor<T>, aRe: Tensor<T>, aIm: Tensor<T>, cRe: Tensor<T>, cIm: Tensor<T>, length: Int,
     discretization: Discretization = .zoh
@@ -134,6 +136,8 @@ private func fillPowerTable<T: TensorScalar>(_ m: UnsafePointer<DiagonalMode>, m
 }
 
 /// The backward pass of `s4dKernel`: gradients to log dt, A_re, A_im, C_re, C_im.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 private func vandermondeBackward<T: TensorScalar>(
     _ dK: [T], discrete: [DiagonalMode], logDt: [T], aRe: [T], aIm: [T], cRe: [T], cIm: [T], modes: Int, length: Int,
     discretization: Discretization

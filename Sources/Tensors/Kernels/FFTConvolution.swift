@@ -14,6 +14,8 @@ private let channelBlock = 16
 
 /// Causal convolution of u [B, L, H] with per-channel kernels K [H, L], plus the skip D [H] u: one tape node.
 /// With `anticausalKernel` K1 [H, L] the convolution is two-sided: y[b, t, h] += sum_{s > t} K1[h, s - t - 1] u[b, s, h].
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func fftConvolution<T: TensorScalar>(
     _ u: Tensor<T>, kernel K: Tensor<T>, anticausalKernel K1: Tensor<T>? = nil, skip D: Tensor<T>? = nil
 ) -> Tensor<T> {
@@ -25,113 +27,147 @@ public func fftConvolution<T: TensorScalar>(
     let n = 2 * length, bins = length + 1  // rfft of length 2L has L + 1 bins
     let plans = T.fftPlans
     let blocks = (channels + channelBlock - 1) / channelBlock
-    let blockRange = { (c: Int) in (c * channelBlock)..<min(channels, (c + 1) * channelBlock) }
+    let scale = 1 / T(n)
 
-    // Spectra: kernel [H, bins] and inputs [B, H, bins], complex interleaved.
+    // Spectra: kernel [H, bins] and inputs [B, H, bins], complex interleaved (the latter kept for dK).
     let kernelSpectrum = AlignedBuffer<T>(count: channels * bins * 2)
     let inputSpectrum = AlignedBuffer<T>(count: batch * channels * bins * 2)
     var out = [T](repeating: 0, count: u.count)
-    let uData = u.data, kData = K.data, dData = D?.data, k1Data = K1?.data
+    let uData = u.data, kData = K.data, k1Data = K1?.data
+    let dData = D?.data ?? [T](repeating: 0, count: channels)
     out.withUnsafeMutableBufferPointer { yp in
-        let y = yp.baseAddress!
+    uData.withUnsafeBufferPointer { up in
+    kData.withUnsafeBufferPointer { kp in
+    dData.withUnsafeBufferPointer { dp in
+        let (y, uBase, kBase, dBase) = (yp.baseAddress!, up.baseAddress!, kp.baseAddress!, dp.baseAddress!)
         Parallel.forEach(blocks) { c in
-            let hs = blockRange(c), hb = hs.count
-            let real = AlignedBuffer<T>(count: hb * n)
+            let h0 = c * channelBlock, hb = min(channels, h0 + channelBlock) - h0
+            let rows = AlignedBuffer<T>(count: hb * n)          // zero tails stay zero: FFTW r2c keeps its input
+            let result = AlignedBuffer<T>(count: hb * n)
             let spectrum = AlignedBuffer<T>(count: hb * bins * 2)
-            for (i, h) in hs.enumerated() {
-                for t in 0..<length { real.pointer[i * n + t] = kData[h * length + t] }
-                if let k1Data { for j in 0..<length { real.pointer[i * n + n - 1 - j] = k1Data[h * length + j] } }
+            for i in 0..<hb {
+                (rows.pointer + i * n).update(from: kBase + (h0 + i) * length, count: length)
+                if let k1Data { for j in 0..<length { rows.pointer[i * n + n - 1 - j] = k1Data[(h0 + i) * length + j] } }
             }
-            plans.forward(n: n, howMany: hb, input: real.pointer, output: kernelSpectrum.pointer + hs.lowerBound * bins * 2)
-            let kf = kernelSpectrum.pointer + hs.lowerBound * bins * 2
+            let kf = kernelSpectrum.pointer + h0 * bins * 2
+            plans.forward(n: n, howMany: hb, input: rows.pointer, output: kf)
+            if k1Data != nil { for i in 0..<hb { (rows.pointer + i * n + length).initialize(repeating: 0, count: length) } }
             for b in 0..<batch {
-                gatherChannels(uData, b: b, channels: hs, length: length, width: channels, into: real.pointer, rowLength: n)
-                let uf = inputSpectrum.pointer + (b * channels + hs.lowerBound) * bins * 2
-                plans.forward(n: n, howMany: hb, input: real.pointer, output: uf)
+                let ub = uBase + b * length * channels + h0, yb = y + b * length * channels + h0
+                transposeIn(ub, width: channels, length: length, channels: hb, into: rows.pointer, rowLength: n)
+                let uf = inputSpectrum.pointer + (b * channels + h0) * bins * 2
+                plans.forward(n: n, howMany: hb, input: rows.pointer, output: uf)
                 multiplySpectra(uf, kf, into: spectrum.pointer, count: hb * bins, conjugateSecond: false)
-                plans.inverse(n: n, howMany: hb, input: spectrum.pointer, output: real.pointer)
-                let scale = 1 / T(n)
-                for t in 0..<length {
-                    let row = (b * length + t) * channels
-                    for (i, h) in hs.enumerated() {
-                        y[row + h] = real.pointer[i * n + t] * scale + (dData?[h] ?? 0) * uData[row + h]
-                    }
-                }
+                plans.inverse(n: n, howMany: hb, input: spectrum.pointer, output: result.pointer)
+                // y = conv / n + D u, back to [L, H]
+                transposeOut(result.pointer, rowLength: n, scale: scale, skip: dBase + h0, input: ub, width: channels,
+                             length: length, channels: hb, into: yb)
             }
         }
-    }
-    let result = Tensor(shape: u.shape, data: out)
+    }}}}
+    let output = Tensor(shape: u.shape, data: out)
     let inputs = [u, K] + (K1.map { [$0] } ?? []) + (D.map { [$0] } ?? [])
-    let (needU, needK) = (u.requiresGrad, K.requiresGrad || (K1?.requiresGrad ?? false))
-    Tape.record("fft_conv", inputs: inputs, output: result) { dy in
-        var du = [T](repeating: 0, count: uData.count)
+    let (needU, needK, hasSkip) = (u.requiresGrad, K.requiresGrad || (K1?.requiresGrad ?? false), D != nil)
+    Tape.record("fft_conv", inputs: inputs, output: output) { dy in
+        var du = [T](repeating: 0, count: needU ? uData.count : 0)
         var dK = [T](repeating: 0, count: channels * length)
         var dK1 = [T](repeating: 0, count: k1Data == nil ? 0 : channels * length)
         var dD = [T](repeating: 0, count: channels)
         du.withUnsafeMutableBufferPointer { dup in
-            dK.withUnsafeMutableBufferPointer { dkp in
-              dK1.withUnsafeMutableBufferPointer { dk1p in
-                let (duBase, dkBase) = (dup.baseAddress!, dkp.baseAddress!)
-                let dk1Base = k1Data == nil ? nil : dk1p.baseAddress
-                Parallel.forEach(blocks) { c in
-                    let hs = blockRange(c), hb = hs.count
-                    let real = AlignedBuffer<T>(count: hb * n)
-                    let gradSpectrum = AlignedBuffer<T>(count: hb * bins * 2)
-                    let product = AlignedBuffer<T>(count: hb * bins * 2)
-                    let kernelGrad = AlignedBuffer<T>(count: hb * bins * 2)
-                    let kf = kernelSpectrum.pointer + hs.lowerBound * bins * 2
-                    let scale = 1 / T(n)
-                    for b in 0..<batch {
-                        gatherChannels(dy, b: b, channels: hs, length: length, width: channels, into: real.pointer, rowLength: n)
-                        plans.forward(n: n, howMany: hb, input: real.pointer, output: gradSpectrum.pointer)
-                        if needK {  // accumulate conj(U) Y over the batch
-                            let uf = inputSpectrum.pointer + (b * channels + hs.lowerBound) * bins * 2
-                            multiplySpectra(gradSpectrum.pointer, uf, into: kernelGrad.pointer, count: hb * bins, conjugateSecond: true, accumulate: b > 0)
-                        }
-                        if needU {
-                            multiplySpectra(gradSpectrum.pointer, kf, into: product.pointer, count: hb * bins, conjugateSecond: true)
-                            plans.inverse(n: n, howMany: hb, input: product.pointer, output: real.pointer)
-                            for t in 0..<length {
-                                let row = (b * length + t) * channels
-                                for (i, h) in hs.enumerated() {
-                                    duBase[row + h] = real.pointer[i * n + t] * scale + (dData?[h] ?? 0) * dy[row + h]
-                                }
-                            }
-                        }
+        dK.withUnsafeMutableBufferPointer { dkp in
+        dK1.withUnsafeMutableBufferPointer { dk1p in
+        dD.withUnsafeMutableBufferPointer { ddp in
+        dy.withUnsafeBufferPointer { gp in
+        uData.withUnsafeBufferPointer { up in
+        dData.withUnsafeBufferPointer { dp in
+            let (dkBase, ddBase, gBase, uBase, dBase) = (dkp.baseAddress!, ddp.baseAddress!, gp.baseAddress!, up.baseAddress!, dp.baseAddress!)
+            let duBase = needU ? dup.baseAddress : nil
+            let dk1Base = k1Data == nil ? nil : dk1p.baseAddress
+            Parallel.forEach(blocks) { c in
+                let h0 = c * channelBlock, hb = min(channels, h0 + channelBlock) - h0
+                let rows = AlignedBuffer<T>(count: hb * n)
+                let result = AlignedBuffer<T>(count: hb * n)
+                let gradSpectrum = AlignedBuffer<T>(count: hb * bins * 2)
+                let product = AlignedBuffer<T>(count: hb * bins * 2)
+                let kernelGrad = AlignedBuffer<T>(count: hb * bins * 2)
+                let kf = kernelSpectrum.pointer + h0 * bins * 2
+                for b in 0..<batch {
+                    let gb = gBase + b * length * channels + h0, ub = uBase + b * length * channels + h0
+                    transposeIn(gb, width: channels, length: length, channels: hb, into: rows.pointer, rowLength: n)
+                    plans.forward(n: n, howMany: hb, input: rows.pointer, output: gradSpectrum.pointer)
+                    if needK {  // accumulate conj(U) Y over the batch
+                        let uf = inputSpectrum.pointer + (b * channels + h0) * bins * 2
+                        multiplySpectra(gradSpectrum.pointer, uf, into: kernelGrad.pointer, count: hb * bins, conjugateSecond: true, accumulate: b > 0)
                     }
-                    if needK {
-                        plans.inverse(n: n, howMany: hb, input: kernelGrad.pointer, output: real.pointer)
-                        for (i, h) in hs.enumerated() {
-                            for t in 0..<length { dkBase[h * length + t] = real.pointer[i * n + t] * scale }
-                            if let dk1Base {
-                                for j in 0..<length { dk1Base[h * length + j] = real.pointer[i * n + n - 1 - j] * scale }
-                            }
-                        }
+                    if let duBase {
+                        multiplySpectra(gradSpectrum.pointer, kf, into: product.pointer, count: hb * bins, conjugateSecond: true)
+                        plans.inverse(n: n, howMany: hb, input: product.pointer, output: result.pointer)
+                        transposeOut(result.pointer, rowLength: n, scale: scale, skip: dBase + h0, input: gb, width: channels,
+                                     length: length, channels: hb, into: duBase + b * length * channels + h0)
+                    }
+                    if hasSkip { accumulateProducts(ub, gb, width: channels, length: length, channels: hb, into: ddBase + h0) }
+                }
+                if needK {
+                    plans.inverse(n: n, howMany: hb, input: kernelGrad.pointer, output: result.pointer)
+                    for i in 0..<hb {
+                        let row = result.pointer + i * n, h = h0 + i
+                        for t in 0..<length { dkBase[h * length + t] = row[t] * scale }
+                        if let dk1Base { for j in 0..<length { dk1Base[h * length + j] = row[n - 1 - j] * scale } }
                     }
                 }
-              }
             }
-        }
-        if dData != nil {
-            for i in 0..<uData.count { dD[i % channels] += uData[i] * dy[i] }
-        }
-        return [needU ? du : nil, needK ? dK : nil] + (k1Data != nil ? [needK ? dK1 : nil] : []) + (dData != nil ? [dD] : [])
+        }}}}}}}
+        return [needU ? du : nil, needK ? dK : nil] + (k1Data != nil ? [needK ? dK1 : nil] : []) + (hasSkip ? [dD] : [])
     }
-    return result
+    return output
 }
 
-/// Copies channels `hs` of batch member b of a [B, L, width] array into rows of `rowLength` (zero tail kept).
+/// Rows [channels, rowLength] (first `length` entries) from a [length, width] slab starting at `x` (channel 0 of
+/// the block): a transpose in tiles of 8 time steps.
 @inline(__always)
-private func gatherChannels<T: TensorScalar>(
-    _ x: [T], b: Int, channels hs: Range<Int>, length: Int, width: Int, into rows: UnsafeMutablePointer<T>, rowLength: Int
+private func transposeIn<T: TensorScalar>(
+    _ x: UnsafePointer<T>, width: Int, length: Int, channels: Int, into rows: UnsafeMutablePointer<T>, rowLength: Int
 ) {
-    x.withUnsafeBufferPointer { xp in
-        for t in 0..<length {
-            let src = xp.baseAddress! + (b * length + t) * width
-            for (i, h) in hs.enumerated() { rows[i * rowLength + t] = src[h] }
+    var t0 = 0
+    while t0 < length {
+        let tb = min(8, length - t0)
+        for i in 0..<channels {
+            let dst = rows + i * rowLength + t0, src = x + t0 * width + i
+            for t in 0..<tb { dst[t] = src[t * width] }
         }
+        t0 += tb
     }
-    for i in 0..<hs.count { for t in length..<rowLength { rows[i * rowLength + t] = 0 } }
+}
+
+/// out[t, i] = rows[i, t] * scale + skip[i] * input[t, i] into a [length, width] slab (channels of one block).
+@inline(__always)
+private func transposeOut<T: TensorScalar>(
+    _ rows: UnsafePointer<T>, rowLength: Int, scale: T, skip: UnsafePointer<T>, input: UnsafePointer<T>, width: Int,
+    length: Int, channels: Int, into out: UnsafeMutablePointer<T>
+) {
+    var t0 = 0
+    while t0 < length {
+        let tb = min(8, length - t0)
+        for i in 0..<channels {
+            let src = rows + i * rowLength + t0, d = skip[i]
+            for t in 0..<tb {
+                let j = (t0 + t) * width + i
+                out[j] = src[t] * scale + d * input[j]
+            }
+        }
+        t0 += tb
+    }
+}
+
+/// acc[i] += sum_t a[t, i] b[t, i] over a [length, width] slab (channels of one block).
+@inline(__always)
+private func accumulateProducts<T: TensorScalar>(
+    _ a: UnsafePointer<T>, _ b: UnsafePointer<T>, width: Int, length: Int, channels: Int, into acc: UnsafeMutablePointer<T>
+) {
+    for t in 0..<length {
+        let (ar, br) = (a + t * width, b + t * width)
+        for i in 0..<channels { acc[i] += ar[i] * br[i] }
+    }
 }
 
 /// out = a * b (or a * conj(b)) over `count` interleaved complex numbers; `accumulate` adds into out.
