@@ -75,7 +75,7 @@ extension Tensor {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func fastGELU() -> Tensor {
-        var out = [T](repeating: 0, count: count), slope = [T](repeating: 0, count: count)
+        var out = uninitializedArray(T.self, count: count), slope = uninitializedArray(T.self, count: count)
         data.withUnsafeBufferPointer { v in
             out.withUnsafeMutableBufferPointer { o in
                 slope.withUnsafeMutableBufferPointer { s in geluForward(v.baseAddress!, o.baseAddress!, s.baseAddress!, count: count) }
@@ -84,7 +84,7 @@ extension Tensor {
         let result = Tensor(shape: shape, data: out)
         let n = count
         Tape.record("gelu", inputs: [self], output: result) { dy in
-            var dx = [T](repeating: 0, count: n)
+            var dx = uninitializedArray(T.self, count: n)
             dy.withUnsafeBufferPointer { g in
                 slope.withUnsafeBufferPointer { s in
                     dx.withUnsafeMutableBufferPointer { d in
@@ -113,8 +113,8 @@ public func gluLinear<T: TensorScalar>(_ x: Tensor<T>, weight: Tensor<T>, bias: 
     if let bias { precondition(bias.shape == [width], "glu_linear: bias \(bias.shape), needs [\(width)]") }
     let rows = x.count / inputs
     // Z = [a, s]: the linear part and, in place of g, the gate s = sigmoid(g), kept for the backward pass.
-    var z = [T](repeating: 0, count: rows * width)
-    var out = [T](repeating: 0, count: rows * half)
+    var z = uninitializedArray(T.self, count: rows * width)  // bias-filled or overwritten (beta = 0)
+    var out = uninitializedArray(T.self, count: rows * half)
     let (xData, wData, bData) = (x.data, weight.data, bias?.data)
     z.withUnsafeMutableBufferPointer { zp in
         let zBase = zp.baseAddress!
@@ -142,10 +142,11 @@ public func gluLinear<T: TensorScalar>(_ x: Tensor<T>, weight: Tensor<T>, bias: 
     let tensors = [x, weight] + (bias.map { [$0] } ?? [])
     let (needX, needW) = (x.requiresGrad, weight.requiresGrad)
     Tape.record("glu_linear", inputs: tensors, output: result) { dy in
-        var dz = [T](repeating: 0, count: rows * width)
-        var dx = [T](repeating: 0, count: needX ? rows * inputs : 0)
-        var dw = [T](repeating: 0, count: needW ? inputs * width : 0)
-        var db = [T](repeating: 0, count: bData == nil ? 0 : width)
+        // Every entry is written below (GEMMs with beta = 0 do not read their output).
+        var dz = uninitializedArray(T.self, count: rows * width)
+        var dx = uninitializedArray(T.self, count: needX ? rows * inputs : 0)
+        var dw = uninitializedArray(T.self, count: needW ? inputs * width : 0)
+        var db = uninitializedArray(T.self, count: bData == nil ? 0 : width)
         dz.withUnsafeMutableBufferPointer { dzp in
             let dzBase = dzp.baseAddress!
             z.withUnsafeBufferPointer { zp in
@@ -153,11 +154,12 @@ public func gluLinear<T: TensorScalar>(_ x: Tensor<T>, weight: Tensor<T>, bias: 
                     let (zBase, gBase) = (zp.baseAddress!, gp.baseAddress!)
                     Parallel.forEachRange(rows, minimumChunk: 64) { range in
                         for r in range {
-                            let (zr, dr, g) = (zBase + r * width, dzBase + r * width, gBase + r * half)
+                            let (za, zs, g) = (zBase + r * width, zBase + r * width + half, gBase + r * half)
+                            let (da, dg) = (dzBase + r * width, dzBase + r * width + half)
                             for j in 0..<half {
-                                let (a, s) = (zr[j], zr[half + j])
-                                dr[j] = g[j] * s
-                                dr[half + j] = g[j] * a * s * (1 - s)
+                                let (a, s) = (za[j], zs[j])
+                                da[j] = g[j] * s
+                                dg[j] = g[j] * a * s * (1 - s)
                             }
                         }
                     }
@@ -178,16 +180,19 @@ public func gluLinear<T: TensorScalar>(_ x: Tensor<T>, weight: Tensor<T>, bias: 
                 xData.withUnsafeBufferPointer { xp in
                     dw.withUnsafeMutableBufferPointer { dwp in
                         db.withUnsafeMutableBufferPointer { dbp in
-                            let (xBase, dwBase, dbBase) = (xp.baseAddress!, dwp.baseAddress, dbp.baseAddress)
+                          [T](repeating: 1, count: bData == nil ? 1 : rows).withUnsafeBufferPointer { op in
+                            let (xBase, dwBase, dbBase, onesBase) = (xp.baseAddress!, dwp.baseAddress, dbp.baseAddress, op.baseAddress!)
                             splitRows(width) { c0, n in  // dW = x^T dZ and db = sum_rows dZ, split over output columns
                                 if needW, let dwBase {
                                     T.gemm(transA: true, transB: false, m: inputs, n: n, k: rows, alpha: 1, a: xBase, lda: inputs,
                                            b: dzBase + c0, ldb: width, beta: 0, c: dwBase + c0, ldc: width)
                                 }
-                                if bData != nil, let dbBase {
-                                    for r in 0..<rows { for j in c0..<(c0 + n) { dbBase[j] += dzBase[r * width + j] } }
+                                if bData != nil, let dbBase {  // db = 1^T dZ
+                                    T.gemm(transA: false, transB: false, m: 1, n: n, k: rows, alpha: 1, a: onesBase, lda: rows,
+                                           b: dzBase + c0, ldb: width, beta: 0, c: dbBase + c0, ldc: width)
                                 }
                             }
+                          }
                         }
                     }
                 }
