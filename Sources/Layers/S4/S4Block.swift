@@ -81,12 +81,10 @@ public final class S4Block<T: TensorScalar>: SequenceLayer {
         precondition(x.rank == 3 && x.shape[2] == dModel, "S4 block: input \(x.shape) for a layer of width \(dModel)")
         let length = x.shape[1]
         let k = ssm.kernel(length: length, direction: 0)  // [H, L]
-        var y = bidirectional
-            ? fftConvolution(x, kernel: k, anticausalKernel: ssm.kernel(length: length, direction: 1), skip: d)
-            : fftConvolution(x, kernel: k, skip: d)    // [B, L, H]
-        y = y.fastGELU()
+        let k1 = bidirectional ? ssm.kernel(length: length, direction: 1) : nil
+        var y = fftConvolutionGELU(x, kernel: k, anticausalKernel: k1, skip: d)  // GELU(K * u + D u), channel-major [B, H, L]
         if isTraining && dropout > 0 { y = y.dropout(dropout, training: true, using: &dropoutGenerator) }
-        return gluLinear(y, weight: output.weight, bias: output.bias)  // [B, L, H]
+        return gluLinearChannelMajor(y, weight: output.weight, bias: output.bias)  // [B, L, H]
     }
 
     @_specialize(where T == Float)

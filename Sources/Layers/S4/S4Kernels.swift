@@ -117,6 +117,19 @@ public enum S4Checks {
         formCheck("glu_linear==reference", [[2, 5, 4], [4, 6], [6]].map { Tensor<Double>.randn($0, using: &sharedGenerator) }) {
             $1 ? gluLinear($0[0], weight: $0[1], bias: $0[2]) : referenceGLU($0[0].matmul($0[1]) + $0[2])
         },
+        gradientCheck("fft_conv_gelu", [[2, 7, 3], [3, 7], [3]].map { Tensor<Double>.randn($0, using: &sharedGenerator) }) {
+            fftConvolutionGELU($0[0], kernel: $0[1], skip: $0[2])
+        },
+        gradientCheck("glu_linear_channel_major", [[2, 4, 5], [4, 6], [6]].map { Tensor<Double>.randn($0, using: &sharedGenerator) }) {
+            gluLinearChannelMajor($0[0], weight: $0[1], bias: $0[2])
+        },
+        formCheck("fft_conv_gelu==reference", [[2, 9, 19], [19, 9], [19, 9], [19]].map { Tensor<Double>.randn($0, using: &sharedGenerator) }) {
+            $1 ? fftConvolutionGELU($0[0], kernel: $0[1], anticausalKernel: $0[2], skip: $0[3])
+                : fftConvolution($0[0], kernel: $0[1], anticausalKernel: $0[2], skip: $0[3]).gelu().permuted([0, 2, 1])
+        },
+        formCheck("glu_linear_channel_major==reference", [[3, 4, 7], [4, 6], [6]].map { Tensor<Double>.randn($0, using: &sharedGenerator) }) {
+            $1 ? gluLinearChannelMajor($0[0], weight: $0[1], bias: $0[2]) : referenceGLU($0[0].permuted([0, 2, 1]).matmul($0[1]) + $0[2])
+        },
         formCheck("glu==reference", [Tensor<Double>.randn([3, 5, 6], using: &sharedGenerator)]) { $1 ? $0[0].glu() : referenceGLU($0[0]) },
         formCheck("fft_conv==direct_across_channel_blocks", [[2, 11, 19], [19, 11], [19]].map { Tensor<Double>.randn($0, using: &sharedGenerator) }) {
             $1 ? fftConvolution($0[0], kernel: $0[1], skip: $0[2]) : referenceCausalConvolution($0[0], kernel: $0[1], skip: $0[2])

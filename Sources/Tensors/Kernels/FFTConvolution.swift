@@ -22,6 +22,25 @@ private let channelBlock = 16
 public func fftConvolution<T: TensorScalar>(
     _ u: Tensor<T>, kernel K: Tensor<T>, anticausalKernel K1: Tensor<T>? = nil, skip D: Tensor<T>? = nil
 ) -> Tensor<T> {
+    convolution(u, kernel: K, anticausalKernel: K1, skip: D, geluChannelMajor: false)
+}
+
+/// GELU(fft_conv(u, K, K1, D)) returned channel-major, [B, H, L]: the S4 block's convolution and activation as one
+/// node. The activation runs on the contiguous rows of the inverse FFT (vectorised), and the channel-major result
+/// feeds a product that reads it transposed, so that neither pass goes through the strided [B, L, H] layout.
+/// Backward: dv = dy GELU'(v) on the same rows, then the convolution's backward.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+public func fftConvolutionGELU<T: TensorScalar>(
+    _ u: Tensor<T>, kernel K: Tensor<T>, anticausalKernel K1: Tensor<T>? = nil, skip D: Tensor<T>? = nil
+) -> Tensor<T> {
+    convolution(u, kernel: K, anticausalKernel: K1, skip: D, geluChannelMajor: true)
+}
+
+@inline(__always)
+private func convolution<T: TensorScalar>(
+    _ u: Tensor<T>, kernel K: Tensor<T>, anticausalKernel K1: Tensor<T>?, skip D: Tensor<T>?, geluChannelMajor: Bool
+) -> Tensor<T> {
     precondition(u.rank == 3, "fft_conv: u must be [B, L, H], got \(u.shape)")
     let (batch, length, channels) = (u.shape[0], u.shape[1], u.shape[2])
     precondition(K.shape == [channels, length], "fft_conv: K has shape \(K.shape), needs [H, L] = [\(channels), \(length)] for u \(u.shape)")
@@ -36,9 +55,11 @@ public func fftConvolution<T: TensorScalar>(
     let kernelSpectrum = AlignedBuffer<T>(count: channels * bins * 2, zeroed: false)
     let inputSpectrum = AlignedBuffer<T>(count: batch * channels * bins * 2, zeroed: false)
     var out = uninitializedArray(T.self, count: u.count)  // every entry written below
+    var slope = uninitializedArray(T.self, count: geluChannelMajor ? u.count : 0)  // GELU'(v), [B, H, L]
     let uData = u.data, kData = K.data, k1Data = K1?.data
     let dData = D?.data ?? [T](repeating: 0, count: channels)
     out.withUnsafeMutableBufferPointer { yp in
+    slope.withUnsafeMutableBufferPointer { sp in
     uData.withUnsafeBufferPointer { up in
     kData.withUnsafeBufferPointer { kp in
     dData.withUnsafeBufferPointer { dp in
@@ -64,15 +85,22 @@ public func fftConvolution<T: TensorScalar>(
                 plans.forward(n: n, howMany: hb, input: rows.pointer, output: uf)
                 multiplySpectra(uf, kf, into: spectrum.pointer, count: hb * bins, conjugateSecond: false)
                 plans.inverse(n: n, howMany: hb, input: spectrum.pointer, output: result.pointer)
-                transposeOut(result.pointer, rowLength: n, width: channels, length: length, channels: hb, into: yb)  // y, [L, H]
+                if geluChannelMajor {  // GELU(v) and GELU'(v), [B, H, L]
+                    let offset = (b * channels + h0) * length
+                    for i in 0..<hb {
+                        geluValuesAndSlopes(result.pointer + i * n, y + offset + i * length, sp.baseAddress! + offset + i * length, count: length)
+                    }
+                } else {
+                    transposeOut(result.pointer, rowLength: n, width: channels, length: length, channels: hb, into: yb)  // y, [L, H]
+                }
             }
         }
-    }}}}
-    let output = Tensor(shape: u.shape, data: out)
+    }}}}}
+    let output = Tensor(shape: geluChannelMajor ? [batch, channels, length] : u.shape, data: out)
     let inputs = [u, K] + (K1.map { [$0] } ?? []) + (D.map { [$0] } ?? [])
     let (needU, needK, hasSkip) = (u.requiresGrad, K.requiresGrad || (K1?.requiresGrad ?? false), D != nil)
     let needCorrelation = needK || hasSkip
-    Tape.record("fft_conv", inputs: inputs, output: output) { dy in
+    Tape.record(geluChannelMajor ? "fft_conv_gelu" : "fft_conv", inputs: inputs, output: output) { dy in
         var du = uninitializedArray(T.self, count: needU ? uData.count : 0)
         var dK = uninitializedArray(T.self, count: channels * length)
         var dK1 = uninitializedArray(T.self, count: k1Data == nil ? 0 : channels * length)
@@ -82,6 +110,7 @@ public func fftConvolution<T: TensorScalar>(
         dK1.withUnsafeMutableBufferPointer { dk1p in
         dD.withUnsafeMutableBufferPointer { ddp in
         dy.withUnsafeBufferPointer { gp in
+        slope.withUnsafeBufferPointer { sp in
             let (dkBase, ddBase, gBase) = (dkp.baseAddress!, ddp.baseAddress!, gp.baseAddress!)
             let duBase = needU ? dup.baseAddress : nil
             let dk1Base = k1Data == nil ? nil : dk1p.baseAddress
@@ -94,8 +123,16 @@ public func fftConvolution<T: TensorScalar>(
                 let kernelGrad = AlignedBuffer<T>(count: hb * bins * 2, zeroed: false)
                 let kf = kernelSpectrum.pointer + h0 * bins * 2
                 for b in 0..<batch {
-                    let gb = gBase + b * length * channels + h0
-                    transposeIn(gb, width: channels, length: length, channels: hb, into: rows.pointer, rowLength: n)
+                    if geluChannelMajor {  // dv = dy GELU'(v) on contiguous rows
+                        let offset = (b * channels + h0) * length
+                        for i in 0..<hb {
+                            let (g, d, row) = (gBase + offset + i * length, sp.baseAddress! + offset + i * length, rows.pointer + i * n)
+                            for t in 0..<length { row[t] = g[t] * d[t] }
+                        }
+                    } else {
+                        transposeIn(gBase + b * length * channels + h0, width: channels, length: length, channels: hb,
+                                    into: rows.pointer, rowLength: n)
+                    }
                     plans.forward(n: n, howMany: hb, input: rows.pointer, output: gradSpectrum.pointer)
                     if needCorrelation {  // accumulate conj(U) Y over the batch
                         let uf = inputSpectrum.pointer + (b * channels + h0) * bins * 2
@@ -118,7 +155,7 @@ public func fftConvolution<T: TensorScalar>(
                     }
                 }
             }
-        }}}}}
+        }}}}}}
         return [needU ? du : nil, needK ? dK : nil] + (k1Data != nil ? [needK ? dK1 : nil] : []) + (hasSkip ? [dD] : [])
     }
     return output
