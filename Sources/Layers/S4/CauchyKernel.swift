@@ -181,9 +181,11 @@ private func cauchyKernelBackward<T: TensorScalar>(
     for i in 0..<dK.count { real.pointer[i] = dK[i] }
     let spectrum = AlignedBuffer<T>(count: channels * bins * 2)
     T.fftPlans.forward(n: length, howMany: channels, input: real.pointer, output: spectrum.pointer)  // rfft(dK)
-    var grads = [[T]](repeating: [T](repeating: 0, count: channels * modes), count: 8)
+    let size = channels * modes
+    var grads = [T](repeating: 0, count: 8 * size)  // Lambda re/im, P re/im, B re/im, C re/im, each [H, N/2]
     var gradLogDt = [T](repeating: 0, count: channels)
-    withMutablePointers(&grads) { g in
+    grads.withUnsafeMutableBufferPointer { gp in
+        let g = (0..<8).map { gp.baseAddress! + $0 * size }
         gradLogDt.withUnsafeMutableBufferPointer { gdt in
             withPointers(data) { p in
                 sums.withUnsafeBufferPointer { sp in
@@ -209,7 +211,7 @@ private func cauchyKernelBackward<T: TensorScalar>(
             }
         }
     }
-    return [gradLogDt] + grads.map { Optional($0) }
+    return [gradLogDt] + (0..<8).map { Array(grads[($0 * size)..<(($0 + 1) * size)]) }
 }
 
 /// gR_ij at every node of one channel from gKhat = (c_k/L) rfft(dK)_k, as 8 rows of `bins` (see the file header).
@@ -345,20 +347,4 @@ func withPointers<T, R>(_ arrays: [[T]], _ body: ([UnsafePointer<T>]) -> R) -> R
         return arrays[i].withUnsafeBufferPointer { go(i + 1, acc + [$0.baseAddress!]) }
     }
     return go(0, [])
-}
-
-/// Runs `body` with base pointers of every array (mutable).
-func withMutablePointers<T, R>(_ arrays: inout [[T]], _ body: ([UnsafeMutablePointer<T>]) -> R) -> R {
-    var pointers: [UnsafeMutablePointer<T>] = []
-    for i in 0..<arrays.count {
-        let p = UnsafeMutablePointer<T>.allocate(capacity: max(1, arrays[i].count))
-        p.initialize(from: arrays[i], count: arrays[i].count)
-        pointers.append(p)
-    }
-    let result = body(pointers)
-    for i in 0..<arrays.count {
-        arrays[i] = Array(UnsafeBufferPointer(start: pointers[i], count: arrays[i].count))
-        pointers[i].deallocate()
-    }
-    return result
 }
