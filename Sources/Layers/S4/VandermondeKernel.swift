@@ -65,19 +65,19 @@ public func s4dKernel<T: TensorScalar>(
     let (ld, ar, ai, cr, ci) = (logDt.data, aRe.data, aIm.data, cRe.data, cIm.data)
     // Discretised modes [H, N/2] (Float64), kept for the backward pass.
     var discrete = [DiagonalMode](repeating: DiagonalMode(dt: 1, a: .one, c: .zero, discretization: .zoh), count: channels * modes)
-    for h in 0..<channels {
-        let dt = Double.exp(Double(ld[h]))
-        for n in 0..<modes {
-            let j = h * modes + n
-            discrete[j] = DiagonalMode(dt: dt, a: Complex64(Double(ar[j]), Double(ai[j])),
-                                       c: Complex64(Double(cr[j]), Double(ci[j])), discretization: discretization)
-        }
-    }
-    var out = [T](repeating: 0, count: channels * length)
+    var out = uninitializedArray(T.self, count: channels * length)
     out.withUnsafeMutableBufferPointer { op in
         let outBase = op.baseAddress!
-        discrete.withUnsafeBufferPointer { dp in
+        discrete.withUnsafeMutableBufferPointer { dp in
             Parallel.forEachRange(channels) { range in
+                for h in range {  // discretise this channel's modes (Float64)
+                    let dt = Double.exp(Double(ld[h]))
+                    for n in 0..<modes {
+                        let j = h * modes + n
+                        dp[j] = DiagonalMode(dt: dt, a: Complex64(Double(ar[j]), Double(ai[j])),
+                                             c: Complex64(Double(cr[j]), Double(ci[j])), discretization: discretization)
+                    }
+                }
                 let powers = UnsafeMutablePointer<T>.allocate(capacity: 2 * modes * block)    // [Re z^r; Im z^r]  [N, R]
                 let weights = UnsafeMutablePointer<T>.allocate(capacity: rows * 2 * modes)    // [2 coef z^(Rj)]   [J, N]
                 let product = UnsafeMutablePointer<T>.allocate(capacity: rows * block)        // K[j, r]           [J, R]
@@ -160,10 +160,12 @@ private func vandermondeBackward<T: TensorScalar>(
                                 let m = dp.baseAddress! + h * modes
                                 fillPowerTable(m, modes: modes, block: block, into: powers)
                                 weighted.initialize(repeating: 0, count: 2 * rows * block)
-                                for l in 0..<length {
-                                    let g = dkp[h * length + l]
-                                    weighted[l] = g
-                                    weighted[rows * block + l] = g * T(l % block)
+                                for j in 0..<rows {  // [dK; r dK] with l = R j + r
+                                    for r in 0..<min(block, length - j * block) {
+                                        let g = dkp[h * length + j * block + r]
+                                        weighted[j * block + r] = g
+                                        weighted[(rows + j) * block + r] = g * T(r)
+                                    }
                                 }
                                 T.gemm(transA: false, transB: true, m: 2 * rows, n: 2 * modes, k: block, alpha: 1, a: weighted, lda: block,
                                        b: powers, ldb: block, beta: 0, c: sums, ldc: 2 * modes)
