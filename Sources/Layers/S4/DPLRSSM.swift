@@ -148,7 +148,7 @@ public final class DPLRSSM<T: TensorScalar>: SSMKernelGenerator {
                         let system = discreteSystem(channel: h)
                         let full = system.c(fromCTilde: cTilde(channel: h, direction: 0), length: kernelLength)
                         let real = system.realForm(c: full)
-                        for i in 0..<(n * n) { aBase[h * n * n + i] = T(real.a[i]) }
+                        for i in 0..<n { for j in 0..<n { aBase[(h * n + j) * n + i] = T(real.a[i * n + j]) } }  // transposed
                         for i in 0..<n {
                             bBase[h * n + i] = T(real.b[i])
                             cBase[h * n + i] = T(real.c[i])
@@ -157,7 +157,7 @@ public final class DPLRSSM<T: TensorScalar>: SSMKernelGenerator {
                 }
             }
         }
-        return .dense(a: a, b: b, c: c, size: n)
+        return .dense(aTransposed: a, b: b, c: c, size: n)
     }
 }
 

@@ -11,8 +11,8 @@ public enum SSMRecurrence<T: TensorScalar> {
     /// Diagonal (S4D): per channel h and mode n, x <- Abar x + Bbar u, y = 2 Re sum_n C_n x_n. Arrays [H, N/2].
     case diagonal(aRe: [T], aIm: [T], bRe: [T], bIm: [T], cRe: [T], cIm: [T], modes: Int)
     /// Dense real (S4 in real coordinates of its conjugate-symmetric state): x <- Abar x + Bbar u, y = C x.
-    /// Abar [H, N, N] row-major, Bbar and C [H, N].
-    case dense(a: [T], b: [T], c: [T], size: Int)
+    /// Abar stored transposed, [H, N, N] with aTransposed[h, j, i] = Abar_h[i, j]; Bbar and C [H, N].
+    case dense(aTransposed: [T], b: [T], c: [T], size: Int)
 
     /// Real scalars of state per channel.
     var stateWidth: Int {
@@ -108,43 +108,59 @@ public final class S4Block<T: TensorScalar>: SequenceLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     private func advance(_ state: inout SSMState<T>, input u: [T]) -> [T] {
-        let channels = dModel
-        var y = [T](repeating: 0, count: state.batch * channels)
-        switch state.recurrence {
-        case let .diagonal(aRe, aIm, bRe, bIm, cRe, cIm, modes):
-            for b in 0..<state.batch {
-                for h in 0..<channels {
-                    let base = (b * channels + h) * 2 * modes, uh = u[b * channels + h]
-                    var acc: T = 0
-                    for n in 0..<modes {
-                        let j = h * modes + n
-                        let (xr, xi) = (state.x[base + n], state.x[base + modes + n])
-                        let nr = aRe[j] * xr - aIm[j] * xi + bRe[j] * uh
-                        let ni = aRe[j] * xi + aIm[j] * xr + bIm[j] * uh
-                        state.x[base + n] = nr
-                        state.x[base + modes + n] = ni
-                        acc += cRe[j] * nr - cIm[j] * ni
+        let (channels, batch) = (dModel, state.batch)
+        var y = [T](repeating: 0, count: batch * channels)
+        let recurrence = state.recurrence
+        state.x.withUnsafeMutableBufferPointer { xp in
+        y.withUnsafeMutableBufferPointer { yp in
+        u.withUnsafeBufferPointer { up in
+            let (x, out, input) = (xp.baseAddress!, yp.baseAddress!, up.baseAddress!)
+            switch recurrence {
+            case let .diagonal(aRe, aIm, bRe, bIm, cRe, cIm, modes):
+                withPointers([aRe, aIm, bRe, bIm, cRe, cIm]) { p in
+                    for b in 0..<batch {
+                        for h in 0..<channels {
+                            let (xr, xi) = (x + (b * channels + h) * 2 * modes, x + (b * channels + h) * 2 * modes + modes)
+                            let (ar, ai, br, bi, cr, ci) = (p[0] + h * modes, p[1] + h * modes, p[2] + h * modes,
+                                                            p[3] + h * modes, p[4] + h * modes, p[5] + h * modes)
+                            let uh = input[b * channels + h]
+                            var acc: T = 0
+                            for n in 0..<modes {  // x <- Abar x + Bbar u, y = 2 Re(C x)
+                                let nr = ar[n] * xr[n] - ai[n] * xi[n] + br[n] * uh
+                                let ni = ar[n] * xi[n] + ai[n] * xr[n] + bi[n] * uh
+                                xr[n] = nr
+                                xi[n] = ni
+                                acc += cr[n] * nr - ci[n] * ni
+                            }
+                            out[b * channels + h] = 2 * acc
+                        }
                     }
-                    y[b * channels + h] = 2 * acc
+                }
+            case let .dense(aT, bBar, c, size):
+                withPointers([aT, bBar, c]) { p in
+                    withUnsafeTemporaryAllocation(of: T.self, capacity: size) { buffer in
+                        let next = buffer.baseAddress!
+                        for b in 0..<batch {
+                            for h in 0..<channels {
+                                let state = x + (b * channels + h) * size, uh = input[b * channels + h]
+                                let (bh, ch) = (p[1] + h * size, p[2] + h * size)
+                                for i in 0..<size { next[i] = bh[i] * uh }
+                                for j in 0..<size {  // next += Abar[:, j] x_j (Abar stored transposed: contiguous columns)
+                                    let (column, xj) = (p[0] + (h * size + j) * size, state[j])
+                                    for i in 0..<size { next[i] += column[i] * xj }
+                                }
+                                var acc: T = 0
+                                for i in 0..<size {
+                                    state[i] = next[i]
+                                    acc += ch[i] * next[i]
+                                }
+                                out[b * channels + h] = acc
+                            }
+                        }
+                    }
                 }
             }
-        case let .dense(a, bBar, c, size):
-            var next = [T](repeating: 0, count: size)
-            for b in 0..<state.batch {
-                for h in 0..<channels {
-                    let base = (b * channels + h) * size, uh = u[b * channels + h]
-                    var acc: T = 0
-                    for i in 0..<size {
-                        var s = bBar[h * size + i] * uh
-                        for j in 0..<size { s += a[(h * size + i) * size + j] * state.x[base + j] }
-                        next[i] = s
-                        acc += c[h * size + i] * s
-                    }
-                    for i in 0..<size { state.x[base + i] = next[i] }
-                    y[b * channels + h] = acc
-                }
-            }
-        }
+        }}}
         return y
     }
 
