@@ -11,8 +11,10 @@ public typealias Complex64 = Complex<Double>
 
 /// A dense row-major complex matrix in Float64.
 public struct ComplexMatrix: Equatable {
+    /// The extents.
     public let rows: Int
     public let columns: Int
+    /// The entries, row-major (entry (i, j) at i * columns + j).
     public var entries: [Complex64]
 
     /// A matrix of zeros.
@@ -43,6 +45,7 @@ public struct ComplexMatrix: Equatable {
         ComplexMatrix(rows: u.count, columns: v.count) { i, j in u[i] * v[j].conjugate }
     }
 
+    /// Entry (i, j).
     public subscript(i: Int, j: Int) -> Complex64 {
         get { entries[i * columns + j] }
         set { entries[i * columns + j] = newValue }
@@ -61,6 +64,7 @@ public struct ComplexMatrix: Equatable {
     /// The largest |m_ij| (Euclidean modulus of each entry).
     public var maxAbs: Double { entries.reduce(0) { Swift.max($0, $1.length) } }
 
+    /// Entrywise sum, difference, and scaling.
     public static func + (a: ComplexMatrix, b: ComplexMatrix) -> ComplexMatrix {
         precondition(a.rows == b.rows && a.columns == b.columns, "ComplexMatrix +: shapes differ")
         var c = a

@@ -12,6 +12,7 @@ import Tensors
 /// The DPLR SSM of an S4 block: parameters, Cauchy kernel, C-tilde bookkeeping and the dense recurrent step.
 public final class DPLRSSM<T: TensorScalar>: SSMKernelGenerator {
     public typealias Scalar = T
+    /// H and N (N/2 complex modes per channel).
     public let channels: Int
     public let stateSize: Int
     /// log dt [H].
@@ -126,6 +127,7 @@ public final class DPLRSSM<T: TensorScalar>: SSMKernelGenerator {
         return length == kernelLength ? k : k.slice(axis: 1, 0..<length)
     }
 
+    /// log dt, Lambda, P, B with the SSM tags (own learning rate, no weight decay); C-tilde untagged.
     public var parameters: [NamedParameter<T>] {
         let ssm = ParameterTags(weightDecay: false, learningRate: learningRate)
         return [NamedParameter("log_dt", logDt, tags: ssm), NamedParameter("log_Lambda_real", logLambdaReal, tags: ssm),

@@ -17,6 +17,7 @@ public struct DenseDPLRSystem {
     /// The step size.
     public let dt: Double
 
+    /// The full system from the kept halves of Lambda, P, B and the step dt.
     public init(lambda: [Complex64], p: [Complex64], b: [Complex64], dt: Double) {
         let fullP = withConjugates(p)
         a = ComplexMatrix.diagonal(withConjugates(lambda)) - ComplexMatrix.outer(fullP, fullP)
@@ -38,6 +39,7 @@ public struct DenseDPLRSystem {
 
 /// A discrete linear system x_k = Abar x_{k-1} + Bbar u_k (complex, full basis).
 public struct DiscreteSSM {
+    /// Abar (N x N) and Bbar (N), full basis.
     public let aBar: ComplexMatrix
     public let bBar: [Complex64]
 

@@ -9,6 +9,7 @@ import Tensors
 /// The diagonal SSM of an S4D block.
 public final class DiagonalSSM<T: TensorScalar>: SSMKernelGenerator {
     public typealias Scalar = T
+    /// H and N (N/2 complex modes per channel).
     public let channels: Int
     public let stateSize: Int
     /// log dt [H].
@@ -18,10 +19,12 @@ public final class DiagonalSSM<T: TensorScalar>: SSMKernelGenerator {
     public let aImag: Tensor<T>
     /// C: [H, N/2], or [2, H, N/2] when bidirectional.
     public let cRe: Tensor<T>, cIm: Tensor<T>
+    /// ZOH or bilinear.
     public let discretization: Discretization
     private let directions: Int
     private let learningRate: Double
 
+    /// A from `initialization` for every SSM, C ~ complex normal (variance 1/2 per part), log dt ~ U[log dt_min, log dt_max].
     public init(channels: Int, stateSize: Int, tiedSSMs: Int, initialization: S4DInitialization, discretization: Discretization,
                 dtMin: Double, dtMax: Double, directions: Int, learningRate: Double, rng: inout RandomGenerator) {
         precondition(channels % tiedSSMs == 0, "DiagonalSSM: n_ssm must divide H")
@@ -53,6 +56,7 @@ public final class DiagonalSSM<T: TensorScalar>: SSMKernelGenerator {
                          discretization: discretization)  // [H, L]
     }
 
+    /// log dt, log(-Re A), Im A with the SSM tags (own learning rate, no weight decay); C untagged.
     public var parameters: [NamedParameter<T>] {
         let ssm = ParameterTags(weightDecay: false, learningRate: learningRate)
         return [NamedParameter("log_dt", logDt, tags: ssm), NamedParameter("log_A_real", logAReal, tags: ssm),

@@ -40,8 +40,11 @@ public protocol SSMKernelGenerator<Scalar>: AnyObject {
 
 /// The recurrent state of an S4-family block: the SSM state [B, H, N] and the discretised system it steps with.
 public struct SSMState<T: TensorScalar> {
+    /// The state [B, H, N] (real scalars).
     public var x: [T]
+    /// The discretised system, fixed when the state was created.
     public let recurrence: SSMRecurrence<T>
+    /// B.
     public let batch: Int
 }
 
@@ -63,6 +66,7 @@ public final class S4Block<T: TensorScalar>: SequenceLayer {
     public var isTraining = true
     private var dropoutGenerator: RandomGenerator
 
+    /// A block around `ssm`: D ~ randn, the output Linear H -> 2H with PyTorch's init.
     public init(ssm: any SSMKernelGenerator<T>, bidirectional: Bool, dropout: Double, rng: inout RandomGenerator) {
         self.ssm = ssm
         dModel = ssm.channels

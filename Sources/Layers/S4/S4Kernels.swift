@@ -88,6 +88,7 @@ public enum S4Checks {
             : referenceS4DKernel(logDt: x[0], aRe: x[1], aIm: x[2], cRe: x[3], cIm: x[4], length: length, discretization: discretization)
     }
 
+    /// Finite-difference checks and fast == reference comparisons of the family's kernels and fused nodes.
     public static let opChecks: [OpCheck] = [
         gradientCheck("s4_dplr_kernel", S4KernelInputs.dplr(channels: 2, modes: 3, seed: 1)) { dplrKernel($0, length: 10, fast: true) },
         gradientCheck("s4_dplr_kernel_odd_length", S4KernelInputs.dplr(channels: 2, modes: 2, seed: 2)) { dplrKernel($0, length: 7, fast: true) },
