@@ -14,10 +14,19 @@ struct Bench: ParsableCommand {
     @Option(help: "Timed repetitions (median reported).") var repeats: Int = 5
     @Flag(help: "One JSON object per layer and line: {layer, shape, fwd_bwd_ms, fwd_ms, peak_rss_mb}.") var json = false
     @Flag(help: "Only the machine figures: matmul through the tensor API vs cblas_sgemm, fft_conv at lra, FMA.") var system = false
+    @Flag(help: "Only the S4 family's kernel generation (Cauchy, Vandermonde) at L = 1K, 4K, 16K, H = 128, N = 64.") var ssmKernels = false
 
     func run() throws {
         guard let benchShape = BenchmarkShape(rawValue: shape) else { fail("unknown shape '\(shape)' (known: lra, long)") }
         let layerOptions = reportingErrors { try parseOptions(options) }
+        if ssmKernels {
+            print("kernel            L      fwd ms   fwd+bwd ms   (H 128, N 64, Float32)")
+            for r in S4KernelBenchmark.run(repeats: repeats) {
+                print(r.kernel.padding(toLength: 16, withPad: " ", startingAt: 0)
+                      + String(format: " %6d %9.2f %12.2f", r.length, r.forwardMilliseconds, r.forwardBackwardMilliseconds))
+            }
+            return
+        }
         if system || (layer == nil && !json) { runSystem() }
         if system { return }
         let names = layer.map { [$0] } ?? LayerRegistry.names
