@@ -134,6 +134,22 @@ final class S4Tests: XCTestCase {
         XCTAssertLessThan(GradientCheck.relativeError(prefix, (0..<2).flatMap { h in long[(h * 32)..<(h * 32 + 5)] }), 1e-12)
     }
 
+    /// The kernel length C-tilde belongs to is a listed (frozen) parameter: copying the parameters by name into a
+    /// fresh layer after a doubling reproduces the layer (what loading a checkpoint does).
+    func testKernelLengthTravelsWithTheParameters() throws {
+        let options = LayerOptions(["d_state": "8", "l_max": "8"])
+        let trained: any SequenceLayer<Double> = try LayerRegistry.make("s4", dModel: 3, options: options, seed: 1)
+        var rng = RandomGenerator(seed: 2)
+        let x = Tensor<Double>.randn([1, 20, 3], using: &rng)
+        let before = Tape.withoutGradients { trained(x) }.data  // doubles 8 -> 16 -> 32
+        let restored: any SequenceLayer<Double> = try LayerRegistry.make("s4", dModel: 3, options: options, seed: 7)
+        let source = Dictionary(uniqueKeysWithValues: trained.parameters.map { ($0.name, $0.tensor) })
+        for p in restored.parameters { p.tensor.data = source[p.name]!.data }
+        XCTAssertEqual(source["kernel_length"]?.data, [32])
+        XCTAssertEqual(restored.parameters.first { $0.name == "kernel_length" }?.tags.learningRate, 0)
+        XCTAssertLessThan(GradientCheck.relativeError(Tape.withoutGradients { restored(x) }.data, before), 1e-12)
+    }
+
     func testLayerChecksPass() throws {
         for name in ["s4", "s4d"] {
             let results = try LayerCheck.run(name, quick: true)

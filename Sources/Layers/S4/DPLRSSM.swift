@@ -8,6 +8,8 @@ import Tensors
 // C-tilde belongs to a kernel length (`kernelLength`, S4's l_kernel): inputs of length L <= kernelLength use the
 // first L taps of the kernel at kernelLength; a longer input first doubles kernelLength, correcting C-tilde in place
 // by C-tilde <- C-tilde (I + Abar^kernelLength) (the same C, so the same SSM; S4 section 3.3 / `_setup_C`).
+// The length is kept in a one-scalar tensor listed with the parameters as `kernel_length` (learning rate 0, never
+// given a gradient), so that checkpoints carry it with C-tilde, as S4 keeps l_kernel in its state dict.
 
 /// The DPLR SSM of an S4 block: parameters, Cauchy kernel, C-tilde bookkeeping and the dense recurrent step.
 public final class DPLRSSM<T: TensorScalar>: SSMKernelGenerator {
@@ -25,7 +27,9 @@ public final class DPLRSSM<T: TensorScalar>: SSMKernelGenerator {
     /// C-tilde: [H, N/2], or [2, H, N/2] when bidirectional (one per direction).
     public let cRe: Tensor<T>, cIm: Tensor<T>
     /// The length C-tilde is defined for (doubles when a longer input arrives).
-    public private(set) var kernelLength: Int
+    public var kernelLength: Int { Int(kernelLengthStorage.data[0].rounded()) }
+    /// `kernelLength` as a checkpointed scalar (exact in Float32 up to 2^24).
+    public let kernelLengthStorage: Tensor<T>
     private let directions: Int
     private let learningRate: Double
 
@@ -36,7 +40,7 @@ public final class DPLRSSM<T: TensorScalar>: SSMKernelGenerator {
         self.channels = channels
         self.stateSize = stateSize
         self.directions = directions
-        self.kernelLength = kernelLength
+        kernelLengthStorage = Tensor(shape: [1], data: [T(kernelLength)])
         self.learningRate = learningRate
         let modes = stateSize / 2
         let nplr = NPLRDecomposition.legS(stateSize: stateSize)
@@ -107,7 +111,7 @@ public final class DPLRSSM<T: TensorScalar>: SSMKernelGenerator {
     public func doubleKernelLength() {
         let length = kernelLength
         transformC { system, c in system.doubledCTilde(c, length: length) }
-        kernelLength = 2 * length
+        kernelLengthStorage.data[0] = T(2 * length)
     }
 
     @_specialize(where T == Float)
@@ -127,13 +131,15 @@ public final class DPLRSSM<T: TensorScalar>: SSMKernelGenerator {
         return length == kernelLength ? k : k.slice(axis: 1, 0..<length)
     }
 
-    /// log dt, Lambda, P, B with the SSM tags (own learning rate, no weight decay); C-tilde untagged.
+    /// log dt, Lambda, P, B with the SSM tags (own learning rate, no weight decay); C-tilde untagged; the kernel
+    /// length C-tilde belongs to (frozen: learning rate 0, no gradient).
     public var parameters: [NamedParameter<T>] {
         let ssm = ParameterTags(weightDecay: false, learningRate: learningRate)
         return [NamedParameter("log_dt", logDt, tags: ssm), NamedParameter("log_Lambda_real", logLambdaReal, tags: ssm),
                 NamedParameter("Lambda_imag", lambdaImag, tags: ssm), NamedParameter("P_re", pRe, tags: ssm),
                 NamedParameter("P_im", pIm, tags: ssm), NamedParameter("B_re", bRe, tags: ssm), NamedParameter("B_im", bIm, tags: ssm),
-                NamedParameter("C_re", cRe), NamedParameter("C_im", cIm)]
+                NamedParameter("C_re", cRe), NamedParameter("C_im", cIm),
+                NamedParameter("kernel_length", kernelLengthStorage, tags: ParameterTags(weightDecay: false, learningRate: 0))]
     }
 
     /// The dense real recurrence: C = C-tilde (I - Abar^L)^-1, then real coordinates of the conjugate-symmetric state.
