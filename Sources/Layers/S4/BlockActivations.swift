@@ -48,7 +48,7 @@ extension Tensor {
 }
 
 /// y = GLU(x W + b) over the last axis: x [..., I], W [I, 2H], b [2H] -> y [..., H], with y = a sigmoid(g) for
-/// [a, g] = x W + b. One node: a GEMM (bias pre-filled, beta = 1), a vectorised gate pass; backward
+/// [a, g] = x W + b. One node: a GEMM, a vectorised pass adding the bias and applying the gate; backward
 /// dZ = [dy s, dy a s (1 - s)], dx = dZ W^T, dW = x^T dZ, db = sum over rows of dZ (two GEMMs and a reduction).
 @_specialize(where T == Float)
 @_specialize(where T == Double)
@@ -97,7 +97,7 @@ private func gluLinear<T: TensorScalar>(
     if let bias { precondition(bias.shape == [width], "glu_linear: bias \(bias.shape), needs [\(width)]") }
     let (batch, length) = (layout.batch, layout.length), rows = batch * length
     // Z = [a, s]: the linear part and, in place of g, the gate s = sigmoid(g), kept for the backward pass.
-    var z = uninitializedArray(T.self, count: rows * width)  // bias-filled or overwritten (beta = 0)
+    var z = uninitializedArray(T.self, count: rows * width)  // written by the products (beta = 0)
     var out = uninitializedArray(T.self, count: rows * half)
     let (xData, wData, bData) = (x.data, weight.data, bias?.data)
     z.withUnsafeMutableBufferPointer { zp in
@@ -105,19 +105,22 @@ private func gluLinear<T: TensorScalar>(
     xData.withUnsafeBufferPointer { xp in
     wData.withUnsafeBufferPointer { wp in
         let (zBase, outBase, xBase, wBase) = (zp.baseAddress!, op.baseAddress!, xp.baseAddress!, wp.baseAddress!)
-        layout.forEachPart { b, r0, m in  // Z = x W (+ b) over rows b L + r0 ..< b L + r0 + m, then the gate
-            let zRows = zBase + (b * length + r0) * width
-            if let bData { for r in 0..<m { (zRows + r * width).update(from: bData, count: width) } }
-            if layout.channelMajor {
-                T.gemm(transA: true, transB: false, m: m, n: width, k: inputs, alpha: 1, a: xBase + b * inputs * length + r0,
-                       lda: length, b: wBase, ldb: width, beta: bData == nil ? 0 : 1, c: zRows, ldc: width)
-            } else {
-                T.gemm(transA: false, transB: false, m: m, n: width, k: inputs, alpha: 1, a: xBase + (b * length + r0) * inputs,
-                       lda: inputs, b: wBase, ldb: width, beta: bData == nil ? 0 : 1, c: zRows, ldc: width)
-            }
-            for r in 0..<m {
-                let row = zRows + r * width
-                gate(row, row + half, outBase + (b * length + r0 + r) * half, count: half)
+        let zeros = [T](repeating: 0, count: bData == nil ? width : 0)
+        (bData ?? zeros).withUnsafeBufferPointer { biasPointer in
+            let biasBase = biasPointer.baseAddress!
+            layout.forEachPart { b, r0, m in  // Z = x W over rows b L + r0 ..< b L + r0 + m, then bias and gate
+                let zRows = zBase + (b * length + r0) * width
+                if layout.channelMajor {
+                    T.gemm(transA: true, transB: false, m: m, n: width, k: inputs, alpha: 1, a: xBase + b * inputs * length + r0,
+                           lda: length, b: wBase, ldb: width, beta: 0, c: zRows, ldc: width)
+                } else {
+                    T.gemm(transA: false, transB: false, m: m, n: width, k: inputs, alpha: 1, a: xBase + (b * length + r0) * inputs,
+                           lda: inputs, b: wBase, ldb: width, beta: 0, c: zRows, ldc: width)
+                }
+                for r in 0..<m {
+                    let row = zRows + r * width
+                    gate(row, row + half, bias: biasBase, biasBase + half, outBase + (b * length + r0 + r) * half, count: half)
+                }
             }
         }
     }}}}
@@ -188,23 +191,31 @@ private func gluLinear<T: TensorScalar>(
     return result
 }
 
-/// out = a sigmoid(g) and g <- sigmoid(g) over `count` entries.
+/// a <- a + ba, g <- sigmoid(g + bg), out = a g over `count` entries (the bias and the gate in one pass).
 @inline(__always)
-private func gate<T: TensorScalar>(_ a: UnsafeMutablePointer<T>, _ g: UnsafeMutablePointer<T>, _ out: UnsafeMutablePointer<T>, count: Int) {
+private func gate<T: TensorScalar>(
+    _ a: UnsafeMutablePointer<T>, _ g: UnsafeMutablePointer<T>, bias ba: UnsafePointer<T>, _ bg: UnsafePointer<T>,
+    _ out: UnsafeMutablePointer<T>, count: Int
+) {
     if T.self == Float.self {
         let (fa, fg, fo) = (UnsafeMutableRawPointer(a).assumingMemoryBound(to: Float.self),
                             UnsafeMutableRawPointer(g).assumingMemoryBound(to: Float.self),
                             UnsafeMutableRawPointer(out).assumingMemoryBound(to: Float.self))
+        let (fba, fbg) = (UnsafeRawPointer(ba).assumingMemoryBound(to: Float.self), UnsafeRawPointer(bg).assumingMemoryBound(to: Float.self))
         for j in 0..<count {
-            let s = 1 / (1 + vectorExp(-fg[j]))
+            let s = 1 / (1 + vectorExp(-(fg[j] + fbg[j])))
+            let value = fa[j] + fba[j]
+            fa[j] = value
             fg[j] = s
-            fo[j] = fa[j] * s
+            fo[j] = value * s
         }
     } else {
         for j in 0..<count {
-            let s = 1 / (1 + T.exp(-g[j]))
+            let s = 1 / (1 + T.exp(-(g[j] + bg[j])))
+            let value = a[j] + ba[j]
+            a[j] = value
             g[j] = s
-            out[j] = a[j] * s
+            out[j] = value * s
         }
     }
 }
