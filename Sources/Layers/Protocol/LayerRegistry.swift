@@ -25,6 +25,8 @@ public enum LayerRegistry {
         MambaFactory.self,
         CausalSelfAttentionFactory.self,
         GatedLinearAttentionFactory.self,
+        S4Factory.self,
+        S4DFactory.self,
     ]
 
     /// The registered names.
