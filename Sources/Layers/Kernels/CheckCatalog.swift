@@ -9,5 +9,6 @@ public enum CheckCatalog {
             + MambaChecks.opChecks
             + LinearAttentionChecks.all
             + AttentionChecks.all
+            + DeltaRuleChecks.all
     }
 }

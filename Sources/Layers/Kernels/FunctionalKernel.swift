@@ -32,6 +32,8 @@ public enum KernelRegistry {
         AttentionKernel.self,
         SelectiveScanKernel.self,
         GLAKernel.self,
+        DeltaRuleKernel.self,
+        DeltaProductKernelOp.self,
     ]
 
     public static func kernel(named name: String) throws -> FunctionalKernel.Type {
