@@ -25,6 +25,8 @@ public enum LayerRegistry {
         MambaFactory.self,
         CausalSelfAttentionFactory.self,
         GatedLinearAttentionFactory.self,
+        DeltaProductFactory.self,
+        DeltaNetFactory.self,
     ]
 
     /// The registered names.
