@@ -21,6 +21,7 @@ public enum DeltaRuleKernel: FunctionalKernel {
         try requireShape(beta, Array(q.shape.prefix(3)), "beta", op: name)
         if let g = x["g"] { try requireShape(g, Array(q.shape.prefix(3)), "g", op: name) }
         if let h0 = x["h0"] { try requireShape(h0, [q.shape[0], q.shape[2], q.shape[3], v.shape[3]], "h0", op: name) }
+        try DeltaProductKernelOp.requireLogDecay(x["g"], op: name)
         let (chunk, scale) = try DeltaProductKernelOp.commonOptions(options, op: name)
         let (o, hT) = deltaRule(q: q, k: k, v: v, beta: beta, logDecay: x["g"], initialState: x["h0"],
                                 scale: scale.map { T($0) }, segment: chunk)
@@ -36,6 +37,11 @@ public enum DeltaProductKernelOp: FunctionalKernel {
     public static let inputs = DeltaRuleKernel.inputs
     public static let outputs = ["o", "hT"]
     public static let options = DeltaRuleKernel.options
+
+    static func requireLogDecay<T: TensorScalar>(_ g: Tensor<T>?, op: String) throws {
+        guard let g else { return }
+        guard g.data.allSatisfy({ $0 <= 0 && $0.isFinite }) else { throw SequenceLabError("op \(op): g holds log-decays and must be <= 0 everywhere (and finite)") }
+    }
 
     static func commonOptions(_ options: LayerOptions, op: String) throws -> (Int, Double?) {
         let chunk = try options.int("chunk_size", 64)
@@ -55,6 +61,7 @@ public enum DeltaProductKernelOp: FunctionalKernel {
         guard NH >= 1 else { throw SequenceLabError("op \(name): NH (k axis 2) must be >= 1") }
         if let g = x["g"] { try requireShape(g, [B, L, H], "g", op: name) }
         if let h0 = x["h0"] { try requireShape(h0, [B, H, K, v.shape[4]], "h0", op: name) }
+        try requireLogDecay(x["g"], op: name)
         let (chunk, scale) = try commonOptions(options, op: name)
         let (o, hT) = deltaProduct(q: q, k: k, v: v, beta: beta, logDecay: x["g"], initialState: x["h0"],
                                    scale: scale.map { T($0) }, segment: chunk)
