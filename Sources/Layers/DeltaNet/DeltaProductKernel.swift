@@ -145,13 +145,11 @@ struct DeltaProductKernel<T: TensorScalar>: @unchecked Sendable {
                 let qt = qb + t * qTok, dqt = dqb + t * qTok, dot = dob + t * H * V
                 let last = (t - t0) * NH + NH - 1
                 let Pl = P + last * KV, kl = kb + t * kTok + (NH - 1) * kSub, vpl = vpBuf + last * V
-                var vpdo: T = 0
-                for c in 0..<V { vpdo += vpl[c] * dot[c] }
+                let vpdo = rowDot(vpl, dot, V)
                 for d in 0..<K {
-                    let row = Pl + d * V, drow = dS + d * V, qd = scale * qt[d]
-                    var acc: T = 0
-                    for c in 0..<V { acc += row[c] * dot[c]; drow[c] += qd * dot[c] }
-                    dqt[d] = scale * (acc + kl[d] * vpdo)
+                    let drow = dS + d * V, qd = scale * qt[d]
+                    for c in 0..<V { drow[c] += qd * dot[c] }
+                    dqt[d] = scale * (rowDot(Pl + d * V, dot, V) + kl[d] * vpdo)
                 }
                 for j in stride(from: NH - 1, through: 0, by: -1) {
                     let slot = (t - t0) * NH + j
@@ -161,30 +159,25 @@ struct DeltaProductKernel<T: TensorScalar>: @unchecked Sendable {
                     for c in 0..<V { dvp[c] = 0 }
                     for d in 0..<K {
                         let drow = dS + d * V, kd = kj[d]
-                        var acc: T = 0
-                        for c in 0..<V { let x = drow[c]; acc += x * vp[c]; dvp[c] += kd * x }
-                        dkj[d] = acc
+                        for c in 0..<V { dvp[c] += kd * drow[c] }
+                        dkj[d] = rowDot(drow, vp, V)
                     }
-                    var dbeta: T = 0
+                    dbb[bIndex] = rowDot(dvp, vmu, V)
                     for c in 0..<V {
                         let x = dvp[c]
                         dvj[c] = bj * x
-                        dbeta += x * vmu[c]
                         dvp[c] = -bj * x  // du
                     }
-                    dbb[bIndex] = dbeta
                     for d in 0..<K {
-                        let drow = dS + d * V, prow = Pj + d * V, kd = kj[d]
-                        var acc: T = 0
-                        for c in 0..<V { drow[c] += kd * dvp[c]; acc += prow[c] * dvp[c] }
-                        dkj[d] += acc
+                        let drow = dS + d * V, kd = kj[d]
+                        for c in 0..<V { drow[c] += kd * dvp[c] }
+                        dkj[d] += rowDot(Pj + d * V, dvp, V)
                     }
                 }
                 if let gb, let dgb {
                     let P0 = P + (t - t0) * NH * KV, eg = T.exp(gb[t * H])
-                    var acc: T = 0
-                    for i in 0..<KV { acc += P0[i] * dS[i]; dS[i] *= eg }
-                    dgb[t * H] = acc
+                    dgb[t * H] = rowDot(P0, dS, KV)
+                    for i in 0..<KV { dS[i] *= eg }
                 }
             }
         }
