@@ -37,9 +37,8 @@ final class DeltaProductTests: XCTestCase {
             for nh in [1, 2, 3] {
                 for gated in [false, true] {
                     for betaMax in [1.0, 2.0] {
-                        // At L = 1000 the tape-op reference is slow in debug: cover every n_h, alternating gate / beta range.
-                        if length == 1000 && (gated != (nh % 2 == 1) || betaMax != (nh == 2 ? 1.0 : 2.0)) { continue }
-                        let (x, cot) = inputs(b, length, nh, h, k, v, seed: UInt64(length * 31 + nh * 7 + (gated ? 1 : 0)))
+                        // At L = 1000 one head keeps the tape-op reference affordable in debug.
+                        let (x, cot) = inputs(b, length, nh, length == 1000 ? 1 : h, k, v, seed: UInt64(length * 31 + nh * 7 + (gated ? 1 : 0)))
                         let reference = run(x, cot: cot, betaMax: betaMax, gated: gated, fused: false, as: Double.self)
                         let exact = run(x, cot: cot, betaMax: betaMax, gated: gated, fused: true, as: Double.self)
                         let single = run(x, cot: cot, betaMax: betaMax, gated: gated, fused: true, as: Float.self)
