@@ -109,6 +109,17 @@ public enum DeltaRuleChecks {
         gradientCheck("delta_product_fused", shapes: shapes(1, 7, 2, 2, 3, 2), betaMax: 2, gated: true, segment: 3),
         gradientCheck("delta_product_fused_ungated", shapes: shapes(1, 5, 3, 1, 4, 3), betaMax: 2, gated: false, segment: 64),
         gradientCheck("delta_product_fused_one_token", shapes: shapes(2, 1, 2, 1, 3, 2), betaMax: 2, gated: true, segment: 4),
+        OpCheck("silu_l2_normalize") { quick in
+            var rng = RandomGenerator(seed: 607)
+            let x = Tensor<Double>.randn([3, 2, 5], using: &rng)
+            return GradientCheck.check("silu_l2_normalize", leaves: [("x", x)], maxProbes: quick ? 12 : 30) { [x.siluL2Normalized()] }
+        },
+        OpCheck("silu_l2_normalize==composite") { _ in
+            FormComparison.check("silu_l2_normalize==composite", shapes: [[2, 7, 3, 6]]) { x, fast in
+                let y = x[0].silu()
+                return [fast ? x[0].siluL2Normalized() : y * (y.square().sum(axis: 3, keepDims: true) + 1e-6).rsqrt()]
+            }
+        },
         OpCheck("delta_product==recurrent") { _ in
             FormComparison.check("delta_product==recurrent", shapes: shapes(2, 23, 2, 2, 5, 3)) { x, fast in
                 run(x, form: fast ? 0 : 1, segment: 8)

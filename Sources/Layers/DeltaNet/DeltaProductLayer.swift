@@ -103,8 +103,8 @@ public final class DeltaProductLayer<T: TensorScalar>: SequenceLayer {
         if let c = convolutions {
             q = q.causalDepthwiseConv1d(weight: c.q); k = k.causalDepthwiseConv1d(weight: c.k); v = v.causalDepthwiseConv1d(weight: c.v)
         }
-        q = l2Normalized(q.silu().reshaped([B, L, H, headKeyDim]))           // [B, L, H, K]
-        k = l2Normalized(k.silu().reshaped([B, L, NH, H, headKeyDim]))       // [B, L, NH, H, K]
+        q = q.reshaped([B, L, H, headKeyDim]).siluL2Normalized()             // [B, L, H, K]
+        k = k.reshaped([B, L, NH, H, headKeyDim]).siluL2Normalized()         // [B, L, NH, H, K]
         v = v.silu().reshaped([B, L, NH, H, headValueDim])                   // [B, L, NH, H, V]
         let (beta, g) = betaAndDecay(x)                                      // [B, L, NH H], [B, L, H]
         let (o, _) = deltaProduct(q: q, k: k, v: v, beta: beta.reshaped([B, L, NH, H]), logDecay: g, scale: scale)
