@@ -85,6 +85,15 @@ final class DeltaProductTests: XCTestCase {
         XCTAssertLessThan(GradientCheck.relativeError(h1.data, hT.data), 1e-12)
     }
 
+    func testEmptySequencePassesTheStateThrough() {
+        var rng = RandomGenerator(seed: 8)
+        let h0 = Tensor<Double>.randn([2, 3, 4, 5], using: &rng)
+        let (o, hT) = deltaProduct(q: .zeros([2, 0, 3, 4]), k: .zeros([2, 0, 2, 3, 4]), v: .zeros([2, 0, 2, 3, 5]),
+                                   beta: .zeros([2, 0, 2, 3]), logDecay: .zeros([2, 0, 3]), initialState: h0)
+        XCTAssertEqual(o.shape, [2, 0, 3, 5])
+        XCTAssertEqual(hT.data, h0.data)
+    }
+
     func testDeltaProductIsTheDeltaRuleOnTheInterleavedSequence() {
         for nh in [2, 3] {
             let (x, _) = inputs(2, 17, nh, 2, 4, 3, seed: UInt64(nh))

@@ -48,6 +48,8 @@ public func deltaProduct<T: TensorScalar>(
     if let g { precondition(g.shape == [B, L, H], "delta_product: g \(g.shape) must be [B, L, H]") }
     if let h0 { precondition(h0.shape == [B, H, K, V], "delta_product: h0 \(h0.shape) must be [B, H, K, V]") }
     precondition(segment >= 1, "delta_product: segment must be >= 1")
+    // Nothing to scan: o is empty and the state passes through unchanged.
+    if L == 0 || B * H * K * V == 0 { return (Tensor.zeros([B, L, H, V]), h0 ?? Tensor.zeros([B, H, K, V])) }
     let geo = DeltaProductGeometry(batch: B, length: L, householder: NH, heads: H, keyDim: K, valueDim: V)
     let s = scale ?? 1 / T(K).squareRoot()
     var inputs = [q, k, v, beta]
