@@ -10,5 +10,6 @@ public enum CheckCatalog {
             + LinearAttentionChecks.all
             + AttentionChecks.all
             + S4Checks.opChecks
+            + DeltaRuleChecks.all
     }
 }

@@ -34,6 +34,8 @@ public enum KernelRegistry {
         GLAKernel.self,
         S4DKernelOp.self,
         S4DPLRKernelOp.self,
+        DeltaRuleKernel.self,
+        DeltaProductKernelOp.self,
     ]
 
     public static func kernel(named name: String) throws -> FunctionalKernel.Type {

@@ -27,6 +27,8 @@ public enum LayerRegistry {
         GatedLinearAttentionFactory.self,
         S4Factory.self,
         S4DFactory.self,
+        DeltaProductFactory.self,
+        DeltaNetFactory.self,
     ]
 
     /// The registered names.
