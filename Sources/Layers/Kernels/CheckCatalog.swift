@@ -3,5 +3,6 @@ import Tensors
 /// Every op-level check `seqlab check` knows: the Tensors module's op gradient checks, fast-form == slow-form
 /// comparisons, and the kernels each layer module adds.
 public enum CheckCatalog {
-    public static var opChecks: [OpCheck] { OpCheck.catalog + OpCheck.formChecks }
+    public static var opChecks: [OpCheck] { OpCheck.catalog + OpCheck.formChecks
+        + RATChecks.checks }
 }

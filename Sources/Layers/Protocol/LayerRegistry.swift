@@ -17,6 +17,7 @@ public enum LayerRegistry {
     /// Every registered layer, in the order `seqlab list` shows them.
     public static let factories: [LayerFactory.Type] = [
         DiagonalRecurrenceFactory.self,
+        RATFactory.self,
     ]
 
     /// The registered names.

@@ -1,0 +1,129 @@
+import Tensors
+
+// RAT's recurrence inside each chunk (Wei et al. 2025, "RAT: Bridging RNN Efficiency and Attention Accuracy",
+// eq. 2): per channel, from zero at the first position of every chunk,
+//   g_l = sigmoid(a_l + gate_bias),  vt_l = g_l vt_{l-1} + (1 - g_l) v_l,  kt_l = g_l kt_{l-1} + (1 - g_l) k_l,
+// where the keys k [B, L, Dk] are tiled to the D channels (channel i reads key channel i mod Dk: the grouped keys of
+// the paper, `k.repeat(1, 1, H / G)`), so every head has its own gates.
+// Backward (a reverse scan inside each chunk, G_l = dh_l + g_{l+1} G_{l+1}, zero past the chunk's end):
+//   dv_l = (1 - g_l) Gv_l,  dk_l = sum over tiles of (1 - g_l) Gk_l,
+//   da_l = g_l (1 - g_l) [Gv_l (vt_{l-1} - v_l) + Gk_l (kt_{l-1} - k_l)],  d gate_bias = sum_{b,l} da_l.
+
+/// The chunked gated recurrence of RAT over values v [B, L, D] and keys k [B, L, Dk] (Dk divides D) with gate
+/// pre-activations a [B, L, D] and gate bias [D]: returns (vt, kt), both [B, L, D]. One fused tape node; the scan
+/// runs over time with the D channels contiguous (vectorised), chunks in parallel.
+public func chunkedGatedRecurrence<T: TensorScalar>(
+    values v: Tensor<T>, keys k: Tensor<T>, gateLogits a: Tensor<T>, gateBias: Tensor<T>, chunkSize: Int
+) -> (values: Tensor<T>, keys: Tensor<T>) {
+    precondition(v.rank == 3 && a.shape == v.shape, "chunkedGatedRecurrence: values \(v.shape) and gate logits \(a.shape) must be one [B, L, D] shape")
+    let (batch, length, width) = (v.shape[0], v.shape[1], v.shape[2])
+    precondition(k.rank == 3 && k.shape[0] == batch && k.shape[1] == length && k.shape[2] > 0 && width % k.shape[2] == 0,
+                 "chunkedGatedRecurrence: keys \(k.shape) must be [B, L, Dk] with Dk dividing D = \(width)")
+    precondition(gateBias.shape == [width], "chunkedGatedRecurrence: gate bias \(gateBias.shape), needs [\(width)]")
+    precondition(chunkSize >= 1, "chunkedGatedRecurrence: chunk size \(chunkSize) must be positive")
+    let kWidth = k.shape[2], tiles = width / kWidth
+    let chunks = (length + chunkSize - 1) / chunkSize
+    let vData = v.data, kData = k.data, aData = a.data, biasData = gateBias.data
+    var vt = [T](repeating: 0, count: v.count)  // [B, L, D]
+    var kt = [T](repeating: 0, count: v.count)  // [B, L, D]
+    let gates = AlignedBuffer<T>(count: v.count)  // g [B, L, D], kept for the backward pass
+
+    vData.withUnsafeBufferPointer { vp in kData.withUnsafeBufferPointer { kp in aData.withUnsafeBufferPointer { ap in
+    biasData.withUnsafeBufferPointer { bias in vt.withUnsafeMutableBufferPointer { vtp in kt.withUnsafeMutableBufferPointer { ktp in
+        let (v, k, a, vt, kt, g) = (vp.baseAddress!, kp.baseAddress!, ap.baseAddress!, vtp.baseAddress!, ktp.baseAddress!, gates.pointer)
+        Parallel.forEachRange(batch * chunks) { items in
+            for item in items {
+                let (b, c) = (item / chunks, item % chunks)
+                let t0 = c * chunkSize, t1 = min(length, t0 + chunkSize)
+                for t in t0..<t1 {
+                    let row = (b * length + t) * width, keyRow = (b * length + t) * kWidth
+                    let first = t == t0
+                    for i in 0..<width { g[row + i] = FastScalarMath.sigmoid(a[row + i] + bias[i]) }
+                    for i in 0..<width {
+                        let carry = first ? 0 : vt[row - width + i]
+                        vt[row + i] = g[row + i] * carry + (1 - g[row + i]) * v[row + i]
+                    }
+                    for tile in 0..<tiles {
+                        let o = row + tile * kWidth
+                        for j in 0..<kWidth {
+                            let carry = first ? 0 : kt[o - width + j]
+                            kt[o + j] = g[o + j] * carry + (1 - g[o + j]) * k[keyRow + j]
+                        }
+                    }
+                }
+            }
+        }
+    } } } } } }
+
+    let outV = Tensor(shape: v.shape, data: vt), outK = Tensor(shape: v.shape, data: kt)
+    Tape.record("rat_chunked_recurrence", inputs: [v, k, a, gateBias], outputs: [outV, outK]) { grads in
+        var dv = [T](repeating: 0, count: vData.count)
+        var dk = [T](repeating: 0, count: kData.count)
+        var da = [T](repeating: 0, count: vData.count)
+        let zeros = [T](repeating: 0, count: grads[0] == nil || grads[1] == nil ? vData.count : 0)
+        let dvt = grads[0] ?? zeros, dkt = grads[1] ?? zeros
+        vData.withUnsafeBufferPointer { vp in kData.withUnsafeBufferPointer { kp in vt.withUnsafeBufferPointer { vtp in
+        kt.withUnsafeBufferPointer { ktp in dvt.withUnsafeBufferPointer { gvp in dkt.withUnsafeBufferPointer { gkp in
+        dv.withUnsafeMutableBufferPointer { dvp in dk.withUnsafeMutableBufferPointer { dkp in da.withUnsafeMutableBufferPointer { dap in
+            let (v, k, vt, kt, g) = (vp.baseAddress!, kp.baseAddress!, vtp.baseAddress!, ktp.baseAddress!, gates.pointer)
+            let (dvtIn, dktIn, dv, dk, da) = (gvp.baseAddress!, gkp.baseAddress!, dvp.baseAddress!, dkp.baseAddress!, dap.baseAddress!)
+            Parallel.forEachRange(batch * chunks) { items in
+                // carries g_{l+1} G_{l+1} of the value and key paths  [D]
+                let carry = AlignedBuffer<T>(count: 2 * width)
+                let (cv, ck) = (carry.pointer, carry.pointer + width)
+                for item in items {
+                    let (b, c) = (item / chunks, item % chunks)
+                    let t0 = c * chunkSize, t1 = min(length, t0 + chunkSize)
+                    for i in 0..<(2 * width) { carry.pointer[i] = 0 }
+                    for t in stride(from: t1 - 1, through: t0, by: -1) {
+                        let row = (b * length + t) * width, keyRow = (b * length + t) * kWidth
+                        let first = t == t0
+                        for tile in 0..<tiles {
+                            let o = row + tile * kWidth, oc = tile * kWidth
+                            for j in 0..<kWidth {
+                                let gate = g[o + j]
+                                let gv = dvtIn[o + j] + cv[oc + j], gk = dktIn[o + j] + ck[oc + j]
+                                let prevV = first ? 0 : vt[o - width + j], prevK = first ? 0 : kt[o - width + j]
+                                dv[o + j] = (1 - gate) * gv
+                                dk[keyRow + j] += (1 - gate) * gk
+                                da[o + j] = gate * (1 - gate) * (gv * (prevV - v[o + j]) + gk * (prevK - k[keyRow + j]))
+                                cv[oc + j] = gate * gv
+                                ck[oc + j] = gate * gk
+                            }
+                        }
+                    }
+                }
+            }
+        } } } } } } } } }
+        var dBias = [T](repeating: 0, count: width)
+        for r in 0..<(batch * length) { for i in 0..<width { dBias[i] += da[r * width + i] } }
+        return [dv, dk, da, dBias]
+    }
+    return (outV, outK)
+}
+
+/// The recurrence written with basic tape ops, one time step at a time: the obviously right form that
+/// `chunkedGatedRecurrence` is tested against.
+public func referenceChunkedGatedRecurrence<T: TensorScalar>(
+    values v: Tensor<T>, keys k: Tensor<T>, gateLogits a: Tensor<T>, gateBias: Tensor<T>, chunkSize: Int
+) -> (values: Tensor<T>, keys: Tensor<T>) {
+    let length = v.shape[1]
+    let keys = Tensor.concatenate(Array(repeating: k, count: v.shape[2] / k.shape[2]), axis: 2)  // [B, L, D]
+    let g = (a + gateBias).sigmoid()
+    var hv: Tensor<T>? = nil, hk: Tensor<T>? = nil
+    var outV: [Tensor<T>] = [], outK: [Tensor<T>] = []
+    for t in 0..<length {
+        let gt = g.slice(axis: 1, t..<(t + 1))
+        let nv = (1 - gt) * v.slice(axis: 1, t..<(t + 1)), nk = (1 - gt) * keys.slice(axis: 1, t..<(t + 1))
+        if t % chunkSize == 0 {
+            hv = nv
+            hk = nk
+        } else {
+            hv = gt * hv! + nv
+            hk = gt * hk! + nk
+        }
+        outV.append(hv!)
+        outK.append(hk!)
+    }
+    return (Tensor.concatenate(outV, axis: 1), Tensor.concatenate(outK, axis: 1))
+}
