@@ -8,20 +8,26 @@ import Tensors
 // one softmax over c(t) + 1 scores: the two parts merge exactly, by log-sum-exp. R is the rotary embedding by chunk
 // index. Chunk size 1 is causal softmax attention; a chunk as long as the sequence leaves o_t = vt_t (a gated RNN).
 //
-// Blocked like the `attention` kernel: per batch member and head, a block of queries (64 rows, whole chunks) is two
-// GEMMs against the chunk-end keys/values it may see and a row softmax; only the row log-sum-exp is kept, so
-// memory is O(B L H) plus one block of scores per thread and the work O(L * L / C * E). Backward recomputes
-// P = exp(S - lse) and applies dVe += P^T dO, dP = dO Ve^T, dS = P (dP - rowsum(dO o)), dQ = scale dS Ke,
-// dKe += scale dS^T Q, plus the self terms; rotated gradients are rotated back.
+// Blocked like the `attention` kernel, over (batch member, block of query rows): a block (128 rows, whole chunks)
+// runs every head, so that each row's q, k, v, o of all heads (contiguous in [B, L, H, E]) are read together. Per
+// head a block is two GEMMs against the chunk ends it may see and a row softmax; only the row log-sum-exp is kept,
+// so memory is O(B L H) plus the chunk ends and one block of scores per worker, and the work O(L * L / C * E).
+// Backward recomputes P = exp(S - lse) and applies dVe += P^T dO, dP = dO Ve^T, dS = P (dP - rowsum(dO o)),
+// dQ = scale dS Ke, dKe += scale dS^T Q, plus the self terms; rotated gradients are rotated back. The chunk-end
+// gradients are accumulated per worker and scattered back at the end.
 
-/// The query rows of one block: whole chunks, at least 64 rows when chunks are short.
+/// The query rows of one block: whole chunks, at least `blockTarget` rows when chunks are short.
+private let blockTarget = 128
+
 @inline(__always) private func blockRows(chunkSize: Int, length: Int) -> Int {
-    min(max(1, 64 / chunkSize) * chunkSize, max(length, 1))
+    min(max(1, blockTarget / chunkSize) * chunkSize, max(length, 1))
 }
 
 /// RAT's inter-chunk attention: q [B, L, G, E] (query groups; head h reads group h mod G), k and v [B, L, H, E]
 /// (the partial states kt, vt of the chunked recurrence) -> o [B, L, H, E]. Rotary positions by chunk index when
 /// `ropeBase` is set. One tape node with a hand-written backward.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func chunkAttention<T: TensorScalar>(
     q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, chunkSize: Int, scale: T? = nil, ropeBase: Double? = 10_000
 ) -> Tensor<T> {
@@ -31,37 +37,33 @@ public func chunkAttention<T: TensorScalar>(
     precondition(k.shape[0] == batch && k.shape[1] == length && k.shape[3] == e && groups > 0 && heads % groups == 0,
                  "chunkAttention: q \(q.shape) and k \(k.shape) disagree (need the same B, L, E and G dividing H)")
     precondition(chunkSize >= 1, "chunkAttention: chunk size \(chunkSize) must be positive")
-    let s = scale ?? 1 / T(e).squareRoot()
-    let chunks = (length + chunkSize - 1) / chunkSize, ends = max(chunks - 1, 0)
-    let rowsPerBlock = blockRows(chunkSize: chunkSize, length: length)
-    let rotary = ChunkRotary<T>(positions: max(chunks, 1), dim: e, base: ropeBase)
-    let (ldq, ld) = (groups * e, heads * e)
+    let g = ChunkAttentionGeometry(batch: batch, length: length, groups: groups, heads: heads, e: e, chunkSize: chunkSize,
+                                   scale: scale ?? 1 / T(e).squareRoot(), rotary: ChunkRotary<T>(positions: max((length + chunkSize - 1) / chunkSize, 1), dim: e, base: ropeBase))
     let qData = q.data, kData = k.data, vData = v.data
     var out = [T](repeating: 0, count: k.count)
-    var lse = [T](repeating: 0, count: batch * heads * length)  // [B, H, L]
+    let lse = AlignedBuffer<T>(count: batch * length * heads)  // [B, L, H]
 
     qData.withUnsafeBufferPointer { qp in kData.withUnsafeBufferPointer { kp in vData.withUnsafeBufferPointer { vp in
-    out.withUnsafeMutableBufferPointer { op in lse.withUnsafeMutableBufferPointer { lp in
-        Parallel.forEach(batch * heads) { item in
-            let (b, h) = (item / heads, item % heads)
-            let qb = qp.baseAddress! + b * length * ldq + (h % groups) * e
-            let (kb, vb, ob) = (kp.baseAddress! + b * length * ld + h * e, vp.baseAddress! + b * length * ld + h * e, op.baseAddress! + b * length * ld + h * e)
-            let (ke, ve) = gatherChunkEnds(kb, vb, ld: ld, ends: ends, chunkSize: chunkSize, rotary: rotary)  // [ends, E] each
-            let qr = AlignedBuffer<T>(count: rowsPerBlock * e)
-            let scores = AlignedBuffer<T>(count: rowsPerBlock * max(ends, 1))
-            let selfWeight = AlignedBuffer<T>(count: rowsPerBlock)
-            for t0 in stride(from: 0, to: length, by: rowsPerBlock) {
-                let rows = min(rowsPerBlock, length - t0), nk = (t0 + rows - 1) / chunkSize  // chunk ends the block sees
-                if nk > 0 {
-                    for r in 0..<rows { rotary.rotate(qb + (t0 + r) * ldq, into: qr.pointer + r * e, position: (t0 + r) / chunkSize) }
-                    // S = scale Qr Ke^T  [rows, nk]
-                    T.gemm(transA: false, transB: true, m: rows, n: nk, k: e, alpha: s, a: qr.pointer, lda: e, b: ke.pointer, ldb: e,
+    out.withUnsafeMutableBufferPointer { op in
+        let (q, k, v, o) = (qp.baseAddress!, kp.baseAddress!, vp.baseAddress!, op.baseAddress!)
+        let (ke, ve) = g.chunkEnds(k, v)
+        TokenBlocks.forEachItem(count: batch * g.blocksPerSequence) { _, item in
+            let (b, t0) = (item / g.blocksPerSequence, (item % g.blocksPerSequence) * g.rowsPerBlock)
+            let rows = min(g.rowsPerBlock, length - t0), nk = (t0 + rows - 1) / chunkSize  // chunk ends the block sees
+            let qr = AlignedBuffer<T>(count: groups * rows * e)  // rotated queries of the block, per group
+            let scores = AlignedBuffer<T>(count: rows * max(nk, 1))
+            if nk > 0 { g.rotateQueries(q, b: b, t0: t0, rows: rows, into: qr.pointer) }
+            for h in 0..<heads {
+                let head = b * length * g.ld + h * e, keys = (b * heads + h) * g.ends * e
+                let (qg, qrg) = (q + b * length * g.ldq + (h % groups) * e, qr.pointer + (h % groups) * rows * e)
+                if nk > 0 {  // S = scale Qr Ke^T  [rows, nk]
+                    T.gemm(transA: false, transB: true, m: rows, n: nk, k: e, alpha: g.scale, a: qrg, lda: e, b: ke.pointer + keys, ldb: e,
                            beta: 0, c: scores.pointer, ldc: nk)
                 }
                 for r in 0..<rows {
                     let t = t0 + r, visible = t / chunkSize
-                    let row = scores.pointer + r * nk
-                    let selfScore = s * RowReduce.dot(qb + t * ldq, kb + t * ld, e)
+                    let (row, kt, vt, ot) = (scores.pointer + r * nk, k + head + t * g.ld, v + head + t * g.ld, o + head + t * g.ld)
+                    let selfScore = g.scale * RowReduce.dot(qg + t * g.ldq, kt, e)
                     let m = max(selfScore, RowReduce.max(row, visible))
                     for j in 0..<visible { row[j] = FastScalarMath.exp(row[j] - m) }
                     for j in visible..<max(nk, visible) { row[j] = 0 }
@@ -69,65 +71,63 @@ public func chunkAttention<T: TensorScalar>(
                     let total = RowReduce.sum(row, visible) + es
                     let inv = 1 / total
                     for j in 0..<visible { row[j] *= inv }
-                    selfWeight.pointer[r] = es * inv
-                    lp[item * length + t] = m + T.log(total)
+                    let w = es * inv
+                    for d in 0..<e { ot[d] = w * vt[d] }  // the own partial state's share
+                    lse.pointer[(b * length + t) * heads + h] = m + T.log(total)
                 }
-                if nk > 0 {  // O = P Ve  [rows, E], rows strided by H E
-                    T.gemm(transA: false, transB: false, m: rows, n: e, k: nk, alpha: 1, a: scores.pointer, lda: nk, b: ve.pointer, ldb: e,
-                           beta: 0, c: ob + t0 * ld, ldc: ld)
-                }
-                for r in 0..<rows {
-                    let (o, vt, w) = (ob + (t0 + r) * ld, vb + (t0 + r) * ld, selfWeight.pointer[r])
-                    for d in 0..<e { o[d] += w * vt[d] }
+                if nk > 0 {  // O += P Ve  [rows, E], rows strided by H E
+                    T.gemm(transA: false, transB: false, m: rows, n: e, k: nk, alpha: 1, a: scores.pointer, lda: nk, b: ve.pointer + keys, ldb: e,
+                           beta: 1, c: o + head + t0 * g.ld, ldc: g.ld)
                 }
             }
         }
-    } } } } }
+    } } } }
 
     let result = Tensor(shape: k.shape, data: out)
     Tape.record("rat_chunk_attention", inputs: [q, k, v], output: result) { dOut in
         var dq = [T](repeating: 0, count: qData.count)
         var dk = [T](repeating: 0, count: kData.count)
         var dv = [T](repeating: 0, count: vData.count)
-        let dqHeads = AlignedBuffer<T>(count: kData.count)  // per-head query gradients [B, L, H, E], summed into groups below
         qData.withUnsafeBufferPointer { qp in kData.withUnsafeBufferPointer { kp in vData.withUnsafeBufferPointer { vp in
         out.withUnsafeBufferPointer { op in dOut.withUnsafeBufferPointer { gp in
-        dk.withUnsafeMutableBufferPointer { dkp in dv.withUnsafeMutableBufferPointer { dvp in
-            Parallel.forEach(batch * heads) { item in
-                let (b, h) = (item / heads, item % heads)
-                let head = b * length * ld + h * e
-                let qb = qp.baseAddress! + b * length * ldq + (h % groups) * e
-                let (kb, vb, ob, gb) = (kp.baseAddress! + head, vp.baseAddress! + head, op.baseAddress! + head, gp.baseAddress! + head)
-                let (dqb, dkb, dvb) = (dqHeads.pointer + head, dkp.baseAddress! + head, dvp.baseAddress! + head)
-                let (ke, ve) = gatherChunkEnds(kb, vb, ld: ld, ends: ends, chunkSize: chunkSize, rotary: rotary)
-                let dke = AlignedBuffer<T>(count: max(ends, 1) * e), dve = AlignedBuffer<T>(count: max(ends, 1) * e)
-                let qr = AlignedBuffer<T>(count: rowsPerBlock * e), dqr = AlignedBuffer<T>(count: rowsPerBlock * e)
-                let p = AlignedBuffer<T>(count: rowsPerBlock * max(ends, 1)), dp = AlignedBuffer<T>(count: rowsPerBlock * max(ends, 1))
-                for t0 in stride(from: 0, to: length, by: rowsPerBlock) {
-                    let rows = min(rowsPerBlock, length - t0), nk = (t0 + rows - 1) / chunkSize
+        dq.withUnsafeMutableBufferPointer { dqp in dk.withUnsafeMutableBufferPointer { dkp in dv.withUnsafeMutableBufferPointer { dvp in
+            let (q, k, v, o, gOut) = (qp.baseAddress!, kp.baseAddress!, vp.baseAddress!, op.baseAddress!, gp.baseAddress!)
+            let (dq, dk, dv) = (dqp.baseAddress!, dkp.baseAddress!, dvp.baseAddress!)
+            let (ke, ve) = g.chunkEnds(k, v)
+            let items = batch * g.blocksPerSequence, endCount = batch * heads * g.ends * e
+            let dke: [AlignedBuffer<T>] = TokenBlocks.accumulators(TokenBlocks.itemWorkers(count: items), endCount)
+            let dve: [AlignedBuffer<T>] = TokenBlocks.accumulators(TokenBlocks.itemWorkers(count: items), endCount)
+            TokenBlocks.forEachItem(count: items) { worker, item in
+                let (b, t0) = (item / g.blocksPerSequence, (item % g.blocksPerSequence) * g.rowsPerBlock)
+                let rows = min(g.rowsPerBlock, length - t0), nk = (t0 + rows - 1) / chunkSize
+                let qr = AlignedBuffer<T>(count: groups * rows * e), dqr = AlignedBuffer<T>(count: groups * rows * e)
+                let p = AlignedBuffer<T>(count: rows * max(nk, 1)), dp = AlignedBuffer<T>(count: rows * max(nk, 1))
+                if nk > 0 { g.rotateQueries(q, b: b, t0: t0, rows: rows, into: qr.pointer) }
+                for h in 0..<heads {
+                    let head = b * length * g.ld + h * e, keys = (b * heads + h) * g.ends * e
+                    let (qg, dqg) = (q + b * length * g.ldq + (h % groups) * e, dq + b * length * g.ldq + (h % groups) * e)
+                    let (qrg, dqrg) = (qr.pointer + (h % groups) * rows * e, dqr.pointer + (h % groups) * rows * e)
                     if nk > 0 {
-                        for r in 0..<rows { rotary.rotate(qb + (t0 + r) * ldq, into: qr.pointer + r * e, position: (t0 + r) / chunkSize) }
-                        T.gemm(transA: false, transB: true, m: rows, n: nk, k: e, alpha: s, a: qr.pointer, lda: e, b: ke.pointer, ldb: e,
+                        T.gemm(transA: false, transB: true, m: rows, n: nk, k: e, alpha: g.scale, a: qrg, lda: e, b: ke.pointer + keys, ldb: e,
                                beta: 0, c: p.pointer, ldc: nk)  // S  [rows, nk]
-                        T.gemm(transA: false, transB: true, m: rows, n: nk, k: e, alpha: 1, a: gb + t0 * ld, lda: ld, b: ve.pointer, ldb: e,
-                               beta: 0, c: dp.pointer, ldc: nk)  // dP = dO Ve^T  [rows, nk]
+                        T.gemm(transA: false, transB: true, m: rows, n: nk, k: e, alpha: 1, a: gOut + head + t0 * g.ld, lda: g.ld,
+                               b: ve.pointer + keys, ldb: e, beta: 0, c: dp.pointer, ldc: nk)  // dP = dO Ve^T  [rows, nk]
                     }
                     for r in 0..<rows {
-                        let t = t0 + r, visible = t / chunkSize
-                        let logZ = lse[item * length + t]
-                        let (go, o) = (gb + t * ld, ob + t * ld)
-                        let rowDot = RowReduce.dot(go, o, e)
-                        let pr = p.pointer + r * nk, dpr = dp.pointer + r * nk
+                        let t = t0 + r, visible = t / chunkSize, at = head + t * g.ld
+                        let logZ = lse.pointer[(b * length + t) * heads + h]
+                        let (go, ot, qt, kt, vt) = (gOut + at, o + at, qg + t * g.ldq, k + at, v + at)
+                        let rowDot = RowReduce.dot(go, ot, e)
+                        let (pr, dpr) = (p.pointer + r * nk, dp.pointer + r * nk)
                         for j in 0..<visible {
                             let pj = FastScalarMath.exp(pr[j] - logZ)
                             pr[j] = pj
                             dpr[j] = pj * (dpr[j] - rowDot)  // dS
                         }
                         for j in visible..<max(nk, visible) { pr[j] = 0; dpr[j] = 0 }
-                        let (qt, kt, vt) = (qb + t * ldq, kb + t * ld, vb + t * ld)
-                        let ps = FastScalarMath.exp(s * RowReduce.dot(qt, kt, e) - logZ)
-                        let dSelf = s * ps * (RowReduce.dot(go, vt, e) - rowDot)
-                        let (dvt, dkt, dqt) = (dvb + t * ld, dkb + t * ld, dqb + t * ld)
+                        let ps = FastScalarMath.exp(g.scale * RowReduce.dot(qt, kt, e) - logZ)
+                        let dSelf = g.scale * ps * (RowReduce.dot(go, vt, e) - rowDot)
+                        let (dvt, dkt, dqt) = (dv + at, dk + at, dqg + t * g.ldq)
                         for d in 0..<e {
                             dvt[d] += ps * go[d]
                             dqt[d] += dSelf * kt[d]
@@ -135,48 +135,86 @@ public func chunkAttention<T: TensorScalar>(
                         }
                     }
                     guard nk > 0 else { continue }
-                    // dVe += P^T dO  [nk, E];  dQr = scale dS Ke  [rows, E];  dKe += scale dS^T Qr  [nk, E]
-                    T.gemm(transA: true, transB: false, m: nk, n: e, k: rows, alpha: 1, a: p.pointer, lda: nk, b: gb + t0 * ld, ldb: ld,
-                           beta: 1, c: dve.pointer, ldc: e)
-                    T.gemm(transA: false, transB: false, m: rows, n: e, k: nk, alpha: s, a: dp.pointer, lda: nk, b: ke.pointer, ldb: e,
-                           beta: 0, c: dqr.pointer, ldc: e)
-                    T.gemm(transA: true, transB: false, m: nk, n: e, k: rows, alpha: s, a: dp.pointer, lda: nk, b: qr.pointer, ldb: e,
-                           beta: 1, c: dke.pointer, ldc: e)
-                    for r in 0..<rows {
-                        rotary.addRotatedBack(dqr.pointer + r * e, into: dqb + (t0 + r) * ld, position: (t0 + r) / chunkSize)
+                    // dVe += P^T dO  [nk, E];  dQr += scale dS Ke  [rows, E];  dKe += scale dS^T Qr  [nk, E]
+                    T.gemm(transA: true, transB: false, m: nk, n: e, k: rows, alpha: 1, a: p.pointer, lda: nk, b: gOut + head + t0 * g.ld, ldb: g.ld,
+                           beta: 1, c: dve[worker].pointer + keys, ldc: e)
+                    T.gemm(transA: false, transB: false, m: rows, n: e, k: nk, alpha: g.scale, a: dp.pointer, lda: nk, b: ke.pointer + keys, ldb: e,
+                           beta: 1, c: dqrg, ldc: e)
+                    T.gemm(transA: true, transB: false, m: nk, n: e, k: rows, alpha: g.scale, a: dp.pointer, lda: nk, b: qrg, ldb: e,
+                           beta: 1, c: dke[worker].pointer + keys, ldc: e)
+                }
+                if nk > 0 {  // rotated query gradients back to the groups' queries
+                    for grp in 0..<groups {
+                        for r in 0..<rows {
+                            g.rotary.addRotatedBack(dqr.pointer + (grp * rows + r) * e, into: dq + (b * length + t0 + r) * g.ldq + grp * e,
+                                                    position: (t0 + r) / chunkSize)
+                        }
                     }
                 }
-                for j in 0..<ends {  // chunk-end gradients back to their positions
-                    let t = j * chunkSize + chunkSize - 1
-                    rotary.addRotatedBack(dke.pointer + j * e, into: dkb + t * ld, position: j)
-                    for d in 0..<e { dvb[t * ld + d] += dve.pointer[j * e + d] }
+            }
+            // chunk-end gradients back to their positions  (dk rotated back)
+            let (dkeSum, dveSum) = (TokenBlocks.reduce(dke), TokenBlocks.reduce(dve))
+            dkeSum.withUnsafeBufferPointer { dkep in dveSum.withUnsafeBufferPointer { dvep in
+                for b in 0..<batch {
+                    for h in 0..<heads {
+                        for j in 0..<g.ends {
+                            let at = (b * length + j * chunkSize + chunkSize - 1) * g.ld + h * e, src = ((b * heads + h) * g.ends + j) * e
+                            g.rotary.addRotatedBack(dkep.baseAddress! + src, into: dk + at, position: j)
+                            for d in 0..<e { dv[at + d] += dvep[src + d] }
+                        }
+                    }
                 }
-            }
-        } } } } } } }
-        for r in 0..<(batch * length) {  // dq[b, t, g] = sum over heads h = g mod G
-            for h in 0..<heads {
-                let (src, dst) = (r * ld + h * e, r * ldq + (h % groups) * e)
-                for d in 0..<e { dq[dst + d] += dqHeads.pointer[src + d] }
-            }
-        }
+            } }
+        } } } } } } } }
         return [dq, dk, dv]
     }
     return result
 }
 
-/// The rotated chunk-end keys R(j) kt_{jC+C-1} and the chunk-end values vt_{jC+C-1}, j < ends, of one head
-/// (rows strided by `ld`), gathered into contiguous [ends, E] buffers.
-private func gatherChunkEnds<T: TensorScalar>(
-    _ kb: UnsafePointer<T>, _ vb: UnsafePointer<T>, ld: Int, ends: Int, chunkSize: Int, rotary: ChunkRotary<T>
-) -> (AlignedBuffer<T>, AlignedBuffer<T>) {
-    let e = rotary.dim
-    let ke = AlignedBuffer<T>(count: max(ends, 1) * e), ve = AlignedBuffer<T>(count: max(ends, 1) * e)
-    for j in 0..<ends {
-        let t = j * chunkSize + chunkSize - 1
-        rotary.rotate(kb + t * ld, into: ke.pointer + j * e, position: j)
-        (ve.pointer + j * e).update(from: vb + t * ld, count: e)
+/// The sizes of one `chunkAttention` call and the helpers its forward and backward passes share.
+private struct ChunkAttentionGeometry<T: TensorScalar> {
+    let batch, length, groups, heads, e, chunkSize: Int
+    let scale: T
+    let rotary: ChunkRotary<T>
+    /// Chunk ends that some query sees (every chunk but the last); rows per query block; blocks per sequence.
+    let ends, rowsPerBlock, blocksPerSequence: Int
+    /// Row strides of q and of k, v, o.
+    let ldq, ld: Int
+
+    init(batch: Int, length: Int, groups: Int, heads: Int, e: Int, chunkSize: Int, scale: T, rotary: ChunkRotary<T>) {
+        (self.batch, self.length, self.groups, self.heads, self.e, self.chunkSize) = (batch, length, groups, heads, e, chunkSize)
+        self.scale = scale
+        self.rotary = rotary
+        ends = max((length + chunkSize - 1) / chunkSize - 1, 0)
+        rowsPerBlock = blockRows(chunkSize: chunkSize, length: length)
+        blocksPerSequence = (length + rowsPerBlock - 1) / rowsPerBlock
+        (ldq, ld) = (groups * e, heads * e)
     }
-    return (ke, ve)
+
+    /// The rotated chunk-end keys R(j) kt_{jC+C-1} and the chunk-end values vt_{jC+C-1}, gathered per batch
+    /// member and head into [B, H, ends, E] buffers.
+    func chunkEnds(_ k: UnsafePointer<T>, _ v: UnsafePointer<T>) -> (AlignedBuffer<T>, AlignedBuffer<T>) {
+        let ke = AlignedBuffer<T>(count: max(batch * heads * ends * e, 1)), ve = AlignedBuffer<T>(count: max(batch * heads * ends * e, 1))
+        for b in 0..<batch {
+            for j in 0..<ends {
+                let row = (b * length + j * chunkSize + chunkSize - 1) * ld
+                for h in 0..<heads {
+                    let dst = ((b * heads + h) * ends + j) * e
+                    rotary.rotate(k + row + h * e, into: ke.pointer + dst, position: j)
+                    (ve.pointer + dst).update(from: v + row + h * e, count: e)
+                }
+            }
+        }
+        return (ke, ve)
+    }
+
+    /// The rotated queries of rows t0 ..< t0 + rows of batch member b, per group: [G, rows, E].
+    func rotateQueries(_ q: UnsafePointer<T>, b: Int, t0: Int, rows: Int, into qr: UnsafeMutablePointer<T>) {
+        for r in 0..<rows {
+            let src = q + (b * length + t0 + r) * ldq
+            for grp in 0..<groups { rotary.rotate(src + grp * e, into: qr + (grp * rows + r) * e, position: (t0 + r) / chunkSize) }
+        }
+    }
 }
 
 /// RAT's attention written with basic tape ops: queries tiled to the heads, rotary embedding by chunk index, the

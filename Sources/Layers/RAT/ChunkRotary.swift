@@ -41,10 +41,11 @@ public struct ChunkRotary<T: TensorScalar> {
         let half = dim / 2
         cos.withUnsafeBufferPointer { cp in sin.withUnsafeBufferPointer { sp in
             let (c, s) = (cp.baseAddress! + (position - firstPosition) * half, sp.baseAddress! + (position - firstPosition) * half)
+            let (x2, y2) = (x + half, y + half)
             for i in 0..<half {
-                let (a, b) = (x[i], x[i + half])
+                let (a, b) = (x[i], x2[i])
                 y[i] = a * c[i] - b * s[i]
-                y[i + half] = b * c[i] + a * s[i]
+                y2[i] = b * c[i] + a * s[i]
             }
         } }
     }
@@ -56,10 +57,11 @@ public struct ChunkRotary<T: TensorScalar> {
         let half = dim / 2
         cos.withUnsafeBufferPointer { cp in sin.withUnsafeBufferPointer { sp in
             let (c, s) = (cp.baseAddress! + (position - firstPosition) * half, sp.baseAddress! + (position - firstPosition) * half)
+            let (d2, y2) = (d + half, y + half)
             for i in 0..<half {
-                let (a, b) = (d[i], d[i + half])
+                let (a, b) = (d[i], d2[i])
                 y[i] += a * c[i] + b * s[i]
-                y[i + half] += b * c[i] - a * s[i]
+                y2[i] += b * c[i] - a * s[i]
             }
         } }
     }

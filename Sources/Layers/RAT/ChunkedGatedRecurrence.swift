@@ -12,6 +12,8 @@ import Tensors
 /// The chunked gated recurrence of RAT over values v [B, L, D] and keys k [B, L, Dk] (Dk divides D) with gate
 /// pre-activations a [B, L, D] and gate bias [D]: returns (vt, kt), both [B, L, D]. One fused tape node; the scan
 /// runs over time with the D channels contiguous (vectorised), chunks in parallel.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func chunkedGatedRecurrence<T: TensorScalar>(
     values v: Tensor<T>, keys k: Tensor<T>, gateLogits a: Tensor<T>, gateBias: Tensor<T>, chunkSize: Int
 ) -> (values: Tensor<T>, keys: Tensor<T>) {
@@ -29,25 +31,28 @@ public func chunkedGatedRecurrence<T: TensorScalar>(
     let gates = AlignedBuffer<T>(count: v.count)  // g [B, L, D], kept for the backward pass
 
     vData.withUnsafeBufferPointer { vp in kData.withUnsafeBufferPointer { kp in aData.withUnsafeBufferPointer { ap in
-    biasData.withUnsafeBufferPointer { bias in vt.withUnsafeMutableBufferPointer { vtp in kt.withUnsafeMutableBufferPointer { ktp in
-        let (v, k, a, vt, kt, g) = (vp.baseAddress!, kp.baseAddress!, ap.baseAddress!, vtp.baseAddress!, ktp.baseAddress!, gates.pointer)
+    biasData.withUnsafeBufferPointer { bp in vt.withUnsafeMutableBufferPointer { vtp in kt.withUnsafeMutableBufferPointer { ktp in
+        let (v, k, a, vt, kt, g, bias) = (vp.baseAddress!, kp.baseAddress!, ap.baseAddress!, vtp.baseAddress!, ktp.baseAddress!, gates.pointer, bp.baseAddress!)
         Parallel.forEachRange(batch * chunks) { items in
             for item in items {
                 let (b, c) = (item / chunks, item % chunks)
                 let t0 = c * chunkSize, t1 = min(length, t0 + chunkSize)
                 for t in t0..<t1 {
-                    let row = (b * length + t) * width, keyRow = (b * length + t) * kWidth
-                    let first = t == t0
-                    for i in 0..<width { g[row + i] = FastScalarMath.sigmoid(a[row + i] + bias[i]) }
-                    for i in 0..<width {
-                        let carry = first ? 0 : vt[row - width + i]
-                        vt[row + i] = g[row + i] * carry + (1 - g[row + i]) * v[row + i]
-                    }
-                    for tile in 0..<tiles {
-                        let o = row + tile * kWidth
-                        for j in 0..<kWidth {
-                            let carry = first ? 0 : kt[o - width + j]
-                            kt[o + j] = g[o + j] * carry + (1 - g[o + j]) * k[keyRow + j]
+                    let row = (b * length + t) * width
+                    let (gr, ar, vr, vtr, ktr, kr) = (g + row, a + row, v + row, vt + row, kt + row, k + (b * length + t) * kWidth)
+                    for i in 0..<width { gr[i] = FastScalarMath.sigmoid(ar[i] + bias[i]) }
+                    if t == t0 {
+                        for i in 0..<width { vtr[i] = (1 - gr[i]) * vr[i] }
+                        for tile in 0..<tiles {
+                            let (gt, kto) = (gr + tile * kWidth, ktr + tile * kWidth)
+                            for j in 0..<kWidth { kto[j] = (1 - gt[j]) * kr[j] }
+                        }
+                    } else {
+                        let (pv, pk) = (vtr - width, ktr - width)
+                        for i in 0..<width { vtr[i] = gr[i] * pv[i] + (1 - gr[i]) * vr[i] }
+                        for tile in 0..<tiles {
+                            let (gt, kto, pko) = (gr + tile * kWidth, ktr + tile * kWidth, pk + tile * kWidth)
+                            for j in 0..<kWidth { kto[j] = gt[j] * pko[j] + (1 - gt[j]) * kr[j] }
                         }
                     }
                 }
@@ -71,6 +76,7 @@ public func chunkedGatedRecurrence<T: TensorScalar>(
                 // carries g_{l+1} G_{l+1} of the value and key paths  [D]
                 let carry = AlignedBuffer<T>(count: 2 * width)
                 let (cv, ck) = (carry.pointer, carry.pointer + width)
+                let zero = AlignedBuffer<T>(count: kWidth)
                 for item in items {
                     let (b, c) = (item / chunks, item % chunks)
                     let t0 = c * chunkSize, t1 = min(length, t0 + chunkSize)
@@ -79,16 +85,19 @@ public func chunkedGatedRecurrence<T: TensorScalar>(
                         let row = (b * length + t) * width, keyRow = (b * length + t) * kWidth
                         let first = t == t0
                         for tile in 0..<tiles {
-                            let o = row + tile * kWidth, oc = tile * kWidth
+                            let o = row + tile * kWidth
+                            let (gr, gvr, gkr, vr, kr) = (g + o, dvtIn + o, dktIn + o, v + o, k + keyRow)
+                            let (dvr, dkr, dar, cvr, ckr) = (dv + o, dk + keyRow, da + o, cv + tile * kWidth, ck + tile * kWidth)
+                            // the states before this position (zero at the chunk's first position)
+                            let (pv, pk): (UnsafePointer<T>, UnsafePointer<T>) = first ? (UnsafePointer(zero.pointer), UnsafePointer(zero.pointer)) : (vt + o - width, kt + o - width)
                             for j in 0..<kWidth {
-                                let gate = g[o + j]
-                                let gv = dvtIn[o + j] + cv[oc + j], gk = dktIn[o + j] + ck[oc + j]
-                                let prevV = first ? 0 : vt[o - width + j], prevK = first ? 0 : kt[o - width + j]
-                                dv[o + j] = (1 - gate) * gv
-                                dk[keyRow + j] += (1 - gate) * gk
-                                da[o + j] = gate * (1 - gate) * (gv * (prevV - v[o + j]) + gk * (prevK - k[keyRow + j]))
-                                cv[oc + j] = gate * gv
-                                ck[oc + j] = gate * gk
+                                let gate = gr[j]
+                                let gv = gvr[j] + cvr[j], gk = gkr[j] + ckr[j]
+                                dvr[j] = (1 - gate) * gv
+                                dkr[j] += (1 - gate) * gk
+                                dar[j] = gate * (1 - gate) * (gv * (pv[j] - vr[j]) + gk * (pk[j] - kr[j]))
+                                cvr[j] = gate * gv
+                                ckr[j] = gate * gk
                             }
                         }
                     }
@@ -96,7 +105,12 @@ public func chunkedGatedRecurrence<T: TensorScalar>(
             }
         } } } } } } } } }
         var dBias = [T](repeating: 0, count: width)
-        for r in 0..<(batch * length) { for i in 0..<width { dBias[i] += da[r * width + i] } }
+        da.withUnsafeBufferPointer { dap in dBias.withUnsafeMutableBufferPointer { db in
+            for r in 0..<(batch * length) {
+                let dar = dap.baseAddress! + r * width
+                for i in 0..<width { db[i] += dar[i] }
+            }
+        } }
         return [dv, dk, da, dBias]
     }
     return (outV, outK)

@@ -69,12 +69,13 @@ public enum RowReduce {
     public static func sum<T: TensorScalar>(_ x: UnsafePointer<T>, _ n: Int) -> T {
         var a0: T = 0, a1: T = 0, a2: T = 0, a3: T = 0, a4: T = 0, a5: T = 0, a6: T = 0, a7: T = 0
         var i = 0
-        while i + 8 <= n {
-            a0 += x[i]; a1 += x[i + 1]; a2 += x[i + 2]; a3 += x[i + 3]
-            a4 += x[i + 4]; a5 += x[i + 5]; a6 += x[i + 6]; a7 += x[i + 7]
-            i += 8
+        while i &+ 8 <= n {
+            let p = x + i
+            a0 += p[0]; a1 += p[1]; a2 += p[2]; a3 += p[3]
+            a4 += p[4]; a5 += p[5]; a6 += p[6]; a7 += p[7]
+            i &+= 8
         }
-        while i < n { a0 += x[i]; i += 1 }
+        while i < n { a0 += x[i]; i &+= 1 }
         return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
     }
 
@@ -83,12 +84,13 @@ public enum RowReduce {
     public static func dot<T: TensorScalar>(_ x: UnsafePointer<T>, _ y: UnsafePointer<T>, _ n: Int) -> T {
         var a0: T = 0, a1: T = 0, a2: T = 0, a3: T = 0, a4: T = 0, a5: T = 0, a6: T = 0, a7: T = 0
         var i = 0
-        while i + 8 <= n {
-            a0 += x[i] * y[i]; a1 += x[i + 1] * y[i + 1]; a2 += x[i + 2] * y[i + 2]; a3 += x[i + 3] * y[i + 3]
-            a4 += x[i + 4] * y[i + 4]; a5 += x[i + 5] * y[i + 5]; a6 += x[i + 6] * y[i + 6]; a7 += x[i + 7] * y[i + 7]
-            i += 8
+        while i &+ 8 <= n {
+            let (p, q) = (x + i, y + i)
+            a0 += p[0] * q[0]; a1 += p[1] * q[1]; a2 += p[2] * q[2]; a3 += p[3] * q[3]
+            a4 += p[4] * q[4]; a5 += p[5] * q[5]; a6 += p[6] * q[6]; a7 += p[7] * q[7]
+            i &+= 8
         }
-        while i < n { a0 += x[i] * y[i]; i += 1 }
+        while i < n { a0 += x[i] * y[i]; i &+= 1 }
         return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
     }
 
@@ -97,12 +99,13 @@ public enum RowReduce {
     public static func max<T: TensorScalar>(_ x: UnsafePointer<T>, _ n: Int) -> T {
         var m0 = -T.infinity, m1 = -T.infinity, m2 = -T.infinity, m3 = -T.infinity
         var i = 0
-        while i + 4 <= n {
-            m0 = x[i] > m0 ? x[i] : m0; m1 = x[i + 1] > m1 ? x[i + 1] : m1
-            m2 = x[i + 2] > m2 ? x[i + 2] : m2; m3 = x[i + 3] > m3 ? x[i + 3] : m3
-            i += 4
+        while i &+ 4 <= n {
+            let p = x + i
+            m0 = p[0] > m0 ? p[0] : m0; m1 = p[1] > m1 ? p[1] : m1
+            m2 = p[2] > m2 ? p[2] : m2; m3 = p[3] > m3 ? p[3] : m3
+            i &+= 4
         }
-        while i < n { m0 = x[i] > m0 ? x[i] : m0; i += 1 }
+        while i < n { m0 = x[i] > m0 ? x[i] : m0; i &+= 1 }
         return Swift.max(Swift.max(m0, m1), Swift.max(m2, m3))
     }
 }

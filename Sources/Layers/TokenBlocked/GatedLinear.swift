@@ -4,6 +4,8 @@ import Tensors
 /// W [Din, Dout]. One tape node, token-blocked: the gated rows u = o sigmoid(z) of a block are formed in cache and
 /// multiplied at once. Backward per block: du = dy W^T, dW += u^T dy (u recomputed), do = du sigmoid(z),
 /// dz = du o sigmoid(z) (1 - sigmoid(z)).
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func tokenBlockedGatedLinear<T: TensorScalar>(_ o: Tensor<T>, gateLogits z: Tensor<T>, weight: Tensor<T>) -> Tensor<T> {
     precondition(o.shape == z.shape && o.rank >= 1, "tokenBlockedGatedLinear: o \(o.shape) and z \(z.shape) must have one shape")
     precondition(weight.rank == 2 && weight.shape[0] == o.shape[o.rank - 1], "tokenBlockedGatedLinear: weight \(weight.shape) for inputs \(o.shape)")
@@ -15,8 +17,8 @@ public func tokenBlockedGatedLinear<T: TensorScalar>(_ o: Tensor<T>, gateLogits 
 
     /// u = o sigmoid(z) for the rows r into `u` [rows, Din].
     @inline(__always) func gated(_ r: Range<Int>, _ u: UnsafeMutablePointer<T>, _ op: UnsafePointer<T>, _ zp: UnsafePointer<T>) {
-        let base = r.lowerBound * din
-        for i in 0..<(r.count * din) { u[i] = op[base + i] * FastScalarMath.sigmoid(zp[base + i]) }
+        let (o, z) = (op + r.lowerBound * din, zp + r.lowerBound * din)
+        for i in 0..<(r.count * din) { u[i] = o[i] * FastScalarMath.sigmoid(z[i]) }
     }
 
     oData.withUnsafeBufferPointer { op in zData.withUnsafeBufferPointer { zp in wData.withUnsafeBufferPointer { wp in
@@ -52,10 +54,13 @@ public func tokenBlockedGatedLinear<T: TensorScalar>(_ o: Tensor<T>, gateLogits 
                 T.gemm(transA: false, transB: true, m: r.count, n: din, k: dout, alpha: 1, a: g, lda: dout, b: wp.baseAddress!, ldb: dout,
                        beta: 0, c: du, ldc: din)
                 let base = r.lowerBound * din
-                for i in 0..<(r.count * din) {
-                    let s = FastScalarMath.sigmoid(zp[base + i])
-                    if needO { dop[base + i] = du[i] * s }
-                    if needZ { dzp[base + i] = du[i] * op[base + i] * s * (1 - s) }
+                let (o, z, dO, dZ) = (op.baseAddress! + base, zp.baseAddress! + base, dop.baseAddress.map { $0 + base }, dzp.baseAddress.map { $0 + base })
+                if let dO { for i in 0..<(r.count * din) { dO[i] = du[i] * FastScalarMath.sigmoid(z[i]) } }
+                if let dZ {
+                    for i in 0..<(r.count * din) {
+                        let s = FastScalarMath.sigmoid(z[i])
+                        dZ[i] = du[i] * o[i] * s * (1 - s)
+                    }
                 }
             }
         } } } } } }

@@ -30,6 +30,24 @@ public enum TokenBlocks {
         }
     }
 
+    /// Runs `body(worker, item)` for the items 0..<count on min(cores, count) workers, worker w taking items
+    /// w, w + W, ... (static: a worker can own accumulators).
+    @discardableResult
+    public static func forEachItem(count: Int, _ body: (_ worker: Int, _ item: Int) -> Void) -> Int {
+        let w = Swift.max(1, Swift.min(Parallel.threadCount, count))
+        Parallel.forEach(w) { worker in
+            var i = worker
+            while i < count {
+                body(worker, i)
+                i += w
+            }
+        }
+        return w
+    }
+
+    /// The number of workers `forEachItem(count:)` uses.
+    public static func itemWorkers(count: Int) -> Int { Swift.max(1, Swift.min(Parallel.threadCount, count)) }
+
     /// Per-worker accumulators of `count` scalars each, zeroed.
     public static func accumulators<T>(_ workers: Int, _ count: Int) -> [AlignedBuffer<T>] {
         (0..<workers).map { _ in AlignedBuffer<T>(count: count) }
@@ -40,7 +58,7 @@ public enum TokenBlocks {
         let n = parts[0].count
         var out = [T](repeating: 0, count: n)
         out.withUnsafeMutableBufferPointer { o in
-            for p in parts { for i in 0..<n { o[i] += p.pointer[i] } }
+            for part in parts { let p = part.pointer; for i in 0..<n { o[i] += p[i] } }
         }
         return out
     }
@@ -51,6 +69,8 @@ public enum TokenBlocks {
 /// One tape node, token-blocked: per block one GEMM into an L2-resident scratch, scattered into the parts.
 /// Backward per block: dY gathered from the parts' gradients (zero where a part got none),
 /// dX = dY W^T, dW += X^T dY, db += sum dY.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func tokenBlockedLinear<T: TensorScalar>(
     _ x: Tensor<T>, weight: Tensor<T>, bias: Tensor<T>? = nil, splits: [Int]? = nil
 ) -> [Tensor<T>] {
@@ -75,7 +95,11 @@ public func tokenBlockedLinear<T: TensorScalar>(
                 let c = single ? outs[0] + r.lowerBound * p : scratch[worker].pointer
                 T.gemm(transA: false, transB: false, m: n, n: p, k: din, alpha: 1, a: xp.baseAddress! + r.lowerBound * din, lda: din,
                        b: wp.baseAddress!, ldb: p, beta: 0, c: c, ldc: p)  // [rows, P]
-                if let bData { for i in 0..<n { for j in 0..<p { c[i * p + j] += bData[j] } } }
+                if let bData {
+                    bData.withUnsafeBufferPointer { bp in
+                        for i in 0..<n { let row = c + i * p; for j in 0..<p { row[j] += bp[j] } }
+                    }
+                }
                 if !single {
                     for (part, (off, w)) in zip(outs, zip(offsets, widths)) {
                         for i in 0..<n { (part + (r.lowerBound + i) * w).update(from: c + i * p + off, count: w) }
@@ -103,7 +127,7 @@ public func tokenBlockedLinear<T: TensorScalar>(
                             for i in 0..<n { (g + i * p + off).update(from: d.baseAddress! + (r.lowerBound + i) * w, count: w) }
                         }
                     } else {
-                        for i in 0..<n { for j in 0..<w { g[i * p + off + j] = 0 } }
+                        for i in 0..<n { (g + i * p + off).update(repeating: 0, count: w) }
                     }
                 }
                 if needX {  // dX = dY W^T  [rows, Din]
@@ -114,7 +138,7 @@ public func tokenBlockedLinear<T: TensorScalar>(
                     T.gemm(transA: true, transB: false, m: din, n: p, k: n, alpha: 1, a: xp.baseAddress! + r.lowerBound * din, lda: din,
                            b: g, ldb: p, beta: 1, c: dW[worker].pointer, ldc: p)
                 }
-                if needB { let db = dB[worker].pointer; for i in 0..<n { for j in 0..<p { db[j] += g[i * p + j] } } }
+                if needB { let db = dB[worker].pointer; for i in 0..<n { let row = g + i * p; for j in 0..<p { db[j] += row[j] } } }
             }
         } } }
         return [needX ? dx : nil, needW ? TokenBlocks.reduce(dW) : nil] + (bias != nil ? [needB ? TokenBlocks.reduce(dB) : nil] : [])
