@@ -4,5 +4,5 @@ import Tensors
 /// comparisons, and the kernels each layer module adds.
 public enum CheckCatalog {
     public static var opChecks: [OpCheck] { OpCheck.catalog + OpCheck.formChecks
-        + RATChecks.checks }
+        + RATChecks.checks + GAMChecks.checks }
 }

@@ -18,6 +18,7 @@ public enum LayerRegistry {
     public static let factories: [LayerFactory.Type] = [
         DiagonalRecurrenceFactory.self,
         RATFactory.self,
+        GAMFactory.self,
     ]
 
     /// The registered names.
