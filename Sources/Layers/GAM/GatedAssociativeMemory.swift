@@ -39,10 +39,10 @@ public func gatedAssociativeMemory<T: TensorScalar>(
     }
     var convT = [T](repeating: 0, count: k * c)  // [k, C]: tap-major, channels contiguous
     for i in 0..<c { for j in 0..<k { convT[j * c + i] = convWeight.data[i * k + j] } }
-    let xhat = AlignedBuffer<T>(count: n * c), xh = AlignedBuffer<T>(count: n * c), rstd = AlignedBuffer<T>(count: n)
-    let gates = AlignedBuffer<T>(count: n * 2 * c), local = AlignedBuffer<T>(count: n * c), global = AlignedBuffer<T>(count: n * c)
-    let probs = AlignedBuffer<T>(count: n * s)  // P  [N, S]
-    var out = [T](repeating: 0, count: x.count)
+    let xhat = PooledBuffer<T>(count: n * c), xh = PooledBuffer<T>(count: n * c), rstd = PooledBuffer<T>(count: n)
+    let gates = PooledBuffer<T>(count: n * 2 * c), local = PooledBuffer<T>(count: n * c), global = PooledBuffer<T>(count: n * c)
+    let probs = PooledBuffer<T>(count: n * s)  // P  [N, S]
+    var out: [T] = overwrittenArray(count: x.count)
     let workers = TokenBlocks.workers(count: n)
 
     xData.withUnsafeBufferPointer { xp in mData.withUnsafeBufferPointer { mp in wcat.withUnsafeBufferPointer { wp in
@@ -55,7 +55,7 @@ public func gatedAssociativeMemory<T: TensorScalar>(
                                                          xhat: xhat.pointer + row * c, y: xh.pointer + row * c)
             }
         }
-        let scratch: [AlignedBuffer<T>] = TokenBlocks.accumulators(workers, TokenBlocks.rows * wide)
+        let scratch: [PooledBuffer<T>] = TokenBlocks.scratch(workers, TokenBlocks.rows * wide)
         TokenBlocks.forEach(count: n) { worker, r in
             let (rows, r0, h) = (r.count, r.lowerBound, scratch[worker].pointer)
             // [gl, gg, scores] = xh [W_g | M^T]  [rows, 2C + S]
@@ -89,12 +89,12 @@ public func gatedAssociativeMemory<T: TensorScalar>(
     let result = Tensor(shape: x.shape, data: out)
     let inputs = [x, normWeight, normBias, convWeight, convBias, memory, gateWeight, gateBias]
     Tape.record("gam_memory_mixer", inputs: inputs, output: result) { dOut in
-        var dx = [T](repeating: 0, count: xData.count)
-        let dWcat: [AlignedBuffer<T>] = TokenBlocks.accumulators(workers, c * wide)
-        let dM: [AlignedBuffer<T>] = TokenBlocks.accumulators(workers, s * c)
+        var dx: [T] = overwrittenArray(count: xData.count)
+        let dWcat: [PooledBuffer<T>] = TokenBlocks.accumulators(workers, c * wide)
+        let dM: [PooledBuffer<T>] = TokenBlocks.accumulators(workers, s * c)
         // per worker: dconv^T [k, C], dconv bias [C], dgamma [C], dbeta [C], dgate bias [2C]
-        let dSmall: [AlignedBuffer<T>] = TokenBlocks.accumulators(workers, k * c + 5 * c)
-        let scratch: [AlignedBuffer<T>] = TokenBlocks.accumulators(workers, TokenBlocks.rows * (wide + 2 * c) + c)
+        let dSmall: [PooledBuffer<T>] = TokenBlocks.accumulators(workers, k * c + 5 * c)
+        let scratch: [PooledBuffer<T>] = TokenBlocks.scratch(workers, TokenBlocks.rows * (wide + 2 * c) + c)
         dOut.withUnsafeBufferPointer { gp in dx.withUnsafeMutableBufferPointer { dxp in mData.withUnsafeBufferPointer { mp in
         wcat.withUnsafeBufferPointer { wp in convT.withUnsafeBufferPointer { cw in gamma.withUnsafeBufferPointer { gam in
             let (dy, dx, m, w, cw) = (gp.baseAddress!, dxp.baseAddress!, mp.baseAddress!, wp.baseAddress!, cw.baseAddress!)

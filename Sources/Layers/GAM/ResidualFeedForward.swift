@@ -20,16 +20,16 @@ public func residualFeedForward<T: TensorScalar>(
     if let dropoutMask { precondition(dropoutMask.count == x.count, "residualFeedForward: dropout mask of \(dropoutMask.count) for \(x.count) values") }
     let n = x.count / max(c, 1)
     let (xData, w1, b1, w2, b2, gamma, beta) = (x.data, upWeight.data, upBias.data, downWeight.data, downBias.data, normWeight.data, normBias.data)
-    let xhat = AlignedBuffer<T>(count: n * c), rstd = AlignedBuffer<T>(count: n)
-    let pre = AlignedBuffer<T>(count: n * f), cdf = AlignedBuffer<T>(count: n * f)  // U and Phi(U)  [N, F]
-    var out = [T](repeating: 0, count: x.count)
+    let xhat = PooledBuffer<T>(count: n * c), rstd = PooledBuffer<T>(count: n)
+    let pre = PooledBuffer<T>(count: n * f), cdf = PooledBuffer<T>(count: n * f)  // U and Phi(U)  [N, F]
+    var out: [T] = overwrittenArray(count: x.count)
     let workers = TokenBlocks.workers(count: n)
     let invSqrt2 = T(0.707_106_781_186_547_6)
 
     xData.withUnsafeBufferPointer { xp in w1.withUnsafeBufferPointer { w1p in b1.withUnsafeBufferPointer { b1p in
     w2.withUnsafeBufferPointer { w2p in b2.withUnsafeBufferPointer { b2p in gamma.withUnsafeBufferPointer { gp in
     beta.withUnsafeBufferPointer { bp in out.withUnsafeMutableBufferPointer { op in
-        let scratch: [AlignedBuffer<T>] = TokenBlocks.accumulators(workers, TokenBlocks.rows * (c + f))
+        let scratch: [PooledBuffer<T>] = TokenBlocks.scratch(workers, TokenBlocks.rows * (c + f))
         TokenBlocks.forEach(count: n) { worker, r in
             let (rows, r0) = (r.count, r.lowerBound)
             let (h, a) = (scratch[worker].pointer, scratch[worker].pointer + TokenBlocks.rows * c)  // [rows, C], [rows, F]
@@ -69,10 +69,10 @@ public func residualFeedForward<T: TensorScalar>(
     let result = Tensor(shape: x.shape, data: out)
     let inputs = [x, normWeight, normBias, upWeight, upBias, downWeight, downBias]
     Tape.record("residual_feed_forward", inputs: inputs, output: result) { dOut in
-        var dx = [T](repeating: 0, count: xData.count)
-        let dW1: [AlignedBuffer<T>] = TokenBlocks.accumulators(workers, c * f), dW2: [AlignedBuffer<T>] = TokenBlocks.accumulators(workers, f * c)
-        let dSmall: [AlignedBuffer<T>] = TokenBlocks.accumulators(workers, f + 3 * c)  // db1, db2, dgamma, dbeta
-        let scratch: [AlignedBuffer<T>] = TokenBlocks.accumulators(workers, TokenBlocks.rows * (3 * c + 2 * f) + c)
+        var dx: [T] = overwrittenArray(count: xData.count)
+        let dW1: [PooledBuffer<T>] = TokenBlocks.accumulators(workers, c * f), dW2: [PooledBuffer<T>] = TokenBlocks.accumulators(workers, f * c)
+        let dSmall: [PooledBuffer<T>] = TokenBlocks.accumulators(workers, f + 3 * c)  // db1, db2, dgamma, dbeta
+        let scratch: [PooledBuffer<T>] = TokenBlocks.scratch(workers, TokenBlocks.rows * (3 * c + 2 * f) + c)
         let normPhi = T(0.398_942_280_401_432_7)  // 1 / sqrt(2 pi)
         dOut.withUnsafeBufferPointer { gp in dx.withUnsafeMutableBufferPointer { dxp in w1.withUnsafeBufferPointer { w1p in
         w2.withUnsafeBufferPointer { w2p in gamma.withUnsafeBufferPointer { gam in beta.withUnsafeBufferPointer { bet in

@@ -40,8 +40,8 @@ public func chunkAttention<T: TensorScalar>(
     let g = ChunkAttentionGeometry(batch: batch, length: length, groups: groups, heads: heads, e: e, chunkSize: chunkSize,
                                    scale: scale ?? 1 / T(e).squareRoot(), rotary: ChunkRotary<T>(positions: max((length + chunkSize - 1) / chunkSize, 1), dim: e, base: ropeBase))
     let qData = q.data, kData = k.data, vData = v.data
-    var out = [T](repeating: 0, count: k.count)
-    let lse = AlignedBuffer<T>(count: batch * length * heads)  // [B, L, H]
+    var out: [T] = overwrittenArray(count: k.count)
+    let lse = PooledBuffer<T>(count: batch * length * heads)  // [B, L, H]
 
     qData.withUnsafeBufferPointer { qp in kData.withUnsafeBufferPointer { kp in vData.withUnsafeBufferPointer { vp in
     out.withUnsafeMutableBufferPointer { op in
@@ -50,8 +50,8 @@ public func chunkAttention<T: TensorScalar>(
         TokenBlocks.forEachItem(count: batch * g.blocksPerSequence) { _, item in
             let (b, t0) = (item / g.blocksPerSequence, (item % g.blocksPerSequence) * g.rowsPerBlock)
             let rows = min(g.rowsPerBlock, length - t0), nk = (t0 + rows - 1) / chunkSize  // chunk ends the block sees
-            let qr = AlignedBuffer<T>(count: groups * rows * e)  // rotated queries of the block, per group
-            let scores = AlignedBuffer<T>(count: rows * max(nk, 1))
+            let qr = PooledBuffer<T>(count: groups * rows * e)  // rotated queries of the block, per group
+            let scores = PooledBuffer<T>(count: rows * max(nk, 1))
             if nk > 0 { g.rotateQueries(q, b: b, t0: t0, rows: rows, into: qr.pointer) }
             for h in 0..<heads {
                 let head = b * length * g.ld + h * e, keys = (b * heads + h) * g.ends * e
@@ -95,13 +95,13 @@ public func chunkAttention<T: TensorScalar>(
             let (dq, dk, dv) = (dqp.baseAddress!, dkp.baseAddress!, dvp.baseAddress!)
             let (ke, ve) = g.chunkEnds(k, v)
             let items = batch * g.blocksPerSequence, endCount = batch * heads * g.ends * e
-            let dke: [AlignedBuffer<T>] = TokenBlocks.accumulators(TokenBlocks.itemWorkers(count: items), endCount)
-            let dve: [AlignedBuffer<T>] = TokenBlocks.accumulators(TokenBlocks.itemWorkers(count: items), endCount)
+            let dke: [PooledBuffer<T>] = TokenBlocks.accumulators(TokenBlocks.itemWorkers(count: items), endCount)
+            let dve: [PooledBuffer<T>] = TokenBlocks.accumulators(TokenBlocks.itemWorkers(count: items), endCount)
             TokenBlocks.forEachItem(count: items) { worker, item in
                 let (b, t0) = (item / g.blocksPerSequence, (item % g.blocksPerSequence) * g.rowsPerBlock)
                 let rows = min(g.rowsPerBlock, length - t0), nk = (t0 + rows - 1) / chunkSize
-                let qr = AlignedBuffer<T>(count: groups * rows * e), dqr = AlignedBuffer<T>(count: groups * rows * e)
-                let p = AlignedBuffer<T>(count: rows * max(nk, 1)), dp = AlignedBuffer<T>(count: rows * max(nk, 1))
+                let qr = PooledBuffer<T>(count: groups * rows * e), dqr = PooledBuffer<T>(count: groups * rows * e, zeroed: true)
+                let p = PooledBuffer<T>(count: rows * max(nk, 1)), dp = PooledBuffer<T>(count: rows * max(nk, 1))
                 if nk > 0 { g.rotateQueries(q, b: b, t0: t0, rows: rows, into: qr.pointer) }
                 for h in 0..<heads {
                     let head = b * length * g.ld + h * e, keys = (b * heads + h) * g.ends * e
@@ -193,8 +193,8 @@ private struct ChunkAttentionGeometry<T: TensorScalar> {
 
     /// The rotated chunk-end keys R(j) kt_{jC+C-1} and the chunk-end values vt_{jC+C-1}, gathered per batch
     /// member and head into [B, H, ends, E] buffers.
-    func chunkEnds(_ k: UnsafePointer<T>, _ v: UnsafePointer<T>) -> (AlignedBuffer<T>, AlignedBuffer<T>) {
-        let ke = AlignedBuffer<T>(count: max(batch * heads * ends * e, 1)), ve = AlignedBuffer<T>(count: max(batch * heads * ends * e, 1))
+    func chunkEnds(_ k: UnsafePointer<T>, _ v: UnsafePointer<T>) -> (PooledBuffer<T>, PooledBuffer<T>) {
+        let ke = PooledBuffer<T>(count: max(batch * heads * ends * e, 1)), ve = PooledBuffer<T>(count: max(batch * heads * ends * e, 1))
         for b in 0..<batch {
             for j in 0..<ends {
                 let row = (b * length + j * chunkSize + chunkSize - 1) * ld

@@ -26,9 +26,9 @@ public func chunkedGatedRecurrence<T: TensorScalar>(
     let kWidth = k.shape[2], tiles = width / kWidth
     let chunks = (length + chunkSize - 1) / chunkSize
     let vData = v.data, kData = k.data, aData = a.data, biasData = gateBias.data
-    var vt = [T](repeating: 0, count: v.count)  // [B, L, D]
-    var kt = [T](repeating: 0, count: v.count)  // [B, L, D]
-    let gates = AlignedBuffer<T>(count: v.count)  // g [B, L, D], kept for the backward pass
+    var vt: [T] = overwrittenArray(count: v.count)  // [B, L, D]
+    var kt: [T] = overwrittenArray(count: v.count)  // [B, L, D]
+    let gates = PooledBuffer<T>(count: v.count)  // g [B, L, D], kept for the backward pass
 
     vData.withUnsafeBufferPointer { vp in kData.withUnsafeBufferPointer { kp in aData.withUnsafeBufferPointer { ap in
     biasData.withUnsafeBufferPointer { bp in vt.withUnsafeMutableBufferPointer { vtp in kt.withUnsafeMutableBufferPointer { ktp in
@@ -62,9 +62,9 @@ public func chunkedGatedRecurrence<T: TensorScalar>(
 
     let outV = Tensor(shape: v.shape, data: vt), outK = Tensor(shape: v.shape, data: kt)
     Tape.record("rat_chunked_recurrence", inputs: [v, k, a, gateBias], outputs: [outV, outK]) { grads in
-        var dv = [T](repeating: 0, count: vData.count)
+        var dv: [T] = overwrittenArray(count: vData.count)
         var dk = [T](repeating: 0, count: kData.count)
-        var da = [T](repeating: 0, count: vData.count)
+        var da: [T] = overwrittenArray(count: vData.count)
         let zeros = [T](repeating: 0, count: grads[0] == nil || grads[1] == nil ? vData.count : 0)
         let dvt = grads[0] ?? zeros, dkt = grads[1] ?? zeros
         vData.withUnsafeBufferPointer { vp in kData.withUnsafeBufferPointer { kp in vt.withUnsafeBufferPointer { vtp in

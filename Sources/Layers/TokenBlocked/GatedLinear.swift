@@ -13,7 +13,7 @@ public func tokenBlockedGatedLinear<T: TensorScalar>(_ o: Tensor<T>, gateLogits 
     let rows = din == 0 ? 0 : o.count / din
     let oData = o.data, zData = z.data, wData = weight.data
     let workers = TokenBlocks.workers(count: rows)
-    var out = [T](repeating: 0, count: rows * dout)
+    var out: [T] = overwrittenArray(count: rows * dout)
 
     /// u = o sigmoid(z) for the rows r into `u` [rows, Din].
     @inline(__always) func gated(_ r: Range<Int>, _ u: UnsafeMutablePointer<T>, _ op: UnsafePointer<T>, _ zp: UnsafePointer<T>) {
@@ -23,7 +23,7 @@ public func tokenBlockedGatedLinear<T: TensorScalar>(_ o: Tensor<T>, gateLogits 
 
     oData.withUnsafeBufferPointer { op in zData.withUnsafeBufferPointer { zp in wData.withUnsafeBufferPointer { wp in
     out.withUnsafeMutableBufferPointer { yp in
-        let scratch: [AlignedBuffer<T>] = TokenBlocks.accumulators(workers, TokenBlocks.rows * din)
+        let scratch: [PooledBuffer<T>] = TokenBlocks.scratch(workers, TokenBlocks.rows * din)
         TokenBlocks.forEach(count: rows) { worker, r in
             let u = scratch[worker].pointer
             gated(r, u, op.baseAddress!, zp.baseAddress!)  // [rows, Din]
@@ -35,10 +35,10 @@ public func tokenBlockedGatedLinear<T: TensorScalar>(_ o: Tensor<T>, gateLogits 
     let result = Tensor(shape: Array(o.shape.dropLast()) + [dout], data: out)
     let (needO, needZ, needW) = (o.requiresGrad, z.requiresGrad, weight.requiresGrad)
     Tape.record("token_blocked_gated_linear", inputs: [o, z, weight], output: result) { dy in
-        var dO = [T](repeating: 0, count: needO ? oData.count : 0)
-        var dZ = [T](repeating: 0, count: needZ ? zData.count : 0)
-        let dW: [AlignedBuffer<T>] = TokenBlocks.accumulators(needW ? workers : 0, din * dout)
-        let scratch: [AlignedBuffer<T>] = TokenBlocks.accumulators(workers, 2 * TokenBlocks.rows * din)
+        var dO: [T] = overwrittenArray(count: needO ? oData.count : 0)
+        var dZ: [T] = overwrittenArray(count: needZ ? zData.count : 0)
+        let dW: [PooledBuffer<T>] = TokenBlocks.accumulators(needW ? workers : 0, din * dout)
+        let scratch: [PooledBuffer<T>] = TokenBlocks.scratch(workers, 2 * TokenBlocks.rows * din)
         oData.withUnsafeBufferPointer { op in zData.withUnsafeBufferPointer { zp in wData.withUnsafeBufferPointer { wp in
         dy.withUnsafeBufferPointer { gp in dO.withUnsafeMutableBufferPointer { dop in dZ.withUnsafeMutableBufferPointer { dzp in
             TokenBlocks.forEach(count: rows) { worker, r in
@@ -54,9 +54,13 @@ public func tokenBlockedGatedLinear<T: TensorScalar>(_ o: Tensor<T>, gateLogits 
                 T.gemm(transA: false, transB: true, m: r.count, n: din, k: dout, alpha: 1, a: g, lda: dout, b: wp.baseAddress!, ldb: dout,
                        beta: 0, c: du, ldc: din)
                 let base = r.lowerBound * din
-                let (o, z, dO, dZ) = (op.baseAddress! + base, zp.baseAddress! + base, dop.baseAddress.map { $0 + base }, dzp.baseAddress.map { $0 + base })
-                if let dO { for i in 0..<(r.count * din) { dO[i] = du[i] * FastScalarMath.sigmoid(z[i]) } }
-                if let dZ {
+                let (o, z) = (op.baseAddress! + base, zp.baseAddress! + base)
+                if needO {
+                    let dO = dop.baseAddress! + base
+                    for i in 0..<(r.count * din) { dO[i] = du[i] * FastScalarMath.sigmoid(z[i]) }
+                }
+                if needZ {
+                    let dZ = dzp.baseAddress! + base
                     for i in 0..<(r.count * din) {
                         let s = FastScalarMath.sigmoid(z[i])
                         dZ[i] = du[i] * o[i] * s * (1 - s)

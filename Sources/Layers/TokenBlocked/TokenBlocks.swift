@@ -49,12 +49,17 @@ public enum TokenBlocks {
     public static func itemWorkers(count: Int) -> Int { Swift.max(1, Swift.min(Parallel.threadCount, count)) }
 
     /// Per-worker accumulators of `count` scalars each, zeroed.
-    public static func accumulators<T>(_ workers: Int, _ count: Int) -> [AlignedBuffer<T>] {
-        (0..<workers).map { _ in AlignedBuffer<T>(count: count) }
+    public static func accumulators<T>(_ workers: Int, _ count: Int) -> [PooledBuffer<T>] {
+        (0..<workers).map { _ in PooledBuffer<T>(count: count, zeroed: true) }
+    }
+
+    /// Per-worker scratch of `count` scalars each, not zeroed.
+    public static func scratch<T>(_ workers: Int, _ count: Int) -> [PooledBuffer<T>] {
+        (0..<workers).map { _ in PooledBuffer<T>(count: count) }
     }
 
     /// The sum of the workers' accumulators as an array.
-    public static func reduce<T: TensorScalar>(_ parts: [AlignedBuffer<T>]) -> [T] {
+    public static func reduce<T: TensorScalar>(_ parts: [PooledBuffer<T>]) -> [T] {
         let n = parts[0].count
         var out = [T](repeating: 0, count: n)
         out.withUnsafeMutableBufferPointer { o in
@@ -84,12 +89,12 @@ public func tokenBlockedLinear<T: TensorScalar>(
     let offsets = widths.indices.map { i in widths[..<i].reduce(0, +) }
     let lead = Array(x.shape.dropLast())
     let xData = x.data, wData = weight.data, bData = bias?.data
-    var parts = widths.map { [T](repeating: 0, count: rows * $0) }
+    var parts: [[T]] = widths.map { overwrittenArray(count: rows * $0) }
     let single = widths.count == 1
 
     xData.withUnsafeBufferPointer { xp in wData.withUnsafeBufferPointer { wp in
         withMutablePointers(&parts) { outs in
-            let scratch = TokenBlocks.accumulators(TokenBlocks.workers(count: rows), single ? 1 : TokenBlocks.rows * p) as [AlignedBuffer<T>]
+            let scratch: [PooledBuffer<T>] = TokenBlocks.scratch(TokenBlocks.workers(count: rows), single ? 1 : TokenBlocks.rows * p)
             TokenBlocks.forEach(count: rows) { worker, r in
                 let n = r.count
                 let c = single ? outs[0] + r.lowerBound * p : scratch[worker].pointer
@@ -113,11 +118,11 @@ public func tokenBlockedLinear<T: TensorScalar>(
     let inputs = [x, weight] + (bias.map { [$0] } ?? [])
     let (needX, needW, needB) = (x.requiresGrad, weight.requiresGrad, bias?.requiresGrad ?? false)
     Tape.record("token_blocked_linear", inputs: inputs, outputs: results) { grads in
-        var dx = [T](repeating: 0, count: needX ? xData.count : 0)
+        var dx: [T] = overwrittenArray(count: needX ? xData.count : 0)
         let workers = TokenBlocks.workers(count: rows)
-        let dW: [AlignedBuffer<T>] = TokenBlocks.accumulators(needW ? workers : 0, din * p)
-        let dB: [AlignedBuffer<T>] = TokenBlocks.accumulators(needB ? workers : 0, p)
-        let scratch: [AlignedBuffer<T>] = TokenBlocks.accumulators(workers, TokenBlocks.rows * p)
+        let dW: [PooledBuffer<T>] = TokenBlocks.accumulators(needW ? workers : 0, din * p)
+        let dB: [PooledBuffer<T>] = TokenBlocks.accumulators(needB ? workers : 0, p)
+        let scratch: [PooledBuffer<T>] = TokenBlocks.scratch(workers, TokenBlocks.rows * p)
         xData.withUnsafeBufferPointer { xp in wData.withUnsafeBufferPointer { wp in dx.withUnsafeMutableBufferPointer { dxp in
             TokenBlocks.forEach(count: rows) { worker, r in
                 let n = r.count, g = scratch[worker].pointer  // dY of the block [rows, P]
