@@ -20,10 +20,15 @@ import Tensors
 /// Dropout (on the FFN output, as the reference) is active only while the tape records (training), never in steps.
 public final class GAM<T: TensorScalar>: SequenceLayer {
     public typealias Scalar = T
+    /// The model width C.
     public let dModel: Int
+    /// Memory slots S.
     public let slots: Int
+    /// The convolution width k.
     public let kernelSize: Int
+    /// Dropout on the feed-forward output while training.
     public let dropout: Double
+    /// LayerNorm before the mixer: weight, bias [C].
     public let norm1Weight: Tensor<T>, norm1Bias: Tensor<T>
     /// The depthwise convolution's taps [C, k] (tap k - 1 multiplies the current token) and bias [C].
     public let convWeight: Tensor<T>, convBias: Tensor<T>
@@ -31,10 +36,13 @@ public final class GAM<T: TensorScalar>: SequenceLayer {
     public let memory: Tensor<T>
     /// The gate projection W_g [C, 2C], b_g [2C].
     public let gate: Linear<T>
+    /// LayerNorm before the feed-forward: weight, bias [C].
     public let norm2Weight: Tensor<T>, norm2Bias: Tensor<T>
+    /// The feed-forward: W1 [C, F] + b1, W2 [F, C] + b2.
     public let up: Linear<T>, down: Linear<T>
     private var dropoutRNG: RandomGenerator
 
+    /// A GAM block of width `c`, initialised as the reference (PyTorch defaults; xavier-uniform memory bank).
     public init(dModel c: Int, slots: Int, kernelSize k: Int, expand: Int, dropout: Double, rng: inout RandomGenerator) {
         precondition(slots >= 1 && k >= 1 && expand >= 1 && dropout >= 0 && dropout < 1, "GAM: slots \(slots), kernel \(k), expand \(expand), dropout \(dropout)")
         dModel = c
@@ -56,6 +64,7 @@ public final class GAM<T: TensorScalar>: SequenceLayer {
         dropoutRNG = rng.split()
     }
 
+    /// The parallel form: x [B, L, C] -> y [B, L, C].
     public func callAsFunction(_ x: Tensor<T>) -> Tensor<T> {
         precondition(x.rank == 3 && x.shape[2] == dModel, "GAM: input \(x.shape) for width \(dModel)")
         let h = gatedAssociativeMemory(x, normWeight: norm1Weight, normBias: norm1Bias, convWeight: convWeight, convBias: convBias,
@@ -71,9 +80,11 @@ public final class GAM<T: TensorScalar>: SequenceLayer {
 
     /// The convolution state: the last k - 1 LayerNorm outputs [B, k - 1, C] (zeros before the first token).
     public struct State {
+        /// [B, k - 1, C], oldest first.
         public var history: Tensor<T>
     }
 
+    /// Zeros: the convolution's causal padding.
     public func initialState(batchSize: Int) -> State { State(history: Tensor.zeros([batchSize, kernelSize - 1, dModel])) }
 
     /// One token x [B, D] -> y [B, D], from basic tape ops (differentiable).
@@ -90,6 +101,7 @@ public final class GAM<T: TensorScalar>: SequenceLayer {
         return h + down(up(h.layerNorm(gamma: norm2Weight, beta: norm2Bias)).gelu())
     }
 
+    /// Named as the reference GAMBlock (linear weights stored [in, out]); LayerNorm parameters without weight decay.
     public var parameters: [NamedParameter<T>] {
         [NamedParameter("ln1.weight", norm1Weight, tags: .noWeightDecay), NamedParameter("ln1.bias", norm1Bias, tags: .noWeightDecay),
          NamedParameter("causal_conv.weight", convWeight), NamedParameter("causal_conv.bias", convBias),
@@ -113,6 +125,7 @@ public enum GAMFactory: LayerFactory {
         LayerOptionSpec("dropout", "0", "dropout on the feed-forward output while training"),
     ]
 
+    /// Builds GAM from its options; bad values get a one-line error.
     public static func make<T: TensorScalar>(dModel: Int, options: LayerOptions, rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
         let slots = try options.int("slots", 512), k = try options.int("kernel_size", 3)
         let expand = try options.int("ffn_expand", 4), p = try options.double("dropout", 0)

@@ -3,6 +3,7 @@ import Tensors
 /// The op-level checks of GAM's fused nodes: Float64 finite differences, and fast form == reference form (outputs
 /// and every input gradient) at sizes that cross the 256-token blocks and the sequence boundaries of the convolution.
 public enum GAMChecks {
+    /// Finite-difference checks and form checks, by name.
     public static let checks: [OpCheck] = [
         OpCheck("gam_memory_mixer", shapes: [[2, 6, 4], [4], [4], [4, 3], [4], [5, 4], [4, 8], [8]]) { x in
             gatedAssociativeMemory(x[0], normWeight: x[1], normBias: x[2], convWeight: x[3], convBias: x[4], memory: x[5],

@@ -6,7 +6,9 @@ import Tensors
 ///   y_i = x_i cos theta_i - x_{i+E/2} sin theta_i,   y_{i+E/2} = x_{i+E/2} cos theta_i + x_i sin theta_i.
 /// RAT rotates by chunk index: position = floor(t / chunk_size). `base` nil turns the rotation off.
 public struct ChunkRotary<T: TensorScalar> {
+    /// The head dimension E (even when enabled).
     public let dim: Int
+    /// Whether a rotation is applied (false: identity).
     public let enabled: Bool
     /// The first tabulated position.
     public let firstPosition: Int

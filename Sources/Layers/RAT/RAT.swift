@@ -17,10 +17,15 @@ import Tensors
 /// boundaries and caches one rotated key and one value per finished chunk.
 public final class RAT<T: TensorScalar>: SequenceLayer {
     public typealias Scalar = T
+    /// The model width D.
     public let dModel: Int
+    /// Attention heads H.
     public let heads: Int
+    /// Query/key groups G (head h uses group h mod G).
     public let groups: Int
+    /// The head dimension E = D / H.
     public let headDim: Int
+    /// Tokens per chunk C.
     public let chunkSize: Int
     /// The rotary base (nil: no rotary embedding).
     public let ropeBase: Double?
@@ -31,6 +36,7 @@ public final class RAT<T: TensorScalar>: SequenceLayer {
     /// W_out [D, D].
     public let outProj: Linear<T>
 
+    /// A RAT mixer of width `dModel`; projections initialised as PyTorch `nn.Linear`, gate bias as the paper.
     public init(dModel: Int, heads: Int, groups: Int, chunkSize: Int, ropeBase: Double?, rng: inout RandomGenerator) {
         precondition(dModel % heads == 0 && heads % groups == 0 && chunkSize >= 1, "RAT: d_model \(dModel), heads \(heads), groups \(groups), chunk \(chunkSize)")
         self.dModel = dModel
@@ -49,6 +55,7 @@ public final class RAT<T: TensorScalar>: SequenceLayer {
     /// The widths of z, v, a, q, k in the projection.
     var splits: [Int] { [dModel, dModel, dModel, groups * headDim, groups * headDim] }
 
+    /// The parallel form: x [B, L, D] -> y [B, L, D].
     public func callAsFunction(_ x: Tensor<T>) -> Tensor<T> {
         precondition(x.rank == 3 && x.shape[2] == dModel, "RAT: input \(x.shape) for width \(dModel)")
         let (batch, length) = (x.shape[0], x.shape[1])
@@ -63,13 +70,17 @@ public final class RAT<T: TensorScalar>: SequenceLayer {
     /// The recurrent state: the position, the partial (kt, vt) [B, D], and per sequence the rotated chunk-end keys
     /// and the chunk-end values of the finished chunks ([chunks, D] each, appended).
     public struct State {
+        /// Tokens consumed so far.
         public var position = 0
+        /// The partial kt, vt of the current chunk [B, D].
         public var partialKeys: [T]
         public var partialValues: [T]
+        /// Per sequence: the rotated chunk-end keys and the chunk-end values of the finished chunks [chunks, D].
         public var cachedKeys: [[T]]
         public var cachedValues: [[T]]
     }
 
+    /// Position 0, empty caches, zero partial states.
     public func initialState(batchSize: Int) -> State {
         State(partialKeys: [T](repeating: 0, count: batchSize * dModel), partialValues: [T](repeating: 0, count: batchSize * dModel),
               cachedKeys: Array(repeating: [], count: batchSize), cachedValues: Array(repeating: [], count: batchSize))
@@ -134,6 +145,7 @@ public final class RAT<T: TensorScalar>: SequenceLayer {
         }
     }
 
+    /// in_proj.weight [D, 3D + 2 G E], gate_bias [D] (no weight decay), out_proj.weight [D, D].
     public var parameters: [NamedParameter<T>] {
         inProj.parameters("in_proj") + [NamedParameter("gate_bias", gateBias, tags: .noWeightDecay)] + outProj.parameters("out_proj")
     }
@@ -153,6 +165,7 @@ public enum RATFactory: LayerFactory {
         LayerOptionSpec("rope_base", "10000", "rotary base for positions by chunk index (0: no rotary embedding)"),
     ]
 
+    /// Builds RAT from its options; bad values get a one-line error.
     public static func make<T: TensorScalar>(dModel: Int, options: LayerOptions, rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
         let chunk = try options.int("chunk_size", 16), heads = try options.int("n_heads", 4), groups = try options.int("n_groups", 2)
         let base = try options.double("rope_base", 10_000)

@@ -4,6 +4,7 @@ import Tensors
 /// `seqlab check --op NAME` and `--all`: Float64 finite differences, and fast form == reference form on outputs and
 /// every input gradient, at lengths that are not a multiple of the chunk.
 public enum RATChecks {
+    /// Finite-difference checks and form checks, by name.
     public static let checks: [OpCheck] = [
         OpCheck("rat_chunk_attention", shapes: [[2, 7, 2, 4], [2, 7, 4, 4], [2, 7, 4, 4]]) { x in
             chunkAttention(q: x[0], k: x[1], v: x[2], chunkSize: 3)

@@ -6,10 +6,13 @@ import Foundation
 /// (and zeroed) on one thread every time, which cost 10-15% of a GAM step at the `long` shape. Not zeroed unless
 /// asked: a kernel writes every entry before reading it.
 public final class PooledBuffer<T>: @unchecked Sendable {
+    /// The first scalar.
     public let pointer: UnsafeMutablePointer<T>
+    /// The number of scalars.
     public let count: Int
     private let bytes: Int
 
+    /// A buffer of `count` scalars from the pool (zero-filled if `zeroed`, else holding stale values).
     public init(count: Int, zeroed: Bool = false) {
         self.count = count
         bytes = max(1, count) * MemoryLayout<T>.stride
