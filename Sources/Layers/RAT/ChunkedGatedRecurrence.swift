@@ -66,51 +66,47 @@ public func chunkedGatedRecurrence<T: TensorScalar>(
         var dk = [T](repeating: 0, count: kData.count)
         var da: [T] = overwrittenArray(count: vData.count)
         let zeros = [T](repeating: 0, count: grads[0] == nil || grads[1] == nil ? vData.count : 0)
+        let dBiasParts: [PooledBuffer<T>] = TokenBlocks.accumulators(TokenBlocks.itemWorkers(count: batch * chunks), width)
         let dvt = grads[0] ?? zeros, dkt = grads[1] ?? zeros
         vData.withUnsafeBufferPointer { vp in kData.withUnsafeBufferPointer { kp in vt.withUnsafeBufferPointer { vtp in
         kt.withUnsafeBufferPointer { ktp in dvt.withUnsafeBufferPointer { gvp in dkt.withUnsafeBufferPointer { gkp in
         dv.withUnsafeMutableBufferPointer { dvp in dk.withUnsafeMutableBufferPointer { dkp in da.withUnsafeMutableBufferPointer { dap in
             let (v, k, vt, kt, g) = (vp.baseAddress!, kp.baseAddress!, vtp.baseAddress!, ktp.baseAddress!, gates.pointer)
             let (dvtIn, dktIn, dv, dk, da) = (gvp.baseAddress!, gkp.baseAddress!, dvp.baseAddress!, dkp.baseAddress!, dap.baseAddress!)
-            Parallel.forEachRange(batch * chunks) { items in
-                // carries g_{l+1} G_{l+1} of the value and key paths  [D]
-                let carry = AlignedBuffer<T>(count: 2 * width)
-                let (cv, ck) = (carry.pointer, carry.pointer + width)
-                let zero = AlignedBuffer<T>(count: kWidth)
-                for item in items {
-                    let (b, c) = (item / chunks, item % chunks)
-                    let t0 = c * chunkSize, t1 = min(length, t0 + chunkSize)
-                    for i in 0..<(2 * width) { carry.pointer[i] = 0 }
-                    for t in stride(from: t1 - 1, through: t0, by: -1) {
-                        let row = (b * length + t) * width, keyRow = (b * length + t) * kWidth
-                        let first = t == t0
-                        for tile in 0..<tiles {
-                            let o = row + tile * kWidth
-                            let (gr, gvr, gkr, vr, kr) = (g + o, dvtIn + o, dktIn + o, v + o, k + keyRow)
-                            let (dvr, dkr, dar, cvr, ckr) = (dv + o, dk + keyRow, da + o, cv + tile * kWidth, ck + tile * kWidth)
-                            // the states before this position (zero at the chunk's first position)
-                            let (pv, pk): (UnsafePointer<T>, UnsafePointer<T>) = first ? (UnsafePointer(zero.pointer), UnsafePointer(zero.pointer)) : (vt + o - width, kt + o - width)
-                            for j in 0..<kWidth {
-                                let gate = gr[j]
-                                let gv = gvr[j] + cvr[j], gk = gkr[j] + ckr[j]
-                                dvr[j] = (1 - gate) * gv
-                                dkr[j] += (1 - gate) * gk
-                                dar[j] = gate * (1 - gate) * (gv * (pv[j] - vr[j]) + gk * (pk[j] - kr[j]))
-                                cvr[j] = gate * gv
-                                ckr[j] = gate * gk
-                            }
+            let workers = TokenBlocks.itemWorkers(count: batch * chunks)
+            let scratch: [PooledBuffer<T>] = TokenBlocks.scratch(workers, 2 * width + kWidth)
+            TokenBlocks.forEachItem(count: batch * chunks) { worker, item in
+                // carries g_{l+1} G_{l+1} of the value and key paths [D] each, and a zero row [Dk]
+                let (cv, ck, zero) = (scratch[worker].pointer, scratch[worker].pointer + width, scratch[worker].pointer + 2 * width)
+                let db = dBiasParts[worker].pointer
+                let (b, c) = (item / chunks, item % chunks)
+                let t0 = c * chunkSize, t1 = min(length, t0 + chunkSize)
+                for i in 0..<(2 * width + kWidth) { cv[i] = 0 }
+                for t in stride(from: t1 - 1, through: t0, by: -1) {
+                    let row = (b * length + t) * width, keyRow = (b * length + t) * kWidth
+                    let first = t == t0
+                    for tile in 0..<tiles {
+                        let o = row + tile * kWidth
+                        let (gr, gvr, gkr, vr, kr) = (g + o, dvtIn + o, dktIn + o, v + o, k + keyRow)
+                        let (dvr, dkr, dar, cvr, ckr, dbr) = (dv + o, dk + keyRow, da + o, cv + tile * kWidth, ck + tile * kWidth, db + tile * kWidth)
+                        // the states before this position (zero at the chunk's first position)
+                        let (pv, pk): (UnsafePointer<T>, UnsafePointer<T>) = first ? (UnsafePointer(zero), UnsafePointer(zero)) : (vt + o - width, kt + o - width)
+                        for j in 0..<kWidth {
+                            let gate = gr[j]
+                            let gv = gvr[j] + cvr[j], gk = gkr[j] + ckr[j]
+                            dvr[j] = (1 - gate) * gv
+                            dkr[j] += (1 - gate) * gk
+                            let dGate = gate * (1 - gate) * (gv * (pv[j] - vr[j]) + gk * (pk[j] - kr[j]))
+                            dar[j] = dGate
+                            dbr[j] += dGate
+                            cvr[j] = gate * gv
+                            ckr[j] = gate * gk
                         }
                     }
                 }
             }
         } } } } } } } } }
-        var dBias = [T](repeating: 0, count: width)
-        da.withUnsafeBufferPointer { dap in dBias.withUnsafeMutableBufferPointer { db in
-            for r in 0..<(batch * length) {
-                let dar = dap.baseAddress! + r * width
-                for i in 0..<width { db[i] += dar[i] }
-            }
-        } }
+        let dBias = TokenBlocks.reduce(dBiasParts)
         return [dv, dk, da, dBias]
     }
     return (outV, outK)

@@ -55,11 +55,17 @@ public func tokenBlockedGatedLinear<T: TensorScalar>(_ o: Tensor<T>, gateLogits 
                        beta: 0, c: du, ldc: din)
                 let base = r.lowerBound * din
                 let (o, z) = (op.baseAddress! + base, zp.baseAddress! + base)
-                if needO {
+                if needO && needZ {
+                    let (dO, dZ) = (dop.baseAddress! + base, dzp.baseAddress! + base)
+                    for i in 0..<(r.count * din) {
+                        let s = FastScalarMath.sigmoid(z[i])
+                        dO[i] = du[i] * s
+                        dZ[i] = du[i] * o[i] * s * (1 - s)
+                    }
+                } else if needO {
                     let dO = dop.baseAddress! + base
                     for i in 0..<(r.count * din) { dO[i] = du[i] * FastScalarMath.sigmoid(z[i]) }
-                }
-                if needZ {
+                } else {
                     let dZ = dzp.baseAddress! + base
                     for i in 0..<(r.count * din) {
                         let s = FastScalarMath.sigmoid(z[i])
