@@ -9,12 +9,12 @@ import Tensors
 // index. Chunk size 1 is causal softmax attention; a chunk as long as the sequence leaves o_t = vt_t (a gated RNN).
 //
 // Blocked like the `attention` kernel, over (batch member, block of query rows): a block (128 rows, whole chunks)
-// runs every head, so that each row's q, k, v, o of all heads (contiguous in [B, L, H, E]) are read together. Per
-// head a block is two GEMMs against the chunk ends it may see and a row softmax; only the row log-sum-exp is kept,
-// so memory is O(B L H) plus the chunk ends and one block of scores per worker, and the work O(L * L / C * E).
-// Backward recomputes P = exp(S - lse) and applies dVe += P^T dO, dP = dO Ve^T, dS = P (dP - rowsum(dO o)),
-// dQ = scale dS Ke, dKe += scale dS^T Q, plus the self terms; rotated gradients are rotated back. The chunk-end
-// gradients are accumulated per worker and scattered back at the end.
+// runs every head: per head two GEMMs against the chunk ends the block may see, then the row softmaxes with the rows
+// outer and the heads inner (each row's q, k, v, o of all heads are contiguous in [B, L, H, E] and are read once).
+// Only the row log-sum-exp is kept, so memory is O(B L H) plus the chunk ends and one block of scores per worker,
+// and the work O(L * L / C * E). Backward recomputes P = exp(S - lse) and applies dVe += P^T dO, dP = dO Ve^T,
+// dS = P (dP - rowsum(dO o)), dQ = scale dS Ke, dKe += scale dS^T Q, plus the self terms; rotated gradients are
+// rotated back. The chunk-end gradients are accumulated per worker and scattered back at the end.
 
 /// The query rows of one block: whole chunks, at least `blockTarget` rows when chunks are short.
 private let blockTarget = 128
@@ -51,19 +51,20 @@ public func chunkAttention<T: TensorScalar>(
             let (b, t0) = (item / g.blocksPerSequence, (item % g.blocksPerSequence) * g.rowsPerBlock)
             let rows = min(g.rowsPerBlock, length - t0), nk = (t0 + rows - 1) / chunkSize  // chunk ends the block sees
             let qr = PooledBuffer<T>(count: groups * rows * e)  // rotated queries of the block, per group
-            let scores = PooledBuffer<T>(count: rows * max(nk, 1))
-            if nk > 0 { g.rotateQueries(q, b: b, t0: t0, rows: rows, into: qr.pointer) }
-            for h in 0..<heads {
-                let head = b * length * g.ld + h * e, keys = (b * heads + h) * g.ends * e
-                let (qg, qrg) = (q + b * length * g.ldq + (h % groups) * e, qr.pointer + (h % groups) * rows * e)
-                if nk > 0 {  // S = scale Qr Ke^T  [rows, nk]
-                    T.gemm(transA: false, transB: true, m: rows, n: nk, k: e, alpha: g.scale, a: qrg, lda: e, b: ke.pointer + keys, ldb: e,
-                           beta: 0, c: scores.pointer, ldc: nk)
+            let scores = PooledBuffer<T>(count: heads * rows * max(nk, 1))  // [H, rows, nk]
+            if nk > 0 {
+                g.rotateQueries(q, b: b, t0: t0, rows: rows, into: qr.pointer)
+                for h in 0..<heads {  // S = scale Qr Ke^T  [rows, nk]
+                    T.gemm(transA: false, transB: true, m: rows, n: nk, k: e, alpha: g.scale, a: qr.pointer + (h % groups) * rows * e, lda: e,
+                           b: ke.pointer + (b * heads + h) * g.ends * e, ldb: e, beta: 0, c: scores.pointer + h * rows * nk, ldc: nk)
                 }
-                for r in 0..<rows {
-                    let t = t0 + r, visible = t / chunkSize
-                    let (row, kt, vt, ot) = (scores.pointer + r * nk, k + head + t * g.ld, v + head + t * g.ld, o + head + t * g.ld)
-                    let selfScore = g.scale * RowReduce.dot(qg + t * g.ldq, kt, e)
+            }
+            for r in 0..<rows {  // rows outer, heads inner: each row's q, k, v, o are read once, contiguously
+                let t = t0 + r, visible = t / chunkSize
+                let (qt, kt, vt, ot) = (q + (b * length + t) * g.ldq, k + (b * length + t) * g.ld, v + (b * length + t) * g.ld, o + (b * length + t) * g.ld)
+                for h in 0..<heads {
+                    let row = scores.pointer + (h * rows + r) * nk
+                    let selfScore = g.scale * RowReduce.dot(qt + (h % groups) * e, kt + h * e, e)
                     let m = max(selfScore, RowReduce.max(row, visible))
                     for j in 0..<visible { row[j] = FastScalarMath.exp(row[j] - m) }
                     for j in visible..<max(nk, visible) { row[j] = 0 }
@@ -71,13 +72,15 @@ public func chunkAttention<T: TensorScalar>(
                     let total = RowReduce.sum(row, visible) + es
                     let inv = 1 / total
                     for j in 0..<visible { row[j] *= inv }
-                    let w = es * inv
-                    for d in 0..<e { ot[d] = w * vt[d] }  // the own partial state's share
+                    let (w, vh, oh) = (es * inv, vt + h * e, ot + h * e)
+                    for d in 0..<e { oh[d] = w * vh[d] }  // the own partial state's share
                     lse.pointer[(b * length + t) * heads + h] = m + T.log(total)
                 }
-                if nk > 0 {  // O += P Ve  [rows, E], rows strided by H E
-                    T.gemm(transA: false, transB: false, m: rows, n: e, k: nk, alpha: 1, a: scores.pointer, lda: nk, b: ve.pointer + keys, ldb: e,
-                           beta: 1, c: o + head + t0 * g.ld, ldc: g.ld)
+            }
+            if nk > 0 {
+                for h in 0..<heads {  // O += P Ve  [rows, E], rows strided by H E
+                    T.gemm(transA: false, transB: false, m: rows, n: e, k: nk, alpha: 1, a: scores.pointer + h * rows * nk, lda: nk,
+                           b: ve.pointer + (b * heads + h) * g.ends * e, ldb: e, beta: 1, c: o + (b * length + t0) * g.ld + h * e, ldc: g.ld)
                 }
             }
         }
@@ -101,54 +104,59 @@ public func chunkAttention<T: TensorScalar>(
                 let (b, t0) = (item / g.blocksPerSequence, (item % g.blocksPerSequence) * g.rowsPerBlock)
                 let rows = min(g.rowsPerBlock, length - t0), nk = (t0 + rows - 1) / chunkSize
                 let qr = PooledBuffer<T>(count: groups * rows * e), dqr = PooledBuffer<T>(count: groups * rows * e, zeroed: true)
-                let p = PooledBuffer<T>(count: rows * max(nk, 1)), dp = PooledBuffer<T>(count: rows * max(nk, 1))
-                if nk > 0 { g.rotateQueries(q, b: b, t0: t0, rows: rows, into: qr.pointer) }
-                for h in 0..<heads {
-                    let head = b * length * g.ld + h * e, keys = (b * heads + h) * g.ends * e
-                    let (qg, dqg) = (q + b * length * g.ldq + (h % groups) * e, dq + b * length * g.ldq + (h % groups) * e)
-                    let (qrg, dqrg) = (qr.pointer + (h % groups) * rows * e, dqr.pointer + (h % groups) * rows * e)
-                    if nk > 0 {
-                        T.gemm(transA: false, transB: true, m: rows, n: nk, k: e, alpha: g.scale, a: qrg, lda: e, b: ke.pointer + keys, ldb: e,
-                               beta: 0, c: p.pointer, ldc: nk)  // S  [rows, nk]
-                        T.gemm(transA: false, transB: true, m: rows, n: nk, k: e, alpha: 1, a: gOut + head + t0 * g.ld, lda: g.ld,
-                               b: ve.pointer + keys, ldb: e, beta: 0, c: dp.pointer, ldc: nk)  // dP = dO Ve^T  [rows, nk]
+                let p = PooledBuffer<T>(count: heads * rows * max(nk, 1)), dp = PooledBuffer<T>(count: heads * rows * max(nk, 1))  // [H, rows, nk]
+                if nk > 0 {
+                    g.rotateQueries(q, b: b, t0: t0, rows: rows, into: qr.pointer)
+                    for h in 0..<heads {
+                        let keys = (b * heads + h) * g.ends * e
+                        T.gemm(transA: false, transB: true, m: rows, n: nk, k: e, alpha: g.scale, a: qr.pointer + (h % groups) * rows * e, lda: e,
+                               b: ke.pointer + keys, ldb: e, beta: 0, c: p.pointer + h * rows * nk, ldc: nk)  // S  [rows, nk]
+                        T.gemm(transA: false, transB: true, m: rows, n: nk, k: e, alpha: 1, a: gOut + (b * length + t0) * g.ld + h * e, lda: g.ld,
+                               b: ve.pointer + keys, ldb: e, beta: 0, c: dp.pointer + h * rows * nk, ldc: nk)  // dP = dO Ve^T  [rows, nk]
                     }
-                    for r in 0..<rows {
-                        let t = t0 + r, visible = t / chunkSize, at = head + t * g.ld
+                }
+                for r in 0..<rows {  // rows outer, heads inner (contiguous rows of every head)
+                    let t = t0 + r, visible = t / chunkSize, at = (b * length + t) * g.ld
+                    let (qt, dqt) = (q + (b * length + t) * g.ldq, dq + (b * length + t) * g.ldq)
+                    for h in 0..<heads {
                         let logZ = lse.pointer[(b * length + t) * heads + h]
-                        let (go, ot, qt, kt, vt) = (gOut + at, o + at, qg + t * g.ldq, k + at, v + at)
-                        let rowDot = RowReduce.dot(go, ot, e)
-                        let (pr, dpr) = (p.pointer + r * nk, dp.pointer + r * nk)
+                        let (go, oh, kh, vh) = (gOut + at + h * e, o + at + h * e, k + at + h * e, v + at + h * e)
+                        let (qh, dqh) = (qt + (h % groups) * e, dqt + (h % groups) * e)
+                        let rowDot = RowReduce.dot(go, oh, e)
+                        let (pr, dpr) = (p.pointer + (h * rows + r) * nk, dp.pointer + (h * rows + r) * nk)
                         for j in 0..<visible {
                             let pj = FastScalarMath.exp(pr[j] - logZ)
                             pr[j] = pj
                             dpr[j] = pj * (dpr[j] - rowDot)  // dS
                         }
                         for j in visible..<max(nk, visible) { pr[j] = 0; dpr[j] = 0 }
-                        let ps = FastScalarMath.exp(g.scale * RowReduce.dot(qt, kt, e) - logZ)
-                        let dSelf = g.scale * ps * (RowReduce.dot(go, vt, e) - rowDot)
-                        let (dvt, dkt, dqt) = (dv + at, dk + at, dqg + t * g.ldq)
+                        let ps = FastScalarMath.exp(g.scale * RowReduce.dot(qh, kh, e) - logZ)
+                        let dSelf = g.scale * ps * (RowReduce.dot(go, vh, e) - rowDot)
+                        let (dvh, dkh) = (dv + at + h * e, dk + at + h * e)
                         for d in 0..<e {
-                            dvt[d] += ps * go[d]
-                            dqt[d] += dSelf * kt[d]
-                            dkt[d] += dSelf * qt[d]
+                            dvh[d] += ps * go[d]
+                            dqh[d] += dSelf * kh[d]
+                            dkh[d] += dSelf * qh[d]
                         }
                     }
-                    guard nk > 0 else { continue }
+                }
+                guard nk > 0 else { return }
+                for h in 0..<heads {
+                    let keys = (b * heads + h) * g.ends * e
+                    let (ph, dph, dO) = (p.pointer + h * rows * nk, dp.pointer + h * rows * nk, gOut + (b * length + t0) * g.ld + h * e)
+                    let (qrg, dqrg) = (qr.pointer + (h % groups) * rows * e, dqr.pointer + (h % groups) * rows * e)
                     // dVe += P^T dO  [nk, E];  dQr += scale dS Ke  [rows, E];  dKe += scale dS^T Qr  [nk, E]
-                    T.gemm(transA: true, transB: false, m: nk, n: e, k: rows, alpha: 1, a: p.pointer, lda: nk, b: gOut + head + t0 * g.ld, ldb: g.ld,
+                    T.gemm(transA: true, transB: false, m: nk, n: e, k: rows, alpha: 1, a: ph, lda: nk, b: dO, ldb: g.ld,
                            beta: 1, c: dve[worker].pointer + keys, ldc: e)
-                    T.gemm(transA: false, transB: false, m: rows, n: e, k: nk, alpha: g.scale, a: dp.pointer, lda: nk, b: ke.pointer + keys, ldb: e,
+                    T.gemm(transA: false, transB: false, m: rows, n: e, k: nk, alpha: g.scale, a: dph, lda: nk, b: ke.pointer + keys, ldb: e,
                            beta: 1, c: dqrg, ldc: e)
-                    T.gemm(transA: true, transB: false, m: nk, n: e, k: rows, alpha: g.scale, a: dp.pointer, lda: nk, b: qrg, ldb: e,
+                    T.gemm(transA: true, transB: false, m: nk, n: e, k: rows, alpha: g.scale, a: dph, lda: nk, b: qrg, ldb: e,
                            beta: 1, c: dke[worker].pointer + keys, ldc: e)
                 }
-                if nk > 0 {  // rotated query gradients back to the groups' queries
+                for r in 0..<rows {  // rotated query gradients back to the groups' queries
                     for grp in 0..<groups {
-                        for r in 0..<rows {
-                            g.rotary.addRotatedBack(dqr.pointer + (grp * rows + r) * e, into: dq + (b * length + t0 + r) * g.ldq + grp * e,
-                                                    position: (t0 + r) / chunkSize)
-                        }
+                        g.rotary.addRotatedBack(dqr.pointer + (grp * rows + r) * e, into: dq + (b * length + t0 + r) * g.ldq + grp * e,
+                                                position: (t0 + r) / chunkSize)
                     }
                 }
             }
