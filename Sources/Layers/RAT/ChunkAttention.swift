@@ -51,36 +51,40 @@ public func chunkAttention<T: TensorScalar>(
             let (b, t0) = (item / g.blocksPerSequence, (item % g.blocksPerSequence) * g.rowsPerBlock)
             let rows = min(g.rowsPerBlock, length - t0), nk = (t0 + rows - 1) / chunkSize  // chunk ends the block sees
             let qr = PooledBuffer<T>(count: groups * rows * e)  // rotated queries of the block, per group
-            let scores = PooledBuffer<T>(count: heads * rows * max(nk, 1))  // [H, rows, nk]
-            if nk > 0 {
-                g.rotateQueries(q, b: b, t0: t0, rows: rows, into: qr.pointer)
-                for h in 0..<heads {  // S = scale Qr Ke^T  [rows, nk]
-                    T.gemm(transA: false, transB: true, m: rows, n: nk, k: e, alpha: g.scale, a: qr.pointer + (h % groups) * rows * e, lda: e,
-                           b: ke.pointer + (b * heads + h) * g.ends * e, ldb: e, beta: 0, c: scores.pointer + h * rows * nk, ldc: nk)
+            let pass = g.headsPerPass(rows: rows, keys: nk)
+            let scores = PooledBuffer<T>(count: pass * rows * max(nk, 1))  // [heads of the pass, rows, nk]
+            if nk > 0 { g.rotateQueries(q, b: b, t0: t0, rows: rows, into: qr.pointer) }
+            for h0 in stride(from: 0, to: heads, by: pass) {
+                let hs = h0..<min(heads, h0 + pass)
+                if nk > 0 {
+                    for h in hs {  // S = scale Qr Ke^T  [rows, nk]
+                        T.gemm(transA: false, transB: true, m: rows, n: nk, k: e, alpha: g.scale, a: qr.pointer + (h % groups) * rows * e, lda: e,
+                               b: ke.pointer + (b * heads + h) * g.ends * e, ldb: e, beta: 0, c: scores.pointer + (h - h0) * rows * nk, ldc: nk)
+                    }
                 }
-            }
-            for r in 0..<rows {  // rows outer, heads inner: each row's q, k, v, o are read once, contiguously
-                let t = t0 + r, visible = t / chunkSize
-                let (qt, kt, vt, ot) = (q + (b * length + t) * g.ldq, k + (b * length + t) * g.ld, v + (b * length + t) * g.ld, o + (b * length + t) * g.ld)
-                for h in 0..<heads {
-                    let row = scores.pointer + (h * rows + r) * nk
-                    let selfScore = g.scale * RowReduce.dot(qt + (h % groups) * e, kt + h * e, e)
-                    let m = max(selfScore, RowReduce.max(row, visible))
-                    for j in 0..<visible { row[j] = FastScalarMath.exp(row[j] - m) }
-                    for j in visible..<max(nk, visible) { row[j] = 0 }
-                    let es = FastScalarMath.exp(selfScore - m)
-                    let total = RowReduce.sum(row, visible) + es
-                    let inv = 1 / total
-                    for j in 0..<visible { row[j] *= inv }
-                    let (w, vh, oh) = (es * inv, vt + h * e, ot + h * e)
-                    for d in 0..<e { oh[d] = w * vh[d] }  // the own partial state's share
-                    lse.pointer[(b * length + t) * heads + h] = m + T.log(total)
+                for r in 0..<rows {  // rows outer, heads inner: each row's q, k, v, o are read together
+                    let t = t0 + r, visible = t / chunkSize
+                    let (qt, kt, vt, ot) = (q + (b * length + t) * g.ldq, k + (b * length + t) * g.ld, v + (b * length + t) * g.ld, o + (b * length + t) * g.ld)
+                    for h in hs {
+                        let row = scores.pointer + ((h - h0) * rows + r) * nk
+                        let selfScore = g.scale * RowReduce.dot(qt + (h % groups) * e, kt + h * e, e)
+                        let m = max(selfScore, RowReduce.max(row, visible))
+                        for j in 0..<visible { row[j] = FastScalarMath.exp(row[j] - m) }
+                        for j in visible..<max(nk, visible) { row[j] = 0 }
+                        let es = FastScalarMath.exp(selfScore - m)
+                        let total = RowReduce.sum(row, visible) + es
+                        let inv = 1 / total
+                        for j in 0..<visible { row[j] *= inv }
+                        let (w, vh, oh) = (es * inv, vt + h * e, ot + h * e)
+                        for d in 0..<e { oh[d] = w * vh[d] }  // the own partial state's share
+                        lse.pointer[(b * length + t) * heads + h] = m + T.log(total)
+                    }
                 }
-            }
-            if nk > 0 {
-                for h in 0..<heads {  // O += P Ve  [rows, E], rows strided by H E
-                    T.gemm(transA: false, transB: false, m: rows, n: e, k: nk, alpha: 1, a: scores.pointer + h * rows * nk, lda: nk,
-                           b: ve.pointer + (b * heads + h) * g.ends * e, ldb: e, beta: 1, c: o + (b * length + t0) * g.ld + h * e, ldc: g.ld)
+                if nk > 0 {
+                    for h in hs {  // O += P Ve  [rows, E], rows strided by H E
+                        T.gemm(transA: false, transB: false, m: rows, n: e, k: nk, alpha: 1, a: scores.pointer + (h - h0) * rows * nk, lda: nk,
+                               b: ve.pointer + (b * heads + h) * g.ends * e, ldb: e, beta: 1, c: o + (b * length + t0) * g.ld + h * e, ldc: g.ld)
+                    }
                 }
             }
         }
@@ -104,55 +108,60 @@ public func chunkAttention<T: TensorScalar>(
                 let (b, t0) = (item / g.blocksPerSequence, (item % g.blocksPerSequence) * g.rowsPerBlock)
                 let rows = min(g.rowsPerBlock, length - t0), nk = (t0 + rows - 1) / chunkSize
                 let qr = PooledBuffer<T>(count: groups * rows * e), dqr = PooledBuffer<T>(count: groups * rows * e, zeroed: true)
-                let p = PooledBuffer<T>(count: heads * rows * max(nk, 1)), dp = PooledBuffer<T>(count: heads * rows * max(nk, 1))  // [H, rows, nk]
-                if nk > 0 {
-                    g.rotateQueries(q, b: b, t0: t0, rows: rows, into: qr.pointer)
-                    for h in 0..<heads {
-                        let keys = (b * heads + h) * g.ends * e
-                        T.gemm(transA: false, transB: true, m: rows, n: nk, k: e, alpha: g.scale, a: qr.pointer + (h % groups) * rows * e, lda: e,
-                               b: ke.pointer + keys, ldb: e, beta: 0, c: p.pointer + h * rows * nk, ldc: nk)  // S  [rows, nk]
-                        T.gemm(transA: false, transB: true, m: rows, n: nk, k: e, alpha: 1, a: gOut + (b * length + t0) * g.ld + h * e, lda: g.ld,
-                               b: ve.pointer + keys, ldb: e, beta: 0, c: dp.pointer + h * rows * nk, ldc: nk)  // dP = dO Ve^T  [rows, nk]
+                let pass = g.headsPerPass(rows: rows, keys: nk)
+                let p = PooledBuffer<T>(count: pass * rows * max(nk, 1)), dp = PooledBuffer<T>(count: pass * rows * max(nk, 1))  // [heads of the pass, rows, nk]
+                if nk > 0 { g.rotateQueries(q, b: b, t0: t0, rows: rows, into: qr.pointer) }
+                for h0 in stride(from: 0, to: heads, by: pass) {
+                    let hs = h0..<min(heads, h0 + pass)
+                    if nk > 0 {
+                        for h in hs {
+                            let keys = (b * heads + h) * g.ends * e
+                            T.gemm(transA: false, transB: true, m: rows, n: nk, k: e, alpha: g.scale, a: qr.pointer + (h % groups) * rows * e, lda: e,
+                                   b: ke.pointer + keys, ldb: e, beta: 0, c: p.pointer + (h - h0) * rows * nk, ldc: nk)  // S  [rows, nk]
+                            T.gemm(transA: false, transB: true, m: rows, n: nk, k: e, alpha: 1, a: gOut + (b * length + t0) * g.ld + h * e, lda: g.ld,
+                                   b: ve.pointer + keys, ldb: e, beta: 0, c: dp.pointer + (h - h0) * rows * nk, ldc: nk)  // dP = dO Ve^T  [rows, nk]
+                        }
                     }
-                }
-                for r in 0..<rows {  // rows outer, heads inner (contiguous rows of every head)
-                    let t = t0 + r, visible = t / chunkSize, at = (b * length + t) * g.ld
-                    let (qt, dqt) = (q + (b * length + t) * g.ldq, dq + (b * length + t) * g.ldq)
-                    for h in 0..<heads {
-                        let logZ = lse.pointer[(b * length + t) * heads + h]
-                        let (go, oh, kh, vh) = (gOut + at + h * e, o + at + h * e, k + at + h * e, v + at + h * e)
-                        let (qh, dqh) = (qt + (h % groups) * e, dqt + (h % groups) * e)
-                        let rowDot = RowReduce.dot(go, oh, e)
-                        let (pr, dpr) = (p.pointer + (h * rows + r) * nk, dp.pointer + (h * rows + r) * nk)
-                        for j in 0..<visible {
-                            let pj = FastScalarMath.exp(pr[j] - logZ)
-                            pr[j] = pj
-                            dpr[j] = pj * (dpr[j] - rowDot)  // dS
+                    for r in 0..<rows {  // rows outer, heads inner
+                        let t = t0 + r, visible = t / chunkSize, at = (b * length + t) * g.ld
+                        let (qt, dqt) = (q + (b * length + t) * g.ldq, dq + (b * length + t) * g.ldq)
+                        for h in hs {
+                            let logZ = lse.pointer[(b * length + t) * heads + h]
+                            let (go, oh, kh, vh) = (gOut + at + h * e, o + at + h * e, k + at + h * e, v + at + h * e)
+                            let (qh, dqh) = (qt + (h % groups) * e, dqt + (h % groups) * e)
+                            let rowDot = RowReduce.dot(go, oh, e)
+                            let (pr, dpr) = (p.pointer + ((h - h0) * rows + r) * nk, dp.pointer + ((h - h0) * rows + r) * nk)
+                            for j in 0..<visible {
+                                let pj = FastScalarMath.exp(pr[j] - logZ)
+                                pr[j] = pj
+                                dpr[j] = pj * (dpr[j] - rowDot)  // dS
+                            }
+                            for j in visible..<max(nk, visible) { pr[j] = 0; dpr[j] = 0 }
+                            let ps = FastScalarMath.exp(g.scale * RowReduce.dot(qh, kh, e) - logZ)
+                            let dSelf = g.scale * ps * (RowReduce.dot(go, vh, e) - rowDot)
+                            let (dvh, dkh) = (dv + at + h * e, dk + at + h * e)
+                            for d in 0..<e {
+                                dvh[d] += ps * go[d]
+                                dqh[d] += dSelf * kh[d]
+                                dkh[d] += dSelf * qh[d]
+                            }
                         }
-                        for j in visible..<max(nk, visible) { pr[j] = 0; dpr[j] = 0 }
-                        let ps = FastScalarMath.exp(g.scale * RowReduce.dot(qh, kh, e) - logZ)
-                        let dSelf = g.scale * ps * (RowReduce.dot(go, vh, e) - rowDot)
-                        let (dvh, dkh) = (dv + at + h * e, dk + at + h * e)
-                        for d in 0..<e {
-                            dvh[d] += ps * go[d]
-                            dqh[d] += dSelf * kh[d]
-                            dkh[d] += dSelf * qh[d]
-                        }
+                    }
+                    guard nk > 0 else { continue }
+                    for h in hs {
+                        let keys = (b * heads + h) * g.ends * e
+                        let (ph, dph, dO) = (p.pointer + (h - h0) * rows * nk, dp.pointer + (h - h0) * rows * nk, gOut + (b * length + t0) * g.ld + h * e)
+                        let (qrg, dqrg) = (qr.pointer + (h % groups) * rows * e, dqr.pointer + (h % groups) * rows * e)
+                        // dVe += P^T dO  [nk, E];  dQr += scale dS Ke  [rows, E];  dKe += scale dS^T Qr  [nk, E]
+                        T.gemm(transA: true, transB: false, m: nk, n: e, k: rows, alpha: 1, a: ph, lda: nk, b: dO, ldb: g.ld,
+                               beta: 1, c: dve[worker].pointer + keys, ldc: e)
+                        T.gemm(transA: false, transB: false, m: rows, n: e, k: nk, alpha: g.scale, a: dph, lda: nk, b: ke.pointer + keys, ldb: e,
+                               beta: 1, c: dqrg, ldc: e)
+                        T.gemm(transA: true, transB: false, m: nk, n: e, k: rows, alpha: g.scale, a: dph, lda: nk, b: qrg, ldb: e,
+                               beta: 1, c: dke[worker].pointer + keys, ldc: e)
                     }
                 }
                 guard nk > 0 else { return }
-                for h in 0..<heads {
-                    let keys = (b * heads + h) * g.ends * e
-                    let (ph, dph, dO) = (p.pointer + h * rows * nk, dp.pointer + h * rows * nk, gOut + (b * length + t0) * g.ld + h * e)
-                    let (qrg, dqrg) = (qr.pointer + (h % groups) * rows * e, dqr.pointer + (h % groups) * rows * e)
-                    // dVe += P^T dO  [nk, E];  dQr += scale dS Ke  [rows, E];  dKe += scale dS^T Qr  [nk, E]
-                    T.gemm(transA: true, transB: false, m: nk, n: e, k: rows, alpha: 1, a: ph, lda: nk, b: dO, ldb: g.ld,
-                           beta: 1, c: dve[worker].pointer + keys, ldc: e)
-                    T.gemm(transA: false, transB: false, m: rows, n: e, k: nk, alpha: g.scale, a: dph, lda: nk, b: ke.pointer + keys, ldb: e,
-                           beta: 1, c: dqrg, ldc: e)
-                    T.gemm(transA: true, transB: false, m: nk, n: e, k: rows, alpha: g.scale, a: dph, lda: nk, b: qrg, ldb: e,
-                           beta: 1, c: dke[worker].pointer + keys, ldc: e)
-                }
                 for r in 0..<rows {  // rotated query gradients back to the groups' queries
                     for grp in 0..<groups {
                         g.rotary.addRotatedBack(dqr.pointer + (grp * rows + r) * e, into: dq + (b * length + t0 + r) * g.ldq + grp * e,
@@ -214,6 +223,13 @@ private struct ChunkAttentionGeometry<T: TensorScalar> {
             }
         }
         return (ke, ve)
+    }
+
+    /// Heads whose score blocks are kept at once: all of them while two [rows, nk] blocks per head fit in about
+    /// 256 KB (short histories: the per-row work dominates, rows are read once for every head), fewer as the
+    /// history grows (long histories: the GEMMs and exponentials dominate, the scores should stay in cache).
+    func headsPerPass(rows: Int, keys nk: Int) -> Int {
+        max(1, min(heads, (256 * 1024) / max(1, 2 * rows * max(nk, 1) * MemoryLayout<T>.stride)))
     }
 
     /// The rotated queries of rows t0 ..< t0 + rows of batch member b, per group: [G, rows, E].
