@@ -9,15 +9,17 @@ struct Bench: ParsableCommand {
         abstract: "Forward + backward timings of each layer (release build); machine figures (matmul, fft_conv, FMA).")
 
     @Option(help: "Benchmark one layer (default: every registered layer).") var layer: String?
-    @Option(help: "lra (8 x 1024 x 128) or long (1 x 16384 x 128).") var shape: String = "lra"
+    @Option(help: "lra (8 x 1024 x 128), long (1 x 16384 x 128), or BxL (d_model 128), e.g. 1x4096.") var shape: String = "lra"
     @Option(help: "Layer options as key=value, comma-separated (e.g. n_h=2,chunk_size=64).") var options: String?
     @Option(help: "Timed repetitions (median reported).") var repeats: Int = 5
     @Flag(help: "One JSON object per layer and line: {layer, shape, fwd_bwd_ms, fwd_ms, peak_rss_mb}.") var json = false
     @Flag(help: "Only the machine figures: matmul through the tensor API vs cblas_sgemm, fft_conv at lra, FMA.") var system = false
+    @Flag(help: "The fused attention and GLA kernels alone at --shape: fwd+bwd ms, GFLOP/s, fraction of sgemm 1024^3.") var kernels = false
 
     func run() throws {
-        guard let benchShape = BenchmarkShape(rawValue: shape) else { fail("unknown shape '\(shape)' (known: lra, long)") }
+        guard let benchShape = BenchmarkShape(rawValue: shape) else { fail("unknown shape '\(shape)' (lra, long, or BxL such as 1x4096)") }
         let layerOptions = reportingErrors { try parseOptions(options) }
+        if kernels { runKernels(benchShape); return }
         if system || (layer == nil && !json) { runSystem() }
         if system { return }
         let names = layer.map { [$0] } ?? LayerRegistry.names
@@ -32,6 +34,16 @@ struct Bench: ParsableCommand {
             } else {
                 print(String(format: "%-16@ %-6@ %10.1f %8.1f %13.0f", r.layer as NSString, r.shape as NSString, r.fwd_bwd_ms, r.fwd_ms, r.peak_rss_mb))
             }
+            fflush(stdout)
+        }
+    }
+
+    private func runKernels(_ shape: BenchmarkShape) {
+        let sgemm = SystemBenchmark.matmul().direct
+        print(String(format: "cblas_sgemm 1024^3, %d threads: %.1f GFLOP/s", BLASThreads.current, sgemm))
+        for r in [KernelBenchmark.attention(shape, repeats: repeats), KernelBenchmark.gla(shape, repeats: repeats)] {
+            print(String(format: "%-10@ %-5@ fwd+bwd %8.1f ms  fwd %8.1f ms  %6.1f GFLOP/s  (%.0f%% of sgemm)",
+                         r.kernel as NSString, r.shape as NSString, r.forwardBackwardMs, r.forwardMs, r.gflops, 100 * r.gflops / sgemm))
             fflush(stdout)
         }
     }

@@ -86,7 +86,7 @@ struct Train: ParsableCommand {
         if let feedForwardExpand { c.model.feedForwardExpand = feedForwardExpand }
         if let dropout { c.model.dropout = dropout }
         if let pooling {
-            guard let p = Pooling(rawValue: pooling) else { throw SequenceLabError("--pooling: '\(pooling)' is not mean or last") }
+            guard let p = ClassificationPooling(rawValue: pooling) else { throw SequenceLabError("--pooling: '\(pooling)' is not mean or last") }
             c.model.pooling = p
         }
         if bidirectional { c.model.bidirectional = true }

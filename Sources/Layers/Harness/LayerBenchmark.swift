@@ -1,22 +1,41 @@
 import Foundation
 import Tensors
 
-/// The benchmark shapes of DESIGN.md: forward + backward of one layer, Float32.
-public enum BenchmarkShape: String, CaseIterable, Sendable {
-    /// batch 8, length 1024, d_model 128.
-    case lra
-    /// batch 1, length 16384, d_model 128.
-    case long
+/// A benchmark shape: the two of DESIGN.md (`lra`: batch 8, length 1024; `long`: batch 1, length 16384; d_model
+/// 128, one layer, forward + backward, Float32), or "BxL" (d_model 128) for time-against-length curves.
+public struct BenchmarkShape: Sendable, Equatable {
+    public let rawValue: String
+    public let batch: Int
+    public let length: Int
+    public let dModel: Int
 
-    public var batch: Int { self == .lra ? 8 : 1 }
-    public var length: Int { self == .lra ? 1024 : 16384 }
-    public var dModel: Int { 128 }
+    public static let lra = BenchmarkShape(name: "lra", batch: 8, length: 1024)
+    public static let long = BenchmarkShape(name: "long", batch: 1, length: 16384)
+
+    init(name: String, batch: Int, length: Int, dModel: Int = 128) {
+        (rawValue, self.batch, self.length, self.dModel) = (name, batch, length, dModel)
+    }
+
+    /// "lra", "long" or "BxL" (e.g. "1x4096").
+    public init?(rawValue: String) {
+        switch rawValue {
+        case "lra": self = .lra
+        case "long": self = .long
+        default:
+            let parts = rawValue.split(separator: "x").compactMap { Int($0) }
+            guard parts.count == 2, parts[0] > 0, parts[1] > 0 else { return nil }
+            self.init(name: rawValue, batch: parts[0], length: parts[1])
+        }
+    }
 }
 
-/// One benchmark row: `{"layer", "shape", "fwd_bwd_ms", "fwd_ms", "peak_rss_mb"}` in `seqlab bench --json`.
+/// One benchmark row: `{"layer", "shape", "fwd_bwd_ms", "fwd_ms", "peak_rss_mb"}` (plus batch and length) in
+/// `seqlab bench --json`.
 public struct LayerBenchmarkResult: Codable, Sendable {
     public let layer: String
     public let shape: String
+    public let batch: Int
+    public let length: Int
     public let fwd_bwd_ms: Double
     public let fwd_ms: Double
     public let peak_rss_mb: Double
@@ -42,7 +61,7 @@ public enum LayerBenchmark {
         MemoryProbe.resetPeak()
         let fwdBwd = median((0..<repeats).map { _ in milliseconds(forwardBackward) })
         let fwd = median((0..<repeats).map { _ in milliseconds { _ = forward() } })
-        return LayerBenchmarkResult(layer: name, shape: shape.rawValue, fwd_bwd_ms: fwdBwd, fwd_ms: fwd, peak_rss_mb: MemoryProbe.peakResidentMB())
+        return LayerBenchmarkResult(layer: name, shape: shape.rawValue, batch: shape.batch, length: shape.length, fwd_bwd_ms: fwdBwd, fwd_ms: fwd, peak_rss_mb: MemoryProbe.peakResidentMB())
     }
 }
 

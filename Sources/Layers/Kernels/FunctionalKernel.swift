@@ -27,7 +27,12 @@ public protocol FunctionalKernel {
 
 /// The kernels `seqlab op` knows. Each layer issue adds its kernels here.
 public enum KernelRegistry {
-    public static let kernels: [FunctionalKernel.Type] = [FFTConvKernel.self, AttentionKernel.self]
+    public static let kernels: [FunctionalKernel.Type] = [
+        FFTConvKernel.self,
+        AttentionKernel.self,
+        SelectiveScanKernel.self,
+        GLAKernel.self,
+    ]
 
     public static func kernel(named name: String) throws -> FunctionalKernel.Type {
         guard let k = kernels.first(where: { $0.name == name }) else {

@@ -10,6 +10,11 @@ public protocol LayerFactory {
     static var options: [LayerOptionSpec] { get }
     /// A layer of width `dModel` in precision T, initialised from `rng`.
     static func make<T: TensorScalar>(dModel: Int, options: LayerOptions, rng: inout RandomGenerator) throws -> any SequenceLayer<T>
+    /// Option sets `seqlab check --layer` runs (default in LayerCheck.swift). A requirement, so that a factory's
+    /// own value is found through `LayerFactory.Type` (an extension member alone would always give the default).
+    static var checkOptions: [LayerOptions] { get }
+    /// The width the layer check uses (default 16).
+    static var checkDModel: Int { get }
 }
 
 /// The layers `seqlab` knows by name. Each layer issue adds its factory to `factories`.
@@ -17,6 +22,9 @@ public enum LayerRegistry {
     /// Every registered layer, in the order `seqlab list` shows them.
     public static let factories: [LayerFactory.Type] = [
         DiagonalRecurrenceFactory.self,
+        MambaFactory.self,
+        CausalSelfAttentionFactory.self,
+        GatedLinearAttentionFactory.self,
         RATFactory.self,
         GAMFactory.self,
     ]

@@ -10,6 +10,14 @@ public enum TaskHead: String, Codable, Sendable {
     case matching
 }
 
+/// How a classification head reduces the per-position features of a sequence to one vector.
+public enum ClassificationPooling: String, Codable, CaseIterable, Sendable {
+    /// The mean over the non-pad positions (LRA's default).
+    case mean
+    /// The features at the last non-pad position (tasks whose answer is due at the end: parity, modular arithmetic).
+    case last
+}
+
 /// One example. Token ids are in 0..<inputVocabulary; `padToken` never occurs inside a sequence.
 public struct Example: Sendable, Equatable, Codable {
     /// The target of a position that is not scored (PyTorch's ignore_index).
@@ -81,6 +89,12 @@ public protocol SequenceTask: Sendable {
     var validation: Dataset { get }
     /// Test splits: the first is "test"; more for length extrapolation ("test_len256", ...).
     var tests: [Dataset] { get }
+    /// The pooling a classification or matching head should use (the task's paper protocol); `.mean` by default.
+    var classificationPooling: ClassificationPooling { get }
+}
+
+extension SequenceTask {
+    public var classificationPooling: ClassificationPooling { .mean }
 }
 
 /// How to build a task by name from options and a seed.
@@ -96,7 +110,12 @@ public protocol TaskFactory {
 /// The tasks `seqlab train --task` knows.
 public enum TaskRegistry {
     /// Every registered task, in the order `seqlab list` shows them.
-    public static let factories: [TaskFactory.Type] = []
+    public static let factories: [TaskFactory.Type] = [
+        ListOpsTask.self, ListOpsTSVTask.self, PathfinderTask.self,
+        MQARTask.self, SelectiveCopyTask.self, InductionHeadsTask.self,
+        ParityTask.self, ModularArithmeticTask.self, WordProblemTask.self,
+        LRATextTask.self, LRARetrievalTask.self, CIFAR10Task.self,
+    ]
 
     public static var names: [String] { factories.map { $0.name } }
 

@@ -1,117 +1,314 @@
+import Dispatch
+import Foundation
+
 // The `attention` kernel (KERNELS.md): o = softmax(scale q k^T + causal mask) v per batch member and head,
-// q, k, v, o all [B, L, H, E] (row t of head h is a strided row: leading dimension H E, which BLAS reads directly).
+// q [B, Lq, H, E], k and v [B, Lk, H, E], o [B, Lq, H, E] (row t of head h is a strided row: leading dimension
+// H E, which BLAS reads directly). Lk >= Lq serves a KV cache: query i sits at position Lk - Lq + i, so the causal
+// mask lets it see keys 0...(Lk - Lq + i). Lq = Lk is the training case.
 //
-// Blocked over queries (flash-attention's memory pattern): a block of `queryBlock` queries against the keys it may
-// see is two GEMMs and a row softmax; only the per-row log-sum-exp is kept, so memory is O(B L H) plus one
-// block of scores per thread. Backward recomputes each block's probabilities P = exp(S - lse) and applies
-//   dV += P^T dO,  dP = dO V^T,  dS = P (dP - rowsum(dO o)),  dQ = scale dS K,  dK += scale dS^T Q.
+// Flash attention (Dao et al. 2022, "FlashAttention"; FlashAttention-2 for the loop order), on the CPU:
+// forward, per query block Q_b and key block K_c (only blocks the mask leaves partly visible):
+//   S = scale Q_b K_c^T;  m' = max(m, rowmax S);  P = exp(S - m');  l = e^{m - m'} l + rowsum P;
+//   O_b = e^{m - m'} O_b + P V_c;  finally O_b = O_b / l and the log-sum-exp lse = m + log l is kept.
+// Memory is O(B L H) plus one score block per thread. Backward recomputes P = exp(S - lse) block by block:
+//   dV_c += P^T dO_b,  dP = dO_b V_c^T,  dS = P (dP - rowsum(dO o)),  dQ_b += scale dS K_c,  dK_c += scale dS^T Q_b.
+// Blocks are 256 queries x 256 keys; a key block that crosses the causal diagonal is cut into 64-row strips, each
+// computed only up to its last visible key, and fully masked blocks are skipped. The two (forward) or five
+// (backward) products per tile run on `SmallGemm` in Float32 when E is a multiple of 16 (register tiles, no
+// packing of the score blocks; S = Q K^T reads K pre-transposed), else on BLAS. The exps go through
+// `VectorMath`'s polynomial exp on 16-wide vectors.
 
-private let queryBlock = 64
+/// Queries per block.
+private let queryBlock = 256
+/// Rows per strip where a key block crosses the causal diagonal.
+private let diagonalStrip = 64
+/// Keys per block (a score block is queryBlock x keyBlock: 256 KB in Float32, two of them stay in L2).
+private let keyBlock = 256
 
-/// Multi-head scaled dot-product attention on [B, L, H, E] tensors: one tape node.
+/// Multi-head scaled dot-product attention on [B, L, H, E] tensors (flash-attention blocking): one tape node.
+/// q [B, Lq, H, E], k, v [B, Lk, H, E] with Lk >= Lq; with `causal`, query i sees keys j <= Lk - Lq + i.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func scaledDotProductAttention<T: TensorScalar>(
     q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, scale: T? = nil, causal: Bool = true
 ) -> Tensor<T> {
     precondition(q.rank == 4, "attention: q must be [B, L, H, E], got \(q.shape)")
-    precondition(k.shape == q.shape && v.shape == q.shape, "attention: q \(q.shape), k \(k.shape), v \(v.shape) must have one shape")
-    let (batch, length, heads, e) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
-    let s = scale ?? 1 / T(e).squareRoot()
-    let ld = heads * e
+    precondition(k.shape == v.shape, "attention: k \(k.shape) and v \(v.shape) must have one shape")
+    precondition(k.rank == 4 && k.shape[0] == q.shape[0] && k.shape[2] == q.shape[2] && k.shape[3] == q.shape[3] && k.shape[1] >= q.shape[1],
+                 "attention: k \(k.shape) must be [B, Lk, H, E] with Lk >= Lq for q \(q.shape)")
+    let geometry = AttentionGeometry(batch: q.shape[0], queries: q.shape[1], keys: k.shape[1], heads: q.shape[2],
+                                     headDim: q.shape[3], causal: causal)
+    let s = scale ?? 1 / T(geometry.headDim).squareRoot()
     let qData = q.data, kData = k.data, vData = v.data
-    var out = [T](repeating: 0, count: q.count)
-    var lse = [T](repeating: 0, count: batch * heads * length)  // [B, H, L]
-    let keysVisible = { (blockEnd: Int) in causal ? blockEnd : length }
-
-    qData.withUnsafeBufferPointer { qp in kData.withUnsafeBufferPointer { kp in vData.withUnsafeBufferPointer { vp in
-        out.withUnsafeMutableBufferPointer { op in lse.withUnsafeMutableBufferPointer { lp in
-            let (qb, kb, vb, ob, lb) = (qp.baseAddress!, kp.baseAddress!, vp.baseAddress!, op.baseAddress!, lp.baseAddress!)
-            Parallel.forEach(batch * heads) { item in
-                let (b, h) = (item / heads, item % heads)
-                let head = b * length * ld + h * e
-                let scores = AlignedBuffer<T>(count: queryBlock * length)
-                for start in stride(from: 0, to: length, by: queryBlock) {
-                    let rows = min(queryBlock, length - start), nk = keysVisible(start + rows)
-                    // S = scale Q_blk K^T   [rows, nk]
-                    T.gemm(transA: false, transB: true, m: rows, n: nk, k: e, alpha: s,
-                           a: qb + head + start * ld, lda: ld, b: kb + head, ldb: ld, beta: 0, c: scores.pointer, ldc: nk)
-                    for r in 0..<rows {
-                        let row = scores.pointer + r * nk
-                        if causal { for j in (start + r + 1)..<max(nk, start + r + 1) { row[j] = -T.infinity } }
-                        lb[item * length + start + r] = softmaxInPlace(row, nk)
-                    }
-                    // O_blk = P V   [rows, E]
-                    T.gemm(transA: false, transB: false, m: rows, n: e, k: nk, alpha: 1,
-                           a: scores.pointer, lda: nk, b: vb + head, ldb: ld, beta: 0, c: ob + head + start * ld, ldc: ld)
-                }
-            }
-        } }
-    } } }
-
+    let (out, lse) = attentionForward(geometry, scale: s, q: qData, k: kData, v: vData)
     let result = Tensor(shape: q.shape, data: out)
     Tape.record("attention", inputs: [q, k, v], output: result) { dOut in
-        var dq = [T](repeating: 0, count: qData.count)
-        var dk = [T](repeating: 0, count: qData.count)
-        var dv = [T](repeating: 0, count: qData.count)
-        qData.withUnsafeBufferPointer { qp in kData.withUnsafeBufferPointer { kp in vData.withUnsafeBufferPointer { vp in
-        out.withUnsafeBufferPointer { op in dOut.withUnsafeBufferPointer { gp in
-        dq.withUnsafeMutableBufferPointer { dqp in dk.withUnsafeMutableBufferPointer { dkp in dv.withUnsafeMutableBufferPointer { dvp in
-            let (qb, kb, vb, ob, gb) = (qp.baseAddress!, kp.baseAddress!, vp.baseAddress!, op.baseAddress!, gp.baseAddress!)
-            let (dqb, dkb, dvb) = (dqp.baseAddress!, dkp.baseAddress!, dvp.baseAddress!)
-            Parallel.forEach(batch * heads) { item in
-                let (b, h) = (item / heads, item % heads)
-                let head = b * length * ld + h * e
-                let p = AlignedBuffer<T>(count: queryBlock * length)
-                let dp = AlignedBuffer<T>(count: queryBlock * length)
-                for start in stride(from: 0, to: length, by: queryBlock) {
-                    let rows = min(queryBlock, length - start), nk = keysVisible(start + rows)
-                    T.gemm(transA: false, transB: true, m: rows, n: nk, k: e, alpha: s,
-                           a: qb + head + start * ld, lda: ld, b: kb + head, ldb: ld, beta: 0, c: p.pointer, ldc: nk)
-                    // dP = dO_blk V^T   [rows, nk]
-                    T.gemm(transA: false, transB: true, m: rows, n: nk, k: e, alpha: 1,
-                           a: gb + head + start * ld, lda: ld, b: vb + head, ldb: ld, beta: 0, c: dp.pointer, ldc: nk)
-                    for r in 0..<rows {
-                        let t = start + r
-                        let logZ = lse[item * length + t]
-                        var rowDot: T = 0
-                        for d in 0..<e { rowDot += gb[head + t * ld + d] * ob[head + t * ld + d] }
-                        let pr = p.pointer + r * nk, dpr = dp.pointer + r * nk
-                        let visible = causal ? t + 1 : nk
-                        for j in 0..<visible {
-                            let pj = T.exp(pr[j] - logZ)
-                            pr[j] = pj
-                            dpr[j] = pj * (dpr[j] - rowDot)  // dS
-                        }
-                        for j in visible..<nk { pr[j] = 0; dpr[j] = 0 }
-                    }
-                    // dV += P^T dO_blk;  dQ_blk = scale dS K;  dK += scale dS^T Q_blk
-                    T.gemm(transA: true, transB: false, m: nk, n: e, k: rows, alpha: 1,
-                           a: p.pointer, lda: nk, b: gb + head + start * ld, ldb: ld, beta: 1, c: dvb + head, ldc: ld)
-                    T.gemm(transA: false, transB: false, m: rows, n: e, k: nk, alpha: s,
-                           a: dp.pointer, lda: nk, b: kb + head, ldb: ld, beta: 0, c: dqb + head + start * ld, ldc: ld)
-                    T.gemm(transA: true, transB: false, m: nk, n: e, k: rows, alpha: s,
-                           a: dp.pointer, lda: nk, b: qb + head + start * ld, ldb: ld, beta: 1, c: dkb + head, ldc: ld)
-                }
-            }
-        } } }
-        } }
-        } } }
-        return [dq, dk, dv]
+        attentionBackward(geometry, scale: s, q: qData, k: kData, v: vData, o: out, lse: lse, dO: dOut)
     }
     return result
 }
 
-/// In place: softmax of `n` scores (entries of -inf get 0); returns the row's log-sum-exp.
-@inline(__always)
-private func softmaxInPlace<T: TensorScalar>(_ row: UnsafeMutablePointer<T>, _ n: Int) -> T {
-    var m = -T.infinity
-    for j in 0..<n { m = max(m, row[j]) }
-    var total: T = 0
-    for j in 0..<n {
-        let e = T.exp(row[j] - m)
-        row[j] = e
-        total += e
+/// Sizes and mask of one attention call.
+struct AttentionGeometry {
+    let batch, queries, keys, heads, headDim: Int
+    let causal: Bool
+    /// Row stride of q, k, v, o: H E.
+    var rowStride: Int { heads * headDim }
+    /// Position of query 0 among the keys (Lk - Lq).
+    var offset: Int { keys - queries }
+    /// The number of keys query i may see.
+    @inline(__always) func visibleKeys(query i: Int) -> Int { causal ? min(keys, offset + i + 1) : keys }
+
+    /// Whether the block products run on `SmallGemm` (Float32 with E a multiple of 16) rather than BLAS.
+    func smallProducts<T>(_: T.Type) -> Bool { T.self == Float.self && headDim % 16 == 0 }
+
+    /// Every head's keys (or values) transposed, [B H, E, Lk]: rows of E-major key blocks for `scores`.
+    func transposedHeads<T: TensorScalar>(_ x: UnsafePointer<T>) -> AlignedBuffer<T> {
+        let out = AlignedBuffer<T>(count: batch * heads * headDim * keys)
+        let (e, ld, o) = (headDim, rowStride, out.pointer)
+        Parallel.forEach(batch * heads) { item in
+            let src = x + (item / heads) * keys * ld + (item % heads) * e, dst = o + item * e * keys
+            for t0 in stride(from: 0, to: keys, by: 64) {  // 64-key panels keep both sides in cache
+                for d in 0..<e { for t in t0..<min(keys, t0 + 64) { dst[d * keys + t] = src[t * ld + d] } }
+            }
+        }
+        return out
     }
-    let inv = 1 / total
-    for j in 0..<n { row[j] *= inv }
-    return m + T.log(total)
+
+    /// S [m, n] = alpha X Y^T for rows of X (leading dimension H E) and n rows of Y; with `keysTransposed`
+    /// (Y^T, leading dimension Lk) on `SmallGemm`, else one BLAS call.
+    @inline(__always)
+    func scores<T: TensorScalar>(
+        m: Int, n: Int, alpha: T, rows x: UnsafePointer<T>, keys y: UnsafePointer<T>, keysTransposed yT: UnsafePointer<T>?,
+        into c: UnsafeMutablePointer<T>
+    ) {
+        if let yT {
+            product(T.self, m: m, n: n, k: headDim, alpha: alpha, a: x, lda: rowStride, transposedA: false, b: yT, ldb: keys,
+                    accumulate: false, c: c, ldc: n)
+        } else {
+            T.gemm(transA: false, transB: true, m: m, n: n, k: headDim, alpha: alpha, a: x, lda: rowStride, b: y, ldb: rowStride,
+                   beta: 0, c: c, ldc: n)
+        }
+    }
+
+    /// C [m, n] (+)= alpha op(A) B, op(A) = A [m, k] or A^T (A stored [k, m]) with leading dimension lda:
+    /// `SmallGemm` when `smallProducts`, else BLAS.
+    @inline(__always)
+    func product<T: TensorScalar>(
+        _: T.Type, m: Int, n: Int, k: Int, alpha: T, a: UnsafePointer<T>, lda: Int, transposedA: Bool,
+        b: UnsafePointer<T>, ldb: Int, accumulate: Bool, c: UnsafeMutablePointer<T>, ldc: Int
+    ) {
+        if smallProducts(T.self) {
+            SmallGemm.product(m: m, n: n, k: k, alpha: unsafeBitCast(alpha, to: Float.self),
+                              a: UnsafeRawPointer(a).assumingMemoryBound(to: Float.self),
+                              rowStride: transposedA ? 1 : lda, colStride: transposedA ? lda : 1,
+                              b: UnsafeRawPointer(b).assumingMemoryBound(to: Float.self), ldb: ldb, accumulate: accumulate,
+                              c: UnsafeMutableRawPointer(c).assumingMemoryBound(to: Float.self), ldc: ldc)
+        } else {
+            T.gemm(transA: transposedA, transB: false, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                   beta: accumulate ? 1 : 0, c: c, ldc: ldc)
+        }
+    }
+
+    /// The tiles (row strip r0..<r0 + rows of the query block, keys k0..<k0 + nk) of query block
+    /// [start, start + rows): whole key blocks where every row sees every key; a key block that crosses the causal
+    /// diagonal is cut into strips of `diagonalStrip` rows, each computed only up to its last visible key.
+    @inline(__always)
+    func forEachTile(start: Int, rows: Int, _ body: (_ r0: Int, _ rows: Int, _ k0: Int, _ nk: Int) -> Void) {
+        let lastVisible = visibleKeys(query: start + rows - 1), seenByAll = visibleKeys(query: start)
+        for k0 in stride(from: 0, to: lastVisible, by: keyBlock) {
+            let nk = min(keyBlock, lastVisible - k0)
+            if k0 + nk <= seenByAll || rows <= diagonalStrip {
+                body(0, rows, k0, nk)
+                continue
+            }
+            for r0 in stride(from: 0, to: rows, by: diagonalStrip) {
+                let stripRows = min(diagonalStrip, rows - r0)
+                let stripKeys = min(nk, visibleKeys(query: start + r0 + stripRows - 1) - k0)
+                if stripKeys > 0 { body(r0, stripRows, k0, stripKeys) }
+            }
+        }
+    }
+}
+
+/// Forward pass: o [B, Lq, H, E] and the row log-sum-exp [B, H, Lq].
+private func attentionForward<T: TensorScalar>(
+    _ g: AttentionGeometry, scale s: T, q: [T], k: [T], v: [T]
+) -> ([T], [T]) {
+    var out = [T](repeating: 0, count: q.count)
+    var lse = [T](repeating: 0, count: g.batch * g.heads * g.queries)
+    let (ld, e) = (g.rowStride, g.headDim)
+    let queryBlocks = (g.queries + queryBlock - 1) / queryBlock
+    q.withUnsafeBufferPointer { qp in k.withUnsafeBufferPointer { kp in v.withUnsafeBufferPointer { vp in
+    out.withUnsafeMutableBufferPointer { op in lse.withUnsafeMutableBufferPointer { lp in
+        let (qb, kb, vb, ob, lb) = (qp.baseAddress!, kp.baseAddress!, vp.baseAddress!, op.baseAddress!, lp.baseAddress!)
+        // Work units: (batch member, head, query block), independent in the forward pass; the last query blocks
+        // (the most visible keys) go first so that the dynamic queue ends with short units.
+        let items = g.batch * g.heads
+        let kT = g.smallProducts(T.self) ? g.transposedHeads(kb) : nil  // [B H, E, Lk] for S = Q K^T
+        AttentionWorkQueue.run(items * queryBlocks, scratch: { ForwardScratch<T>(headDim: e) }) { unit, w in
+            let item = unit % items, block = queryBlocks - 1 - unit / items
+            let (b, h) = (item / g.heads, item % g.heads)
+            let qHead = b * g.queries * ld + h * e, kHead = b * g.keys * ld + h * e
+            let start = block * queryBlock, rows = min(queryBlock, g.queries - start)
+            let (scores, acc, rowMax, rowSum) = (w.scores.pointer, w.acc, w.rowMax, w.rowSum)
+            for r in 0..<rows { rowMax[r] = -T.infinity; rowSum[r] = 0 }
+            g.forEachTile(start: start, rows: rows) { r0, tileRows, k0, nk in
+                // S = scale Q_tile K_c^T   [tileRows, nk]
+                g.scores(m: tileRows, n: nk, alpha: s, rows: qb + qHead + (start + r0) * ld, keys: kb + kHead + k0 * ld,
+                         keysTransposed: kT.map { $0.pointer + item * e * g.keys + k0 }, into: scores)
+                for r in r0..<(r0 + tileRows) {
+                    let row = scores + (r - r0) * nk
+                    let visible = max(0, min(nk, g.visibleKeys(query: start + r) - k0))
+                    for j in visible..<nk { row[j] = 0 }
+                    if visible == 0 { continue }
+                    let mOld = rowMax[r]
+                    let mNew = max(mOld, VectorMath.maximum(row, count: visible))
+                    let total = VectorMath.exponentiate(row, count: visible, minus: mNew)
+                    if mOld > -T.infinity && mNew > mOld {  // rescale what earlier key blocks accumulated
+                        let alpha = VectorMath.exp(mOld - mNew)
+                        rowSum[r] *= alpha
+                        let accRow = acc + r * e
+                        for d in 0..<e { accRow[d] *= alpha }
+                    }
+                    rowMax[r] = mNew
+                    rowSum[r] += total
+                }
+                // O_tile (+)= P V_c   [tileRows, E]  (the tiles at k0 = 0 cover every row first)
+                g.product(T.self, m: tileRows, n: e, k: nk, alpha: 1, a: scores, lda: nk, transposedA: false,
+                          b: vb + kHead + k0 * ld, ldb: ld, accumulate: k0 != 0, c: acc + r0 * e, ldc: e)
+            }
+            for r in 0..<rows {
+                let inv = 1 / rowSum[r]
+                let dst = ob + qHead + (start + r) * ld, src = acc + r * e
+                for d in 0..<e { dst[d] = src[d] * inv }
+                lb[item * g.queries + start + r] = rowMax[r] + T.log(rowSum[r])
+            }
+        }
+    } }
+    } } }
+    return (out, lse)
+}
+
+/// Backward pass: [dq, dk, dv] from dO, recomputing each block's probabilities from the saved log-sum-exp.
+private func attentionBackward<T: TensorScalar>(
+    _ g: AttentionGeometry, scale s: T, q: [T], k: [T], v: [T], o: [T], lse: [T], dO: [T]
+) -> [[T]?] {
+    var dq = [T](repeating: 0, count: q.count)
+    var dk = [T](repeating: 0, count: k.count)
+    var dv = [T](repeating: 0, count: k.count)
+    let (ld, e) = (g.rowStride, g.headDim)
+    // rowsum(dO o) per query row: [B, H, Lq]
+    var rowDot = [T](repeating: 0, count: lse.count)
+    for b in 0..<g.batch { for t in 0..<g.queries { for h in 0..<g.heads {
+        let base = (b * g.queries + t) * ld + h * e
+        var acc: T = 0
+        for d in 0..<e { acc += dO[base + d] * o[base + d] }
+        rowDot[(b * g.heads + h) * g.queries + t] = acc
+    } } }
+    q.withUnsafeBufferPointer { qp in k.withUnsafeBufferPointer { kp in v.withUnsafeBufferPointer { vp in
+    dO.withUnsafeBufferPointer { gp in lse.withUnsafeBufferPointer { lp in rowDot.withUnsafeBufferPointer { rp in
+    dq.withUnsafeMutableBufferPointer { dqp in dk.withUnsafeMutableBufferPointer { dkp in dv.withUnsafeMutableBufferPointer { dvp in
+        let (qb, kb, vb, gb) = (qp.baseAddress!, kp.baseAddress!, vp.baseAddress!, gp.baseAddress!)
+        let (dqb, dkb, dvb, lb, rb) = (dqp.baseAddress!, dkp.baseAddress!, dvp.baseAddress!, lp.baseAddress!, rp.baseAddress!)
+        // One work item per (batch member, head): its key blocks accumulate dK, dV from every query block.
+        let small = g.smallProducts(T.self)
+        let (kT, vT) = small ? (g.transposedHeads(kb), g.transposedHeads(vb)) : (nil, nil)  // [B H, E, Lk]
+        AttentionWorkQueue.run(g.batch * g.heads, scratch: { BackwardScratch<T>() }) { item, w in
+            let (b, h) = (item / g.heads, item % g.heads)
+            let qHead = b * g.queries * ld + h * e, kHead = b * g.keys * ld + h * e
+            let (p, dp) = (w.p, w.dp)  // P block; dP, then dS
+            for start in stride(from: 0, to: g.queries, by: queryBlock) {
+                let rows = min(queryBlock, g.queries - start)
+                g.forEachTile(start: start, rows: rows) { r0, tileRows, k0, nk in
+                    let (qRows, gRows) = (qb + qHead + (start + r0) * ld, gb + qHead + (start + r0) * ld)
+                    let (kRows, vRows) = (kb + kHead + k0 * ld, vb + kHead + k0 * ld)
+                    // S = scale Q_tile K_c^T;  dP = dO_tile V_c^T   [tileRows, nk]
+                    let transposedOffset = item * e * g.keys + k0
+                    g.scores(m: tileRows, n: nk, alpha: s, rows: qRows, keys: kRows, keysTransposed: kT.map { $0.pointer + transposedOffset }, into: p)
+                    g.scores(m: tileRows, n: nk, alpha: 1, rows: gRows, keys: vRows, keysTransposed: vT.map { $0.pointer + transposedOffset }, into: dp)
+                    for r in 0..<tileRows {
+                        let t = start + r0 + r
+                        let visible = max(0, min(nk, g.visibleKeys(query: t) - k0))
+                        let pr = p + r * nk, dpr = dp + r * nk
+                        VectorMath.softmaxBackwardRow(scores: pr, gradients: dpr, count: visible,
+                                                      logZ: lb[item * g.queries + t], rowDot: rb[item * g.queries + t])
+                        for j in visible..<nk { pr[j] = 0; dpr[j] = 0 }
+                    }
+                    // dV_c += P^T dO_tile;  dQ_tile += scale dS K_c;  dK_c += scale dS^T Q_tile
+                    g.product(T.self, m: nk, n: e, k: tileRows, alpha: 1, a: p, lda: nk, transposedA: true,
+                              b: gRows, ldb: ld, accumulate: true, c: dvb + kHead + k0 * ld, ldc: ld)
+                    g.product(T.self, m: tileRows, n: e, k: nk, alpha: s, a: dp, lda: nk, transposedA: false,
+                              b: kRows, ldb: ld, accumulate: true, c: dqb + qHead + (start + r0) * ld, ldc: ld)
+                    g.product(T.self, m: nk, n: e, k: tileRows, alpha: s, a: dp, lda: nk, transposedA: true,
+                              b: qRows, ldb: ld, accumulate: true, c: dkb + kHead + k0 * ld, ldc: ld)
+                }
+            }
+        }
+    } } }
+    } } }
+    } } }
+    return [dq, dk, dv]
+}
+
+/// Scratch of one forward thread: a score block, the unnormalised output block, running row maxima and sums.
+private final class ForwardScratch<T: TensorScalar> {
+    let scores = AlignedBuffer<T>(count: queryBlock * keyBlock)
+    let accBuffer: AlignedBuffer<T>
+    let rowBuffer = AlignedBuffer<T>(count: 2 * queryBlock)
+    init(headDim: Int) { accBuffer = AlignedBuffer(count: queryBlock * headDim) }
+    var acc: UnsafeMutablePointer<T> { accBuffer.pointer }
+    var rowMax: UnsafeMutablePointer<T> { rowBuffer.pointer }
+    var rowSum: UnsafeMutablePointer<T> { rowBuffer.pointer + queryBlock }
+}
+
+/// Scratch of one backward thread: the probability block and the score-gradient block.
+private final class BackwardScratch<T: TensorScalar> {
+    let pBuffer = AlignedBuffer<T>(count: queryBlock * keyBlock)
+    let dpBuffer = AlignedBuffer<T>(count: queryBlock * keyBlock)
+    var p: UnsafeMutablePointer<T> { pBuffer.pointer }
+    var dp: UnsafeMutablePointer<T> { dpBuffer.pointer }
+}
+
+/// Floating-point operations of one attention forward and backward pass: the GEMM work on the (query, key) pairs
+/// the mask leaves visible (L (L + 1) / 2 per head when causal), 4 E per pair forward and 10 E backward (S
+/// recomputed, dP, dV, dQ, dK), the usual flash-attention count. Masked work inside diagonal blocks is not counted.
+public func attentionFlops(batch: Int, length: Int, heads: Int, headDim: Int, causal: Bool = true) -> (forward: Double, backward: Double) {
+    let pairs = causal ? Double(length) * Double(length + 1) / 2 : Double(length) * Double(length)
+    let perPair = 2.0 * Double(headDim) * Double(batch * heads)
+    return (2 * perPair * pairs, 5 * perPair * pairs)
+}
+
+/// A dynamic work queue over `Parallel.threadCount` threads: each thread builds its scratch once, then takes units
+/// in increasing order from a shared counter until none are left (OpenBLAS single-threaded inside, as in `Parallel`).
+public enum AttentionWorkQueue {
+    /// Runs `body(unit, scratch)` for every unit in 0..<count.
+    public static func run<Scratch>(_ count: Int, scratch makeScratch: () -> Scratch, _ body: (Int, Scratch) -> Void) {
+        let threads = min(Parallel.threadCount, count)
+        if threads <= 1 {
+            let s = makeScratch()
+            for unit in 0..<count { body(unit, s) }
+            return
+        }
+        let counter = UnitCounter()
+        BLASThreads.singleThreaded {
+            DispatchQueue.concurrentPerform(iterations: threads) { _ in
+                let s = makeScratch()
+                while let unit = counter.next(below: count) { body(unit, s) }
+            }
+        }
+    }
+}
+
+/// A lock-protected counter handing out 0, 1, 2, ...
+private final class UnitCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+    func next(below limit: Int) -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard value < limit else { return nil }
+        value += 1
+        return value - 1
+    }
 }

@@ -20,17 +20,18 @@ public func referenceCausalConvolution<T: TensorScalar>(_ u: Tensor<T>, kernel K
 }
 
 /// Naive softmax attention on [B, L, H, E]: the full score matrix, masked, softmaxed, times V.
+/// q [B, Lq, H, E], k, v [B, Lk, H, E], Lk >= Lq; causal: query i sees keys j <= Lk - Lq + i.
 public func referenceAttention<T: TensorScalar>(q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, scale: T? = nil, causal: Bool = true) -> Tensor<T> {
-    let (length, e) = (q.shape[1], q.shape[3])
+    let (queries, keys, e) = (q.shape[1], k.shape[1], q.shape[3])
     let s = scale ?? 1 / T(e).squareRoot()
     let qh = q.permuted([0, 2, 1, 3]), kh = k.permuted([0, 2, 1, 3]), vh = v.permuted([0, 2, 1, 3])  // [B, H, L, E]
     let b = q.shape[0] * q.shape[2]
-    var scores = qh.reshaped([b, length, e]).matmul(kh.reshaped([b, length, e]), transposeOther: true) * s
+    var scores = qh.reshaped([b, queries, e]).matmul(kh.reshaped([b, keys, e]), transposeOther: true) * s  // [B H, Lq, Lk]
     if causal {
-        var mask = [Bool](repeating: false, count: length * length)
-        for t in 0..<length { for j in (t + 1)..<max(length, t + 1) { mask[t * length + j] = true } }
-        scores = scores.maskedFill(mask, maskShape: [length, length], with: -T.infinity)
+        var mask = [Bool](repeating: false, count: queries * keys)
+        for i in 0..<queries { for j in 0..<keys where j > keys - queries + i { mask[i * keys + j] = true } }
+        scores = scores.maskedFill(mask, maskShape: [queries, keys], with: -T.infinity)
     }
-    let o = scores.softmax().matmul(vh.reshaped([b, length, e]))  // [B H, L, E]
-    return o.reshaped([q.shape[0], q.shape[2], length, e]).permuted([0, 2, 1, 3])
+    let o = scores.softmax().matmul(vh.reshaped([b, keys, e]))  // [B H, Lq, E]
+    return o.reshaped([q.shape[0], q.shape[2], queries, e]).permuted([0, 2, 1, 3])
 }

@@ -1,3 +1,4 @@
+import Tasks
 import Tensors
 
 /// The normalisation a residual block uses.
@@ -13,14 +14,6 @@ public enum FeedForwardKind: String, Codable, CaseIterable, Sendable {
     case mlp
     /// GLU: (Linear(D, e D) x) * sigmoid(Linear(D, e D) x) -> Linear(e D, D).
     case glu
-}
-
-/// How a sequence becomes one feature vector for classification.
-public enum Pooling: String, Codable, CaseIterable, Sendable {
-    /// Mean over the valid (non-padding) positions (LRA's choice).
-    case mean
-    /// The last valid position (causal models: the only position that has seen the whole input).
-    case last
 }
 
 /// A sequence model: encoder -> n_layers residual blocks around a `SequenceLayer` -> norm -> task head.
@@ -40,13 +33,14 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var feedForward: FeedForwardKind
     public var feedForwardExpand: Int
     public var dropout: Double
-    public var pooling: Pooling?
+    /// Overrides the task's pooling (mean, or the last valid position).
+    public var pooling: ClassificationPooling?
     public var bidirectional: Bool
 
     public init(
         layer: String, layerOptions: Options = Options(), dModel: Int = 64, nLayers: Int = 2, norm: NormKind = .layerNorm,
         prenorm: Bool = true, feedForward: FeedForwardKind = .mlp, feedForwardExpand: Int = 2, dropout: Double = 0,
-        pooling: Pooling? = nil, bidirectional: Bool = false
+        pooling: ClassificationPooling? = nil, bidirectional: Bool = false
     ) {
         self.layer = layer
         self.layerOptions = layerOptions
@@ -81,7 +75,7 @@ extension ModelConfig {
         feedForward = try c.decodeIfPresent(FeedForwardKind.self, forKey: .feedForward) ?? feedForward
         feedForwardExpand = try c.decodeIfPresent(Int.self, forKey: .feedForwardExpand) ?? feedForwardExpand
         dropout = try c.decodeIfPresent(Double.self, forKey: .dropout) ?? dropout
-        pooling = try c.decodeIfPresent(Pooling.self, forKey: .pooling)
+        pooling = try c.decodeIfPresent(ClassificationPooling.self, forKey: .pooling)
         bidirectional = try c.decodeIfPresent(Bool.self, forKey: .bidirectional) ?? bidirectional
     }
 }

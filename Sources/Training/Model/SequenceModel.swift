@@ -58,7 +58,7 @@ public struct Batch: Sendable {
 public final class SequenceModel<T: TensorScalar> {
     public let config: ModelConfig
     public let head: TaskHead
-    public let pooling: Pooling
+    public let pooling: ClassificationPooling
     let embedding: Tensor<T>
     let blocks: [ResidualBlock<T>]
     let finalNorm: Norm<T>
@@ -76,7 +76,7 @@ public final class SequenceModel<T: TensorScalar> {
         var rng = RandomGenerator(seed: seed)
         self.config = config
         head = task.head
-        pooling = config.pooling ?? (task.requiresCausalModel ? .last : .mean)
+        pooling = config.pooling ?? task.classificationPooling
         embedding = Tensor.randn([task.inputVocabulary, config.dModel], std: 1, using: &rng, requiresGrad: true)
         blocks = try (0..<config.nLayers).map { i in
             try ResidualBlock(config: config, index: i, seed: seed &+ 1000, rng: &rng)

@@ -1,0 +1,109 @@
+import Tensors
+
+/// Causal multi-head softmax attention (Vaswani et al. 2017, "Attention Is All You Need"), the baseline of every table:
+///     q, k, v = x W_q, x W_k, x W_v   (split into H heads of E = D / H),   q, k <- RoPE(q), RoPE(k)
+///     o = softmax(q k^T / sqrt(E) + causal mask) v,   y = o W_o.
+/// The parallel form runs the flash-attention kernel (`scaledDotProductAttention`: blocked, online softmax, O(L)
+/// memory, backward recomputes the blocks). The recurrent form is a KV cache: each step appends the token's rotated
+/// key and value and attends over the cache.
+public final class CausalSelfAttention<T: TensorScalar>: SequenceLayer {
+    public typealias Scalar = T
+    public let dModel: Int
+    public let heads: Int
+    public let headDim: Int
+    /// Whether q and k get rotary position embeddings (else attention is position-blind apart from the mask).
+    public let useRotary: Bool
+    public let rotaryBase: Double
+    public let qProj, kProj, vProj, oProj: Linear<T>
+
+    /// A layer of width `dModel` with `heads` heads (dModel must divide evenly).
+    public init(dModel: Int, heads: Int, bias: Bool = false, rotary: Bool = true, rotaryBase: Double = 10_000, rng: inout RandomGenerator) {
+        precondition(heads >= 1 && dModel % heads == 0, "attention: d_model \(dModel) is not divisible by \(heads) heads")
+        (self.dModel, self.heads, headDim) = (dModel, heads, dModel / heads)
+        (useRotary, self.rotaryBase) = (rotary, rotaryBase)
+        qProj = Linear(inputSize: dModel, outputSize: dModel, bias: bias, rng: &rng)
+        kProj = Linear(inputSize: dModel, outputSize: dModel, bias: bias, rng: &rng)
+        vProj = Linear(inputSize: dModel, outputSize: dModel, bias: bias, rng: &rng)
+        oProj = Linear(inputSize: dModel, outputSize: dModel, bias: bias, rng: &rng)
+    }
+
+    /// q, k, v [B, L, H, E] of x [B, L, D], with q and k rotated for positions offset, offset + 1, ...
+    private func projections(_ x: Tensor<T>, batch: Int, length: Int, positionOffset: Int) -> (Tensor<T>, Tensor<T>, Tensor<T>) {
+        let heads4 = [batch, length, heads, headDim]
+        var q = qProj(x).reshaped(heads4), k = kProj(x).reshaped(heads4)  // [B, L, H, E]
+        let v = vProj(x).reshaped(heads4)                                   // [B, L, H, E]
+        if useRotary {
+            let table = RotaryTable<T>(positions: positionOffset..<(positionOffset + length), headDim: headDim, base: rotaryBase)
+            q = q.rotaryEmbedding(table)
+            k = k.rotaryEmbedding(table)
+        }
+        return (q, k, v)
+    }
+
+    /// x [B, L, D] -> y [B, L, D].
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func callAsFunction(_ x: Tensor<T>) -> Tensor<T> {
+        precondition(x.rank == 3 && x.shape[2] == dModel, "attention: input \(x.shape) for d_model \(dModel)")
+        let (batch, length) = (x.shape[0], x.shape[1])
+        let (q, k, v) = projections(x, batch: batch, length: length, positionOffset: 0)
+        let o = scaledDotProductAttention(q: q, k: k, v: v, causal: true)  // [B, L, H, E]
+        return oProj(o.reshaped([batch, length, dModel]))
+    }
+
+    /// The KV cache: the rotated keys and the values of every token seen, [B, T, H, E] each (nil before the first).
+    public struct KeyValueCache {
+        public var keys: Tensor<T>?
+        public var values: Tensor<T>?
+        /// The number of cached tokens T (the position of the next token).
+        public var length: Int { keys?.shape[1] ?? 0 }
+    }
+
+    /// An empty cache.
+    public func initialState(batchSize: Int) -> KeyValueCache { KeyValueCache(keys: nil, values: nil) }
+
+    /// One token x [B, D]: appends its key and value to the cache and attends over all T + 1 cached tokens.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func step(_ x: Tensor<T>, state cache: inout KeyValueCache) -> Tensor<T> {
+        precondition(x.rank == 2 && x.shape[1] == dModel, "attention step: input \(x.shape) for d_model \(dModel)")
+        let batch = x.shape[0]
+        let (q, k, v) = projections(x.reshaped([batch, 1, dModel]), batch: batch, length: 1, positionOffset: cache.length)
+        let keys = cache.keys.map { Tensor.concatenate([$0, k], axis: 1) } ?? k        // [B, T + 1, H, E]
+        let values = cache.values.map { Tensor.concatenate([$0, v], axis: 1) } ?? v    // [B, T + 1, H, E]
+        cache = KeyValueCache(keys: keys, values: values)
+        let o = scaledDotProductAttention(q: q, k: keys, v: values, causal: true)     // [B, 1, H, E]
+        return oProj(o.reshaped([batch, dModel]))
+    }
+
+    public var parameters: [NamedParameter<T>] {
+        qProj.parameters("q_proj") + kProj.parameters("k_proj") + vProj.parameters("v_proj") + oProj.parameters("o_proj")
+    }
+
+    /// 2 D T: the cached keys and values.
+    public func stateSize(sequenceLength: Int) -> Int { 2 * dModel * sequenceLength }
+}
+
+/// Registry entry for `attention`.
+public enum CausalSelfAttentionFactory: LayerFactory {
+    public static let name = "attention"
+    public static let summary = "causal multi-head softmax attention with RoPE, flash-style blocked kernel, KV-cache step (Vaswani et al. 2017)"
+    public static let options = [
+        LayerOptionSpec("heads", "4", "attention heads (d_model / heads per head)"),
+        LayerOptionSpec("bias", "false", "biases in the q/k/v/o projections"),
+        LayerOptionSpec("rope", "true", "rotary position embedding on q and k"),
+        LayerOptionSpec("rope_base", "10000", "RoPE base"),
+    ]
+    public static var checkOptions: [LayerOptions] { [LayerOptions(["heads": "2"]), LayerOptions(["heads": "4", "bias": "true", "rope": "false"])] }
+
+    public static func make<T: TensorScalar>(dModel: Int, options: LayerOptions, rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
+        let heads = try options.int("heads", 4)
+        guard heads >= 1, dModel % heads == 0 else {
+            throw SequenceLabError("layer attention: d_model \(dModel) is not divisible by heads \(heads)")
+        }
+        let base = try options.double("rope_base", 10_000)
+        guard base > 1 else { throw SequenceLabError("layer attention: rope_base must be > 1, got \(base)") }
+        return CausalSelfAttention<T>(dModel: dModel, heads: heads, bias: try options.bool("bias", false),
+                                      rotary: try options.bool("rope", true), rotaryBase: base, rng: &rng)
+    }
+}

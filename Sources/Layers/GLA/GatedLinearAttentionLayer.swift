@@ -1,0 +1,188 @@
+import Tensors
+
+/// The gated linear attention layer with flash-linear-attention's defaults (fla `GatedLinearAttention`;
+/// Yang et al. 2024, "Gated Linear Attention Transformers with Hardware-Efficient Training"):
+///     q = x W_q, k = x W_k (key_dim = expand_k D), v = x W_v (value_dim = expand_v D)   [optional short conv + SiLU]
+///     g = logsigmoid(x W_down W_up + b) / 16        (low-rank gate projection, rank 16: log-gates <= 0)
+///     o = GLA(q, k, v, g) per head (`gatedLinearAttention`, chunk 64, sub-chunk 16, scale K^-1/2)
+///     y = (RMSNorm_per_head(o) * swish(x W_g)) W_o
+/// Weights use fla's init: xavier-uniform with gain 2^-2.5, zero biases. Step mode runs the recurrence
+/// (`gatedLinearAttentionStep`) with the state S [B, H, K, V] (and the short convolutions' last inputs) carried.
+public final class GatedLinearAttentionLayer<T: TensorScalar>: SequenceLayer {
+    public typealias Scalar = T
+    public let dModel, heads, keyDim, valueDim: Int
+    public let chunkSize, subChunkSize: Int
+    public let gateNormalizer: T
+    public let qProj, kProj, vProj, gProj, gateDown, gateUp, oProj: Linear<T>
+    /// RMSNorm weight over one head's values [V].
+    public let normWeight: Tensor<T>
+    /// Short causal depthwise convolutions on q, k, v ([channels, conv_size] each), if enabled.
+    public let convolutions: (q: Tensor<T>, k: Tensor<T>, v: Tensor<T>)?
+    public var headKeyDim: Int { keyDim / heads }
+    public var headValueDim: Int { valueDim / heads }
+
+    /// A layer of width `dModel`: key_dim = expandK dModel and value_dim = expandV dModel split over `heads`;
+    /// `shortConvolution` is the width of the optional convolutions on q, k, v (nil: none).
+    public init(dModel: Int, heads: Int = 4, expandK: Double = 0.5, expandV: Double = 1, shortConvolution: Int? = nil,
+                gateLowRank: Int = 16, gateNormalizer: Double = 16, chunkSize: Int = 64, subChunkSize: Int = 16,
+                rng: inout RandomGenerator) {
+        (self.dModel, self.heads, self.chunkSize, self.subChunkSize) = (dModel, heads, chunkSize, subChunkSize)
+        let keyDim = Int(Double(dModel) * expandK), valueDim = Int(Double(dModel) * expandV)
+        (self.keyDim, self.valueDim) = (keyDim, valueDim)
+        precondition(keyDim % heads == 0 && valueDim % heads == 0 && keyDim > 0 && valueDim > 0,
+                     "gla: key_dim \(keyDim) and value_dim \(valueDim) must be positive multiples of \(heads) heads")
+        self.gateNormalizer = T(gateNormalizer)
+        let linear = Self.xavierLinear
+        qProj = linear(dModel, keyDim, false, &rng); kProj = linear(dModel, keyDim, false, &rng)
+        vProj = linear(dModel, valueDim, false, &rng); gProj = linear(dModel, valueDim, false, &rng)
+        gateDown = linear(dModel, gateLowRank, false, &rng); gateUp = linear(gateLowRank, keyDim, true, &rng)
+        oProj = linear(valueDim, dModel, false, &rng)
+        normWeight = Tensor.ones([valueDim / heads], requiresGrad: true)
+        if let width = shortConvolution {
+            let bound = T(1 / Double(width).squareRoot())  // PyTorch Conv1d default for groups = channels
+            convolutions = (Tensor.uniform([keyDim, width], low: -bound, high: bound, using: &rng, requiresGrad: true),
+                            Tensor.uniform([keyDim, width], low: -bound, high: bound, using: &rng, requiresGrad: true),
+                            Tensor.uniform([valueDim, width], low: -bound, high: bound, using: &rng, requiresGrad: true))
+        } else {
+            convolutions = nil
+        }
+    }
+
+    /// A linear map n -> m with fla's init: xavier-uniform weight with gain 2^-2.5, zero bias.
+    private static func xavierLinear(_ n: Int, _ m: Int, _ bias: Bool, _ rng: inout RandomGenerator) -> Linear<T> {
+        let l = Linear<T>(inputSize: n, outputSize: m, bias: bias, rng: &rng)
+        let bound = T(0.176_776_695_296_636_9 * (6 / Double(n + m)).squareRoot())
+        l.weight.data = Tensor<T>.uniform([n, m], low: -bound, high: bound, using: &rng).data
+        if let b = l.bias { b.data = [T](repeating: 0, count: m) }
+        return l
+    }
+
+    private var scale: T { 1 / T(headKeyDim).squareRoot() }
+
+    /// Log-gates logsigmoid(x W_down W_up + b) / normaliser, [..., key_dim].
+    private func logGates(_ x: Tensor<T>) -> Tensor<T> { gateUp(gateDown(x)).logSigmoid() / gateNormalizer }
+
+    /// (RMSNorm_per_head(o) * swish(x W_g)) W_o for o [..., H, V] and x [..., D].
+    private func output(_ o: Tensor<T>, _ x: Tensor<T>) -> Tensor<T> {
+        let gate = gProj(x).reshaped(o.shape).silu()
+        let normed = o.rmsNorm(gamma: normWeight, eps: 1e-5) * gate  // [..., H, V]
+        return oProj(normed.reshaped(Array(x.shape.dropLast()) + [valueDim]))
+    }
+
+    /// x [B, L, D] -> y [B, L, D].
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func callAsFunction(_ x: Tensor<T>) -> Tensor<T> {
+        precondition(x.rank == 3 && x.shape[2] == dModel, "gla: input \(x.shape) for d_model \(dModel)")
+        let (batch, length) = (x.shape[0], x.shape[1])
+        var q = qProj(x), k = kProj(x), v = vProj(x)  // [B, L, key_dim], [B, L, key_dim], [B, L, value_dim]
+        if let c = convolutions {
+            q = q.causalDepthwiseConv1d(weight: c.q).silu()
+            k = k.causalDepthwiseConv1d(weight: c.k).silu()
+            v = v.causalDepthwiseConv1d(weight: c.v).silu()
+        }
+        let keyShape = [batch, length, heads, headKeyDim]
+        let (o, _) = gatedLinearAttention(
+            q: q.reshaped(keyShape), k: k.reshaped(keyShape), v: v.reshaped([batch, length, heads, headValueDim]),
+            logGates: logGates(x).reshaped(keyShape), scale: scale, chunkSize: chunkSize, subChunkSize: subChunkSize)  // [B, L, H, V]
+        return output(o, x)
+    }
+
+    /// The recurrent state: S [B, H, K, V] and, with short convolutions, the last conv_size - 1 inputs of q, k, v.
+    public struct State {
+        public var memory: Tensor<T>
+        public var convolutionWindows: [Tensor<T>]
+    }
+
+    /// Zero memory and zero convolution windows.
+    public func initialState(batchSize: Int) -> State {
+        let windows = convolutions.map { c in
+            [c.q, c.k, c.v].map { Tensor<T>.zeros([batchSize, $0.shape[1] - 1, $0.shape[0]]) }
+        } ?? []
+        return State(memory: Tensor.zeros([batchSize, heads, headKeyDim, headValueDim]), convolutionWindows: windows)
+    }
+
+    /// One causal depthwise convolution step: u [B, C] with the window of the previous inputs [B, w - 1, C].
+    private func convolutionStep(_ u: Tensor<T>, weight: Tensor<T>, window: inout Tensor<T>) -> Tensor<T> {
+        let (batch, channels, width) = (u.shape[0], u.shape[1], weight.shape[1])
+        let full = Tensor.concatenate([window, u.reshaped([batch, 1, channels])], axis: 1)  // [B, w, C]
+        window = full.slice(axis: 1, 1..<width)
+        return (full * weight.transposed()).sum(axis: 1).silu()                             // [B, C]
+    }
+
+    /// One token x [B, D] -> y [B, D], advancing the state.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func step(_ x: Tensor<T>, state: inout State) -> Tensor<T> {
+        precondition(x.rank == 2 && x.shape[1] == dModel, "gla step: input \(x.shape) for d_model \(dModel)")
+        let batch = x.shape[0]
+        var q = qProj(x), k = kProj(x), v = vProj(x)  // [B, key_dim], [B, key_dim], [B, value_dim]
+        if let c = convolutions {
+            q = convolutionStep(q, weight: c.q, window: &state.convolutionWindows[0])
+            k = convolutionStep(k, weight: c.k, window: &state.convolutionWindows[1])
+            v = convolutionStep(v, weight: c.v, window: &state.convolutionWindows[2])
+        }
+        let keyShape = [batch, heads, headKeyDim]
+        let (o, memory) = gatedLinearAttentionStep(
+            q: q.reshaped(keyShape), k: k.reshaped(keyShape), v: v.reshaped([batch, heads, headValueDim]),
+            logGates: logGates(x).reshaped(keyShape), state: state.memory, scale: scale)  // [B, H, V]
+        state.memory = memory
+        return output(o, x)
+    }
+
+    public var parameters: [NamedParameter<T>] {
+        var p = qProj.parameters("q_proj") + kProj.parameters("k_proj") + vProj.parameters("v_proj") + gProj.parameters("g_proj")
+        p += gateDown.parameters("gk_proj.0") + gateUp.parameters("gk_proj.1")
+        p.append(NamedParameter("g_norm_swish_gate.weight", normWeight, tags: .noWeightDecay))
+        if let c = convolutions {
+            p += [NamedParameter("q_conv1d.weight", c.q), NamedParameter("k_conv1d.weight", c.k), NamedParameter("v_conv1d.weight", c.v)]
+        }
+        return p + oProj.parameters("o_proj")
+    }
+
+    /// H K V (the matrix memory), plus (conv_size - 1)(2 key_dim + value_dim) with short convolutions.
+    public func stateSize(sequenceLength: Int) -> Int {
+        heads * headKeyDim * headValueDim + (convolutions.map { ($0.q.shape[1] - 1) * (2 * keyDim + valueDim) } ?? 0)
+    }
+}
+
+/// Registry entry for `gla`.
+public enum GatedLinearAttentionFactory: LayerFactory {
+    public static let name = "gla"
+    public static let summary = "gated linear attention, chunkwise parallel form with secondary chunking, fla defaults (Yang et al. 2024)"
+    public static let options = [
+        LayerOptionSpec("heads", "4", "heads"),
+        LayerOptionSpec("expand_k", "0.5", "key_dim = expand_k d_model"),
+        LayerOptionSpec("expand_v", "1", "value_dim = expand_v d_model"),
+        LayerOptionSpec("use_short_conv", "false", "causal depthwise convolution + SiLU on q, k, v"),
+        LayerOptionSpec("conv_size", "4", "short convolution width"),
+        LayerOptionSpec("gate_low_rank_dim", "16", "rank of the gate projection"),
+        LayerOptionSpec("gate_logit_normalizer", "16", "log-gates = logsigmoid(.) / normalizer"),
+        LayerOptionSpec("chunk_size", "64", "tokens per chunk"),
+        LayerOptionSpec("sub_chunk_size", "16", "tokens per sub-chunk (secondary chunking)"),
+    ]
+    public static var checkOptions: [LayerOptions] {
+        [LayerOptions(["heads": "2", "chunk_size": "4", "sub_chunk_size": "2"]),
+         LayerOptions(["heads": "2", "use_short_conv": "true", "chunk_size": "3", "sub_chunk_size": "2", "gate_logit_normalizer": "1"])]
+    }
+
+    public static func make<T: TensorScalar>(dModel: Int, options: LayerOptions, rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
+        let heads = try options.int("heads", 4)
+        let (expandK, expandV) = (try options.double("expand_k", 0.5), try options.double("expand_v", 1))
+        let keyDim = Int(Double(dModel) * expandK), valueDim = Int(Double(dModel) * expandV)
+        guard heads >= 1, keyDim > 0, valueDim > 0, keyDim % heads == 0, valueDim % heads == 0 else {
+            throw SequenceLabError("layer gla: key_dim \(keyDim) and value_dim \(valueDim) must be positive multiples of heads \(heads)")
+        }
+        let conv = try options.int("conv_size", 4), rank = try options.int("gate_low_rank_dim", 16)
+        let chunk = try options.int("chunk_size", 64), sub = try options.int("sub_chunk_size", 16)
+        let normalizer = try options.double("gate_logit_normalizer", 16)
+        guard conv >= 2 else { throw SequenceLabError("layer gla: conv_size must be >= 2, got \(conv)") }
+        guard rank >= 1 else { throw SequenceLabError("layer gla: gate_low_rank_dim must be >= 1, got \(rank)") }
+        guard chunk >= 1, sub >= 1 else { throw SequenceLabError("layer gla: chunk_size and sub_chunk_size must be >= 1") }
+        guard normalizer > 0 else { throw SequenceLabError("layer gla: gate_logit_normalizer must be > 0, got \(normalizer)") }
+        return GatedLinearAttentionLayer<T>(
+            dModel: dModel, heads: heads, expandK: expandK, expandV: expandV,
+            shortConvolution: try options.bool("use_short_conv", false) ? conv : nil, gateLowRank: rank,
+            gateNormalizer: normalizer, chunkSize: chunk, subChunkSize: sub, rng: &rng)
+    }
+}

@@ -1,0 +1,187 @@
+import Foundation
+import Tensors
+
+/// The sizes and init ranges of one block (defaults of REFERENCE.md section 2).
+public struct MambaConfiguration: Sendable, Equatable {
+    public var dState = 16, expand = 2, dConv = 4
+    /// nil: ceil(d_model / 16).
+    public var dtRank: Int? = nil
+    public var dtMin = 1e-3, dtMax = 1e-1, dtInitFloor = 1e-4
+    public var negativeEigenvalues = false
+    /// The depth of the model the block sits in (out_proj is scaled by 1/sqrt(n_layers)).
+    public var layers = 1
+    public var tiling = SelectiveScanTiling()
+    public init() {}
+}
+
+/// The Mamba block (Gu & Dao, "Mamba: Linear-Time Sequence Modeling with Selective State Spaces", 2023, Figure 3;
+/// the mixer of `mamba_simple.py`), with E = expand d_model channels inside and N = d_state:
+///
+///     [x, z] = in_proj(input)                              [B, L, 2E]
+///     u      = silu(causal depthwise conv_k(x))            [B, L, E]
+///     [dt, Bs, Cs] = x_proj(u)                             [B, L, R], [B, L, N], [B, L, N]
+///     y      = selective_scan(u, dt W_dt, A = -exp(A_log), Bs, Cs, D, z, delta_bias = b_dt)   (softplus on dt)
+///     output = out_proj(y)                                 [B, L, d_model]
+///
+/// Initialisation as mamba: dt = exp(U(log dt_min, log dt_max)) clamped at dt_init_floor, b_dt = softplus^-1(dt);
+/// W_dt ~ U(+-R^-1/2); A_log = log(1..N) per channel (S4D-Real); D = 1; out_proj scaled by 1/sqrt(n_layers).
+/// With `negativeEigenvalues` the transition is 2 exp(dt A) - 1 (eigenvalues in (-1, 1], for state tracking).
+public final class MambaBlock<T: TensorScalar>: SequenceLayer {
+    public typealias Scalar = T
+    public let dModel, dInner, dState, dConv, dtRank: Int
+    public let negativeEigenvalues: Bool
+    public let tiling: SelectiveScanTiling
+    public let inProj, xProj, dtProj, outProj: Linear<T>
+    /// Depthwise convolution weight [E, d_conv] and bias [E].
+    public let convWeight, convBias: Tensor<T>
+    /// log(-A) [E, N] and the skip D [E]; neither takes weight decay.
+    public let aLog, skip: Tensor<T>
+
+    public init(dModel: Int, configuration c: MambaConfiguration = MambaConfiguration(), rng: inout RandomGenerator) {
+        precondition(dModel > 0 && c.dState > 0 && c.expand > 0 && c.dConv > 0, "MambaBlock: sizes must be positive")
+        self.dModel = dModel
+        dInner = c.expand * dModel
+        dState = c.dState
+        dConv = c.dConv
+        dtRank = c.dtRank ?? (dModel + 15) / 16
+        negativeEigenvalues = c.negativeEigenvalues
+        tiling = c.tiling
+        inProj = Linear(inputSize: dModel, outputSize: 2 * dInner, bias: false, rng: &rng)
+        let convBound = T(1 / Double(dConv).squareRoot())  // PyTorch Conv1d(groups = E): fan_in = d_conv
+        convWeight = Tensor.uniform([dInner, dConv], low: -convBound, high: convBound, using: &rng, requiresGrad: true)
+        convBias = Tensor.uniform([dInner], low: -convBound, high: convBound, using: &rng, requiresGrad: true)
+        xProj = Linear(inputSize: dInner, outputSize: dtRank + 2 * dState, bias: false, rng: &rng)
+        dtProj = Linear(inputSize: dtRank, outputSize: dInner, bias: true, rng: &rng)  // W ~ U(+-R^-1/2) as mamba
+        let (logMin, logMax) = (Foundation.log(c.dtMin), Foundation.log(c.dtMax))
+        dtProj.bias!.data = (0..<dInner).map { _ in
+            let dt = max(c.dtInitFloor, Foundation.exp(logMin + rng.uniform() * (logMax - logMin)))
+            return T(dt + Foundation.log(-Foundation.expm1(-dt)))  // softplus^-1(dt)
+        }
+        outProj = Linear(inputSize: dInner, outputSize: dModel, bias: false, rng: &rng)
+        if c.layers > 1 {
+            let s = T(1 / Double(c.layers).squareRoot())
+            outProj.weight.data = outProj.weight.data.map { $0 * s }
+        }
+        let n = c.dState
+        aLog = Tensor(shape: [dInner, n], data: (0..<(dInner * n)).map { T(Foundation.log(Double($0 % n + 1))) }, requiresGrad: true)
+        skip = Tensor.ones([dInner], requiresGrad: true)
+    }
+
+    /// A = -exp(A_log) [E, N].
+    public var stateMatrix: Tensor<T> { -aLog.exp() }
+
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func callAsFunction(_ input: Tensor<T>) -> Tensor<T> {
+        precondition(input.rank == 3 && input.shape[2] == dModel, "mamba: input \(input.shape), needs [B, L, \(dModel)]")
+        // in_proj as two products with the halves of its weight: x and z come out contiguous, no split copy.
+        let x = input.matmul(inProj.weight.slice(axis: 1, 0..<dInner))                   // [B, L, E]
+        let z = input.matmul(inProj.weight.slice(axis: 1, dInner..<(2 * dInner)))        // [B, L, E]
+        let u = causalConvolutionSiLU(x, weight: convWeight, bias: convBias)            // [B, L, E]
+        let dbc = splitLastAxis(xProj(u), sizes: [dtRank, dState, dState])               // [B, L, R], [B, L, N] x 2
+        let delta = dbc[0].matmul(dtProj.weight)                                         // [B, L, E]
+        let (y, _) = selectiveScan(
+            u: u, delta: delta, A: stateMatrix, B: dbc[1], C: dbc[2], D: skip, z: z, deltaBias: dtProj.bias,
+            deltaSoftplus: true, negativeEigenvalues: negativeEigenvalues, tiling: tiling)  // [B, L, E]
+        return outProj(y)                                                                // [B, L, d_model]
+    }
+
+    /// The recurrent state: the last d_conv - 1 convolution inputs and the SSM state.
+    public struct State {
+        /// [B, d_conv - 1, E], oldest first.
+        public var convolution: Tensor<T>
+        /// x [B, E, N].
+        public var ssm: Tensor<T>
+    }
+
+    public func initialState(batchSize: Int) -> State {
+        State(convolution: Tensor.zeros([batchSize, dConv - 1, dInner]), ssm: Tensor.zeros([batchSize, dInner, dState]))
+    }
+
+    /// One token: roll the convolution window, then x = dA x + dt u Bs, y = (x Cs + D u) silu(z).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func step(_ input: Tensor<T>, state: inout State) -> Tensor<T> {
+        let batch = input.shape[0]
+        let xz = inProj(input).split(axis: 1, sizes: [dInner, dInner])                              // [B, E] x 2
+        let window = Tensor.concatenate([state.convolution, xz[0].reshaped([batch, 1, dInner])], axis: 1)  // [B, k, E]
+        state.convolution = window.slice(axis: 1, 1..<dConv)                                         // [B, k-1, E]
+        let u = ((window * convWeight.transposed()).sum(axis: 1) + convBias).silu()                  // [B, E]
+        let dbc = xProj(u).split(axis: 1, sizes: [dtRank, dState, dState])                           // [B, R], [B, N] x 2
+        let dt = dtProj(dbc[0]).softplus()                                                           // [B, E]
+        var dA = (dt.reshaped([batch, dInner, 1]) * stateMatrix).exp()                               // [B, E, N]
+        if negativeEigenvalues { dA = dA * 2 - 1 }
+        let dBu = (dt * u).reshaped([batch, dInner, 1]) * dbc[1].reshaped([batch, 1, dState])       // [B, E, N]
+        state.ssm = dA * state.ssm + dBu
+        let y = (state.ssm * dbc[2].reshaped([batch, 1, dState])).sum(axis: 2) + u * skip           // [B, E]
+        return outProj(y * xz[1].silu())                                                             // [B, d_model]
+    }
+
+    public var parameters: [NamedParameter<T>] {
+        inProj.parameters("in_proj")
+            + [NamedParameter("conv1d.weight", convWeight), NamedParameter("conv1d.bias", convBias)]
+            + xProj.parameters("x_proj") + dtProj.parameters("dt_proj")
+            + [NamedParameter("A_log", aLog, tags: .noWeightDecay), NamedParameter("D", skip, tags: .noWeightDecay)]
+            + outProj.parameters("out_proj")
+    }
+
+    /// E N scalars (the SSM state; the convolution window adds (d_conv - 1) E more).
+    public func stateSize(sequenceLength: Int) -> Int { dInner * dState }
+}
+
+/// Registry entry for `mamba`.
+public enum MambaFactory: LayerFactory {
+    public static let name = "mamba"
+    public static let summary = "Mamba block: selective SSM (S6) with input-dependent dt, B, C (Gu & Dao 2023)"
+    public static let options: [LayerOptionSpec] = [
+        LayerOptionSpec("d_state", "16", "N, state entries per channel"),
+        LayerOptionSpec("expand", "2", "E = expand d_model inner channels"),
+        LayerOptionSpec("d_conv", "4", "causal depthwise convolution width"),
+        LayerOptionSpec("dt_rank", "auto", "rank of the dt projection (auto = ceil(d_model / 16))"),
+        LayerOptionSpec("dt_min", "0.001", "smallest initial dt"),
+        LayerOptionSpec("dt_max", "0.1", "largest initial dt"),
+        LayerOptionSpec("dt_init_floor", "0.0001", "lower clamp of the initial dt"),
+        LayerOptionSpec("negative_eigenvalues", "false", "transition 2 exp(dt A) - 1 (eigenvalues in (-1, 1])"),
+        LayerOptionSpec("n_layers", "1", "model depth; out_proj init is scaled by 1/sqrt(n_layers)"),
+        LayerOptionSpec("checkpoint_interval", "32", "scan steps between stored states (backward recomputes them)"),
+    ]
+
+    public static func configuration(_ o: LayerOptions) throws -> MambaConfiguration {
+        var c = MambaConfiguration()
+        c.dState = try o.int("d_state", 16)
+        c.expand = try o.int("expand", 2)
+        c.dConv = try o.int("d_conv", 4)
+        let rank = o.string("dt_rank", "auto")
+        if rank != "auto" {
+            guard let r = Int(rank), r > 0 else { throw SequenceLabError("option dt_rank: '\(rank)' is not 'auto' or a positive integer") }
+            c.dtRank = r
+        }
+        c.dtMin = try o.double("dt_min", 1e-3)
+        c.dtMax = try o.double("dt_max", 1e-1)
+        c.dtInitFloor = try o.double("dt_init_floor", 1e-4)
+        c.negativeEigenvalues = try o.bool("negative_eigenvalues", false)
+        c.layers = try o.int("n_layers", 1)
+        let interval = try o.int("checkpoint_interval", 32)
+        for (name, value) in [("d_state", c.dState), ("expand", c.expand), ("d_conv", c.dConv), ("n_layers", c.layers),
+                              ("checkpoint_interval", interval)] where value <= 0 {
+            throw SequenceLabError("option \(name): must be positive, got \(value)")
+        }
+        guard c.dtMin > 0, c.dtMax >= c.dtMin else {
+            throw SequenceLabError("options dt_min, dt_max: need 0 < dt_min <= dt_max, got \(c.dtMin), \(c.dtMax)")
+        }
+        c.tiling = SelectiveScanTiling(checkpointInterval: interval)
+        return c
+    }
+
+    public static func make<T: TensorScalar>(dModel: Int, options: LayerOptions, rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
+        MambaBlock<T>(dModel: dModel, configuration: try configuration(options), rng: &rng)
+    }
+
+    /// Default sizes, then negative eigenvalues with a small odd state, a short checkpoint interval (the backward
+    /// recomputes across chunk boundaries) and an explicit dt rank.
+    public static var checkOptions: [LayerOptions] {
+        [LayerOptions(),
+         LayerOptions(["negative_eigenvalues": "true", "d_state": "5", "expand": "1", "dt_rank": "3", "d_conv": "3",
+                       "checkpoint_interval": "3"])]
+    }
+}

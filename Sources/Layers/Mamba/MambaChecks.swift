@@ -1,0 +1,86 @@
+import Tensors
+
+/// The op-level checks of the Mamba module (`seqlab check --op NAME`, and `--all`): Float64 finite differences of
+/// each fused node, and fused == reference comparisons of outputs and every input gradient.
+public enum MambaChecks {
+    public static var opChecks: [OpCheck] {
+        var negative = SelectiveScanProblem()
+        negative.negativeEigenvalues = true
+        var bare = SelectiveScanProblem()
+        (bare.withSkip, bare.withGate, bare.withBias, bare.deltaSoftplus) = (false, false, false, false)
+        var oneToken = SelectiveScanProblem()
+        oneToken.length = 1
+        let gradients: [(String, SelectiveScanProblem)] = [
+            ("selective_scan", SelectiveScanProblem()), ("selective_scan_negative_eigenvalues", negative),
+            ("selective_scan_bare", bare),
+        ]
+        let forms: [(String, SelectiveScanProblem)] = [
+            ("selective_scan==reference", SelectiveScanProblem()), ("selective_scan==reference_negative", negative),
+            ("selective_scan==reference_bare", bare), ("selective_scan==reference_one_token", oneToken),
+        ]
+        let convSiLU: @Sendable ([Tensor<Double>], Bool) -> [Tensor<Double>] = { x, fused in
+            [fused ? causalConvolutionSiLU(x[0], weight: x[1], bias: x[2])
+                : x[0].causalDepthwiseConv1d(weight: x[1], bias: x[2]).silu()]
+        }
+        let split: @Sendable ([Tensor<Double>], Bool) -> [Tensor<Double>] = { x, fused in
+            fused ? splitLastAxis(x[0], sizes: [2, 0, 5, 1]) : x[0].split(axis: 2, sizes: [2, 0, 5, 1])
+        }
+        return gradients.map { name, p in OpCheck(name) { quick in p.gradientCheck(name, quick: quick) } }
+            + forms.map { name, p in
+                OpCheck(name) { _ in
+                    let (error, at) = p.compareForms()
+                    return CheckResult(name: name, passed: error <= 1e-10, error: error, tolerance: 1e-10,
+                                       detail: "fused vs reference; worst: \(at)")
+                }
+            }
+            + [
+                finiteDifferences("causal_conv_silu", shapes: [[2, 7, 70], [70, 4], [70]]) { convSiLU($0, true) },
+                finiteDifferences("split_last_axis", shapes: [[2, 3, 8]]) { split($0, true) },
+                compareForms("causal_conv_silu==conv1d_silu", shapes: [[3, 11, 131], [131, 4], [131]], convSiLU),
+                compareForms("causal_conv_silu==conv1d_silu_wide_kernel", shapes: [[1, 3, 5], [5, 6], [5]], convSiLU),
+                compareForms("split_last_axis==split", shapes: [[2, 3, 8]], split),
+            ]
+    }
+
+    /// A Float64 finite-difference check of `f` over standard normal inputs of the given shapes.
+    static func finiteDifferences(
+        _ name: String, shapes: [[Int]], _ f: @escaping @Sendable ([Tensor<Double>]) -> [Tensor<Double>]
+    ) -> OpCheck {
+        OpCheck(name) { quick in
+            var rng = RandomGenerator(seed: 21)
+            let x = shapes.map { Tensor<Double>.randn($0, using: &rng) }
+            return GradientCheck.check(name, leaves: x.enumerated().map { ("x\($0.offset)", $0.element) },
+                                       maxProbes: quick ? 12 : 48) { f(x) }
+        }
+    }
+
+    /// Fused form == reference form: every output and every input gradient under random cotangents (Float64).
+    static func compareForms(
+        _ name: String, shapes: [[Int]], tolerance: Double = 1e-12,
+        _ f: @escaping @Sendable ([Tensor<Double>], _ fused: Bool) -> [Tensor<Double>]
+    ) -> OpCheck {
+        OpCheck(name) { _ in
+            var rng = RandomGenerator(seed: 23)
+            let base = shapes.map { Tensor<Double>.randn($0, using: &rng) }
+            var results: [[[Double]]] = [], cotangents: [Tensor<Double>] = []
+            for fused in [true, false] {
+                let x = base.map { $0.detached().requiringGrad() }
+                let outputs = f(x, fused)
+                if cotangents.isEmpty { cotangents = outputs.map { Tensor<Double>.randn($0.shape, using: &rng) } }
+                var loss = (outputs[0] * cotangents[0]).sum()
+                for i in 1..<outputs.count { loss = loss + (outputs[i] * cotangents[i]).sum() }
+                loss.backward()
+                results.append(outputs.map(\.data) + x.map { $0.grad ?? [Double](repeating: 0, count: $0.count) })
+            }
+            var worst = 0.0, at = ""
+            for i in 0..<results[0].count {
+                let e = GradientCheck.relativeError(results[0][i], results[1][i])
+                if e > worst || e.isNaN {
+                    (worst, at) = (e.isNaN ? .infinity : e, i < cotangents.count ? "output \(i)" : "gradient of input \(i - cotangents.count)")
+                }
+            }
+            return CheckResult(name: name, passed: worst <= tolerance, error: worst, tolerance: tolerance,
+                               detail: "fused vs reference; worst: \(at)")
+        }
+    }
+}

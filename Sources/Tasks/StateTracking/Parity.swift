@@ -1,0 +1,42 @@
+import Tensors
+
+/// Parity (Deletang et al. 2023, "Neural Networks and the Chomsky Hierarchy"; Grazzi et al. 2025, "Unlocking
+/// State-Tracking in Linear RNNs Through Negative Eigenvalues"): a string of uniformly random bits; the label is the
+/// number of ones mod 2, read from the last position. Ids: 0, 1, pad 2.
+public struct ParityGenerator: Sendable {
+    public init() {}
+
+    /// `length` random bits; label = number of ones mod 2.
+    public func sample(length: Int, _ rng: inout RandomGenerator) -> Example {
+        let bits = (0..<length).map { _ in rng.int(below: 2) }
+        return Example(tokens: bits, label: bits.reduce(0, +) % 2)
+    }
+}
+
+/// `parity`: train lengths 3-40, tests at exactly 80 and 160 (2x and 4x the longest training length). Only
+/// eigenvalues in [-1, 1] solve it (Mamba with negative eigenvalues, DeltaNet with beta in [0, 2]).
+public enum ParityTask: TaskFactory {
+    public static let name = "parity"
+    public static let summary = "Parity (Chomsky hierarchy; Grazzi et al. 2025): number of ones mod 2, answered at the end"
+    public static let options: [OptionSpec] = [
+        OptionSpec("min_length", "3", "shortest training string"),
+        OptionSpec("max_length", "40", "longest training string (lengths uniform in between)"),
+        testLengthsOption("80,160", "extra test splits at exactly these lengths"),
+    ] + SplitSizes.options(train: 10000)
+
+    public static func make(options: Options, seed: UInt64) throws -> any SequenceTask {
+        let sizes = try SplitSizes(options, specs: Self.options)
+        let range = try lengthRange(options, specs: Self.options, task: name)
+        let testLengths = try options.intList("test_lengths", specs: Self.options, minimum: 1)
+        let generator = ParityGenerator()
+        func split(_ name: String, _ count: Int) -> Dataset {
+            .generated(name, count: count, seed: seed) { rng in generator.sample(length: rng.int(in: range), &rng) }
+        }
+        return BasicTask(
+            name: name, inputVocabulary: 3, outputClasses: 2, head: .classification,
+            train: split("train", sizes.train), validation: split("validation", sizes.validation),
+            tests: [split("test", sizes.test)]
+                + lengthTests(testLengths, count: sizes.test, seed: seed) { n, rng in generator.sample(length: n, &rng) },
+            classificationPooling: .last)
+    }
+}
