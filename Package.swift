@@ -29,7 +29,10 @@ let package = Package(
             name: "Tensors",
             dependencies: ["CFFTW", "COpenBLAS", .product(name: "Numerics", package: "swift-numerics")],
             swiftSettings: swift5),
-        .target(name: "Layers", dependencies: ["Tensors"], swiftSettings: swift5),
+        .target(
+            name: "Layers",
+            dependencies: ["Tensors", "COpenBLAS", .product(name: "Numerics", package: "swift-numerics")],
+            swiftSettings: swift5),
         .target(name: "Tasks", dependencies: ["Tensors"], swiftSettings: swift5),
         .target(name: "Training", dependencies: ["Tensors", "Layers", "Tasks"], swiftSettings: swift5),
         .target(name: "Experiments", dependencies: ["Tensors", "Training"], swiftSettings: swift5),

@@ -15,11 +15,20 @@ struct Bench: ParsableCommand {
     @Flag(help: "One JSON object per layer and line: {layer, shape, fwd_bwd_ms, fwd_ms, peak_rss_mb}.") var json = false
     @Flag(help: "Only the machine figures: matmul through the tensor API vs cblas_sgemm, fft_conv at lra, FMA.") var system = false
     @Flag(help: "The fused attention and GLA kernels alone at --shape: fwd+bwd ms, GFLOP/s, fraction of sgemm 1024^3.") var kernels = false
+    @Flag(help: "Only the S4 family's kernel generation (Cauchy, Vandermonde) at L = 1K, 4K, 16K, H = 128, N = 64.") var ssmKernels = false
 
     func run() throws {
         guard let benchShape = BenchmarkShape(rawValue: shape) else { fail("unknown shape '\(shape)' (lra, long, or BxL such as 1x4096)") }
         let layerOptions = reportingErrors { try parseOptions(options) }
         if kernels { runKernels(benchShape); return }
+        if ssmKernels {
+            print("kernel            L      fwd ms   fwd+bwd ms   (H 128, N 64, Float32)")
+            for r in S4KernelBenchmark.run(repeats: repeats) {
+                print(r.kernel.padding(toLength: 16, withPad: " ", startingAt: 0)
+                      + String(format: " %6d %9.2f %12.2f", r.length, r.forwardMilliseconds, r.forwardBackwardMilliseconds))
+            }
+            return
+        }
         if system || (layer == nil && !json) { runSystem() }
         if system { return }
         let names = layer.map { [$0] } ?? LayerRegistry.names
@@ -41,7 +50,8 @@ struct Bench: ParsableCommand {
     private func runKernels(_ shape: BenchmarkShape) {
         let sgemm = SystemBenchmark.matmul().direct
         print(String(format: "cblas_sgemm 1024^3, %d threads: %.1f GFLOP/s", BLASThreads.current, sgemm))
-        for r in [KernelBenchmark.attention(shape, repeats: repeats), KernelBenchmark.gla(shape, repeats: repeats)] {
+        for r in [KernelBenchmark.attention(shape, repeats: repeats), KernelBenchmark.gla(shape, repeats: repeats),
+                      KernelBenchmark.deltaProduct(shape, repeats: repeats)] {
             print(String(format: "%-10@ %-5@ fwd+bwd %8.1f ms  fwd %8.1f ms  %6.1f GFLOP/s  (%.0f%% of sgemm)",
                          r.kernel as NSString, r.shape as NSString, r.forwardBackwardMs, r.forwardMs, r.gflops, 100 * r.gflops / sgemm))
             fflush(stdout)

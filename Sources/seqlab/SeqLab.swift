@@ -10,6 +10,12 @@ struct SeqLab: ParsableCommand {
         commandName: "seqlab",
         abstract: "State-space models and linear RNNs on one autodiff tape.",
         subcommands: [Train.self, Sweep.self, Table.self, Plot.self, Check.self, Op.self, Bench.self, List.self])
+
+    /// Tunes the allocator (freed tensor memory stays in the process), then parses and runs the command.
+    static func main() {
+        MemoryTuning.retainFreedMemory()
+        main(nil)
+    }
 }
 
 /// Prints a one-line error to stderr and exits non-zero (bad input never gets a crash trace).

@@ -48,7 +48,12 @@ struct Train: ParsableCommand {
 
     func run() throws {
         let config = reportingErrors { try resolve() }
-        reportingErrors { try Trainer(config: config, directory: URL(fileURLWithPath: out)).train() }
+        reportingErrors {
+            try Trainer(config: config, directory: URL(fileURLWithPath: out)) { line in
+                print(line)
+                fflush(stdout)
+            }.train()
+        }
     }
 
     func resolve() throws -> TrainConfig {

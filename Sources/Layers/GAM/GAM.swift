@@ -45,7 +45,6 @@ public final class GAM<T: TensorScalar>: SequenceLayer {
     /// A GAM block of width `c`, initialised as the reference (PyTorch defaults; xavier-uniform memory bank).
     public init(dModel c: Int, slots: Int, kernelSize k: Int, expand: Int, dropout: Double, rng: inout RandomGenerator) {
         precondition(slots >= 1 && k >= 1 && expand >= 1 && dropout >= 0 && dropout < 1, "GAM: slots \(slots), kernel \(k), expand \(expand), dropout \(dropout)")
-        AllocatorPolicy.retainFreedMemory()
         dModel = c
         self.slots = slots
         kernelSize = k

@@ -9,6 +9,8 @@ public enum CheckCatalog {
             + MambaChecks.opChecks
             + LinearAttentionChecks.all
             + AttentionChecks.all
+            + S4Checks.opChecks
+            + DeltaRuleChecks.all
             + RATChecks.checks
             + GAMChecks.checks
     }

@@ -32,6 +32,10 @@ public enum KernelRegistry {
         AttentionKernel.self,
         SelectiveScanKernel.self,
         GLAKernel.self,
+        S4DKernelOp.self,
+        S4DPLRKernelOp.self,
+        DeltaRuleKernel.self,
+        DeltaProductKernelOp.self,
     ]
 
     public static func kernel(named name: String) throws -> FunctionalKernel.Type {

@@ -25,6 +25,10 @@ public enum LayerRegistry {
         MambaFactory.self,
         CausalSelfAttentionFactory.self,
         GatedLinearAttentionFactory.self,
+        S4Factory.self,
+        S4DFactory.self,
+        DeltaProductFactory.self,
+        DeltaNetFactory.self,
         RATFactory.self,
         GAMFactory.self,
     ]

@@ -39,7 +39,6 @@ public final class RAT<T: TensorScalar>: SequenceLayer {
     /// A RAT mixer of width `dModel`; projections initialised as PyTorch `nn.Linear`, gate bias as the paper.
     public init(dModel: Int, heads: Int, groups: Int, chunkSize: Int, ropeBase: Double?, rng: inout RandomGenerator) {
         precondition(dModel % heads == 0 && heads % groups == 0 && chunkSize >= 1, "RAT: d_model \(dModel), heads \(heads), groups \(groups), chunk \(chunkSize)")
-        AllocatorPolicy.retainFreedMemory()
         self.dModel = dModel
         self.heads = heads
         self.groups = groups

@@ -72,27 +72,3 @@ func overwrittenArray<T>(count: Int) -> [T] {
         initialized = count
     }
 }
-
-/// The allocator policy of the fused kernels: freed large blocks stay in the process heap for the next step instead
-/// of going back to the system (glibc trims the heap top and unmaps blocks above a 128 KB-32 MB threshold, so each
-/// training step page-faults its multi-megabyte activations and gradients in again: measured 15-30% of a RAT step at
-/// `lra`). Sets M_MMAP_THRESHOLD to 32 MB (glibc's maximum) and M_TRIM_THRESHOLD to 1 GB, once per process; peak
-/// memory is unchanged, resident memory no longer shrinks between steps. Called when a RAT or GAM layer is built.
-public enum AllocatorPolicy {
-    private static let applied: Bool = {
-        #if os(Linux)
-        _ = glibcMallopt(-3, 32 << 20)  // M_MMAP_THRESHOLD (malloc.h)
-        _ = glibcMallopt(-1, 1 << 30)  // M_TRIM_THRESHOLD
-        #endif
-        return true
-    }()
-
-    /// Applies the policy (idempotent).
-    public static func retainFreedMemory() { _ = applied }
-}
-
-#if os(Linux)
-/// glibc's `int mallopt(int param, int value)` (malloc.h is not part of Swift's Glibc module).
-@_silgen_name("mallopt")
-private func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
-#endif

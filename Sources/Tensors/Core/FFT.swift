@@ -74,12 +74,13 @@ public final class AlignedBuffer<T>: @unchecked Sendable {
     public let pointer: UnsafeMutablePointer<T>
     public let count: Int
 
-    public init(count: Int) {
+    /// `zeroed: false` skips the zero fill, for buffers that are written in full before being read.
+    public init(count: Int, zeroed: Bool = true) {
         self.count = count
         var raw: UnsafeMutableRawPointer?
         let bytes = max(1, count) * MemoryLayout<T>.stride
         guard posix_memalign(&raw, 64, bytes) == 0, let r = raw else { fatalError("out of memory (\(bytes) bytes)") }
-        memset(r, 0, bytes)
+        if zeroed { memset(r, 0, bytes) }
         pointer = r.bindMemory(to: T.self, capacity: max(1, count))
     }
 

@@ -1,0 +1,134 @@
+import Tensors
+
+/// `delta_rule` (KERNELS.md): q, k [B, L, H, K], v [B, L, H, V], beta [B, L, H], g [B, L, H] (optional log-decay
+/// <= 0), h0 [B, H, K, V] (optional) -> o [B, L, H, V], hT [B, H, K, V]; options scale (default K^-1/2), chunk_size
+/// (tokens between the state checkpoints of the fused node's backward, default 64).
+///     S_t = e^{g_t} S_{t-1};  S_t += k_t (beta_t (v_t - S_t^T k_t))^T;  o_t = S_t^T (s q_t).
+public enum DeltaRuleKernel: FunctionalKernel {
+    public static let name = "delta_rule"
+    public static let inputs = [KernelInput("q"), KernelInput("k"), KernelInput("v"), KernelInput("beta"),
+                                KernelInput("g", optional: true), KernelInput("h0", optional: true)]
+    public static let outputs = ["o", "hT"]
+    public static let options = [LayerOptionSpec("scale", "K^-1/2", "query scale s in o_t = S_t^T (s q_t)"),
+                                 LayerOptionSpec("chunk_size", "64", "tokens between state checkpoints (backward recomputation)")]
+
+    public static func evaluate<T: TensorScalar>(_ x: [String: Tensor<T>], options: LayerOptions) throws -> [String: Tensor<T>] {
+        let q = x["q"]!, k = x["k"]!, v = x["v"]!, beta = x["beta"]!
+        try requireRank(q, 4, "q", layout: "[B, L, H, K]", op: name)
+        try requireShape(k, q.shape, "k", op: name)
+        try requireRank(v, 4, "v", layout: "[B, L, H, V]", op: name)
+        try requireShape(v, Array(q.shape.prefix(3)) + [v.shape[3]], "v", op: name)
+        try requireShape(beta, Array(q.shape.prefix(3)), "beta", op: name)
+        if let g = x["g"] { try requireShape(g, Array(q.shape.prefix(3)), "g", op: name) }
+        if let h0 = x["h0"] { try requireShape(h0, [q.shape[0], q.shape[2], q.shape[3], v.shape[3]], "h0", op: name) }
+        try DeltaProductKernelOp.requireLogDecay(x["g"], op: name)
+        let (chunk, scale) = try DeltaProductKernelOp.commonOptions(options, op: name)
+        let (o, hT) = deltaRule(q: q, k: k, v: v, beta: beta, logDecay: x["g"], initialState: x["h0"],
+                                scale: scale.map { T($0) }, segment: chunk)
+        return ["o": o, "hT": hT]
+    }
+}
+
+/// `delta_product` (KERNELS.md): q [B, L, H, K], k [B, L, NH, H, K], v [B, L, NH, H, V], beta [B, L, NH, H],
+/// g [B, L, H] (optional), h0 [B, H, K, V] (optional) -> o [B, L, H, V], hT; per token the gate once, then NH delta
+/// steps, then o_t is read (Siems et al. 2025, "DeltaProduct").
+public enum DeltaProductKernelOp: FunctionalKernel {
+    public static let name = "delta_product"
+    public static let inputs = DeltaRuleKernel.inputs
+    public static let outputs = ["o", "hT"]
+    public static let options = DeltaRuleKernel.options
+
+    static func requireLogDecay<T: TensorScalar>(_ g: Tensor<T>?, op: String) throws {
+        guard let g else { return }
+        guard g.data.allSatisfy({ $0 <= 0 && $0.isFinite }) else { throw SequenceLabError("op \(op): g holds log-decays and must be <= 0 everywhere (and finite)") }
+    }
+
+    static func commonOptions(_ options: LayerOptions, op: String) throws -> (Int, Double?) {
+        let chunk = try options.int("chunk_size", 64)
+        guard chunk >= 1 else { throw SequenceLabError("op \(op): chunk_size must be >= 1, got \(chunk)") }
+        return (chunk, options.values["scale"] == nil ? nil : try options.double("scale", 1))
+    }
+
+    public static func evaluate<T: TensorScalar>(_ x: [String: Tensor<T>], options: LayerOptions) throws -> [String: Tensor<T>] {
+        let q = x["q"]!, k = x["k"]!, v = x["v"]!, beta = x["beta"]!
+        try requireRank(q, 4, "q", layout: "[B, L, H, K]", op: name)
+        try requireRank(k, 5, "k", layout: "[B, L, NH, H, K]", op: name)
+        let (B, L, H, K, NH) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3], k.shape[2])
+        try requireShape(k, [B, L, NH, H, K], "k", op: name)
+        try requireRank(v, 5, "v", layout: "[B, L, NH, H, V]", op: name)
+        try requireShape(v, [B, L, NH, H, v.shape[4]], "v", op: name)
+        try requireShape(beta, [B, L, NH, H], "beta", op: name)
+        guard NH >= 1 else { throw SequenceLabError("op \(name): NH (k axis 2) must be >= 1") }
+        if let g = x["g"] { try requireShape(g, [B, L, H], "g", op: name) }
+        if let h0 = x["h0"] { try requireShape(h0, [B, H, K, v.shape[4]], "h0", op: name) }
+        try requireLogDecay(x["g"], op: name)
+        let (chunk, scale) = try commonOptions(options, op: name)
+        let (o, hT) = deltaProduct(q: q, k: k, v: v, beta: beta, logDecay: x["g"], initialState: x["h0"],
+                                   scale: scale.map { T($0) }, segment: chunk)
+        return ["o": o, "hT": hT]
+    }
+}
+
+/// Op-level checks of the delta-rule kernels: Float64 finite differences of the fused node, fused == recurrent
+/// reference (outputs, final state, all gradients), DeltaProduct == the delta rule on the interleaved sequence.
+public enum DeltaRuleChecks {
+    /// Leaves (q, k, v, beta logits, g logits, h0) -> [o, hT] with beta = betaMax sigmoid(.), g = logsigmoid(.),
+    /// keys L2-normalised. `form`: 0 fused, 1 recurrent reference, 2 interleaved delta rule.
+    static func run(_ x: [Tensor<Double>], form: Int, betaMax: Double = 2, gated: Bool = true, segment: Int = 4) -> [Tensor<Double>] {
+        let k = x[1] * (x[1].square().sum(axis: 4, keepDims: true) + 1e-6).rsqrt()
+        let beta = x[3].sigmoid() * betaMax
+        let g = gated ? x[4].logSigmoid() : nil
+        let h0 = x.count > 5 ? x[5] : nil
+        let r: (output: Tensor<Double>, finalState: Tensor<Double>)
+        switch form {
+        case 0: r = deltaProduct(q: x[0], k: k, v: x[2], beta: beta, logDecay: g, initialState: h0, segment: segment)
+        case 1: r = deltaProductRecurrent(q: x[0], k: k, v: x[2], beta: beta, logDecay: g, initialState: h0)
+        default: r = deltaProductInterleaved(q: x[0], k: k, v: x[2], beta: beta, logDecay: g, initialState: h0)
+        }
+        return [r.output, r.finalState]
+    }
+
+    /// Shapes (q, k, v, beta logits, g logits, h0) for B, L, NH, H, K, V.
+    static func shapes(_ b: Int, _ l: Int, _ nh: Int, _ h: Int, _ k: Int, _ v: Int) -> [[Int]] {
+        [[b, l, h, k], [b, l, nh, h, k], [b, l, nh, h, v], [b, l, nh, h], [b, l, h], [b, h, k, v]]
+    }
+
+    static func gradientCheck(_ name: String, shapes: [[Int]], betaMax: Double, gated: Bool, segment: Int) -> OpCheck {
+        OpCheck(name) { quick in
+            var rng = RandomGenerator(seed: 606)
+            let leaves = shapes.enumerated().map { ("x\($0.offset)", Tensor<Double>.randn($0.element, using: &rng)) }
+            return GradientCheck.check(name, leaves: leaves, maxProbes: quick ? 12 : 48) {
+                run(leaves.map(\.1), form: 0, betaMax: betaMax, gated: gated, segment: segment)
+            }
+        }
+    }
+
+    /// The checks `seqlab check --op delta_rule` / `delta_product` run (appended to `CheckCatalog.opChecks`).
+    public static let all: [OpCheck] = [
+        gradientCheck("delta_rule_fused", shapes: shapes(2, 9, 1, 2, 3, 4), betaMax: 1, gated: true, segment: 4),
+        gradientCheck("delta_product_fused", shapes: shapes(1, 7, 2, 2, 3, 2), betaMax: 2, gated: true, segment: 3),
+        gradientCheck("delta_product_fused_ungated", shapes: shapes(1, 5, 3, 1, 4, 3), betaMax: 2, gated: false, segment: 64),
+        gradientCheck("delta_product_fused_one_token", shapes: shapes(2, 1, 2, 1, 3, 2), betaMax: 2, gated: true, segment: 4),
+        OpCheck("silu_l2_normalize") { quick in
+            var rng = RandomGenerator(seed: 607)
+            let x = Tensor<Double>.randn([3, 2, 5], using: &rng)
+            return GradientCheck.check("silu_l2_normalize", leaves: [("x", x)], maxProbes: quick ? 12 : 30) { [x.siluL2Normalized()] }
+        },
+        OpCheck("silu_l2_normalize==composite") { _ in
+            FormComparison.check("silu_l2_normalize==composite", shapes: [[2, 7, 3, 6]]) { x, fast in
+                let y = x[0].silu()
+                return [fast ? x[0].siluL2Normalized() : y * (y.square().sum(axis: 3, keepDims: true) + 1e-6).rsqrt()]
+            }
+        },
+        OpCheck("delta_product==recurrent") { _ in
+            FormComparison.check("delta_product==recurrent", shapes: shapes(2, 23, 2, 2, 5, 3)) { x, fast in
+                run(x, form: fast ? 0 : 1, segment: 8)
+            }
+        },
+        OpCheck("delta_product==interleaved_delta_rule") { _ in
+            FormComparison.check("delta_product==interleaved_delta_rule", shapes: shapes(1, 11, 3, 2, 4, 3)) { x, fast in
+                run(x, form: fast ? 0 : 2, segment: 5)
+            }
+        },
+    ]
+}

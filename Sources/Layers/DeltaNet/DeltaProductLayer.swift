@@ -1,0 +1,177 @@
+import Foundation
+import Tensors
+
+/// fla's gated DeltaProduct layer (Siems et al. 2025, "DeltaProduct: Improving State-Tracking in Linear RNNs via
+/// Householder Products"; DeltaNet = n_h 1, Yang et al. 2024):
+///     q = x W_q [H K], k = x W_k [n_h H K], v = x W_v [n_h H V]     (short causal conv k = 4 + SiLU, or SiLU alone)
+///     q, k L2-normalised per head (x / sqrt(sum x^2 + 1e-6));  beta = sigmoid(x W_b) [n_h H] (2 sigmoid with allow_neg_eigval)
+///     g = -exp(A_log) softplus(x W_a + dt_bias) [H] (forget gate, optional), A ~ U(0, 16)
+///     o = delta_product(q, k, v, beta, g) (`deltaProduct`, scale K^-1/2)
+///     y = (RMSNorm_per_head(o) [* swish(x W_g)]) W_o
+/// Step mode runs the recurrence (`deltaProductStep`) with S [B, H, K, V] and the convolution windows carried.
+public final class DeltaProductLayer<T: TensorScalar>: SequenceLayer {
+    public typealias Scalar = T
+    public let dModel, heads, headKeyDim, headValueDim, householder: Int
+    public let allowNegativeEigenvalues: Bool
+    public let qProj, kProj, vProj, bProj, oProj: Linear<T>
+    /// Forget gate: a_proj, A_log [H], dt_bias [H] (nil without the gate).
+    public let forgetGate: (aProj: Linear<T>, aLog: Tensor<T>, dtBias: Tensor<T>)?
+    /// Output gate g_proj (nil: plain RMSNorm).
+    public let outputGate: Linear<T>?
+    /// RMSNorm weight over one head's values [V].
+    public let normWeight: Tensor<T>
+    /// Short causal depthwise convolutions on q, k, v ([channels, conv_size] each), if enabled.
+    public let convolutions: (q: Tensor<T>, k: Tensor<T>, v: Tensor<T>)?
+    public var keyDim: Int { heads * headKeyDim }
+    public var valueDim: Int { heads * headValueDim }
+
+    /// A layer of width `dModel` with `heads` heads of key size `headDim` and value size expandV headDim, `householder`
+    /// (n_h) delta steps per token; `shortConvolution` is the conv width (nil: SiLU only).
+    public init(dModel: Int, heads: Int = 4, headDim: Int = 32, expandV: Double = 1, householder: Int = 2,
+                allowNegativeEigenvalues: Bool = false, useForgetGate: Bool = true, useOutputGate: Bool = true,
+                shortConvolution: Int? = 4, rng: inout RandomGenerator) {
+        (self.dModel, self.heads, self.headKeyDim, self.householder) = (dModel, heads, headDim, householder)
+        headValueDim = Int(Double(headDim) * expandV)
+        precondition(heads >= 1 && headDim >= 1 && headValueDim >= 1 && householder >= 1, "deltaproduct: bad sizes")
+        self.allowNegativeEigenvalues = allowNegativeEigenvalues
+        let (kd, vd) = (heads * headDim, heads * headValueDim)
+        let linear = Self.xavierLinear
+        qProj = linear(dModel, kd, &rng); kProj = linear(dModel, kd * householder, &rng)
+        vProj = linear(dModel, vd * householder, &rng); bProj = linear(dModel, heads * householder, &rng)
+        oProj = linear(vd, dModel, &rng)
+        if useForgetGate {
+            let a = linear(dModel, heads, &rng)
+            let aLog = Tensor<T>(shape: [heads], data: (0..<heads).map { _ in T(Foundation.log(rng.uniform() * 16 + 1e-4)) })
+            // fla: dt = exp(U (log 0.1 - log 0.001) + log 0.001) clamped >= 1e-4; dt_bias = dt + log(-expm1(-dt)).
+            let dt = Tensor<T>(shape: [heads], data: (0..<heads).map { _ in
+                let d = max(1e-4, Foundation.exp(rng.uniform() * (Foundation.log(0.1) - Foundation.log(0.001)) + Foundation.log(0.001)))
+                return T(d + Foundation.log(-Foundation.expm1(-d)))
+            })
+            forgetGate = (a, aLog.requiringGrad(), dt.requiringGrad())
+        } else {
+            forgetGate = nil
+        }
+        outputGate = useOutputGate ? linear(dModel, vd, &rng) : nil
+        normWeight = Tensor.ones([headValueDim], requiresGrad: true)
+        if let width = shortConvolution {
+            let bound = T(1 / Double(width).squareRoot())
+            convolutions = (Tensor.uniform([kd, width], low: -bound, high: bound, using: &rng, requiresGrad: true),
+                            Tensor.uniform([kd * householder, width], low: -bound, high: bound, using: &rng, requiresGrad: true),
+                            Tensor.uniform([vd * householder, width], low: -bound, high: bound, using: &rng, requiresGrad: true))
+        } else {
+            convolutions = nil
+        }
+    }
+
+    /// A bias-free linear map n -> m with fla's init: xavier-uniform with gain 2^-2.5.
+    private static func xavierLinear(_ n: Int, _ m: Int, _ rng: inout RandomGenerator) -> Linear<T> {
+        let l = Linear<T>(inputSize: n, outputSize: m, bias: false, rng: &rng)
+        let bound = T(0.176_776_695_296_636_9 * (6 / Double(n + m)).squareRoot())
+        l.weight.data = Tensor<T>.uniform([n, m], low: -bound, high: bound, using: &rng).data
+        return l
+    }
+
+    private var scale: T { 1 / T(headKeyDim).squareRoot() }
+
+    /// x / sqrt(sum x^2 + 1e-6) over the last axis.
+    private func l2Normalized(_ x: Tensor<T>) -> Tensor<T> {
+        x * (x.square().sum(axis: x.rank - 1, keepDims: true) + T(1e-6)).rsqrt()
+    }
+
+    /// beta [..., n_h H] and the log-decay g [..., H] (nil without the forget gate) from x [..., D].
+    private func betaAndDecay(_ x: Tensor<T>) -> (Tensor<T>, Tensor<T>?) {
+        let b = bProj(x).sigmoid()
+        let beta = allowNegativeEigenvalues ? b * T(2) : b
+        let g = forgetGate.map { f in (f.aProj(x) + f.dtBias).softplus() * (-f.aLog.exp()) }
+        return (beta, g)
+    }
+
+    /// (RMSNorm_per_head(o) [* swish(x W_g)]) W_o for o [..., H, V] and x [..., D].
+    private func output(_ o: Tensor<T>, _ x: Tensor<T>) -> Tensor<T> {
+        var normed = o.rmsNorm(gamma: normWeight, eps: 1e-5)                   // [..., H, V]
+        if let gp = outputGate { normed = normed * gp(x).reshaped(o.shape).silu() }
+        return oProj(normed.reshaped(Array(x.shape.dropLast()) + [valueDim]))
+    }
+
+    /// x [B, L, D] -> y [B, L, D].
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func callAsFunction(_ x: Tensor<T>) -> Tensor<T> {
+        precondition(x.rank == 3 && x.shape[2] == dModel, "deltaproduct: input \(x.shape) for d_model \(dModel)")
+        let (B, L, H, NH) = (x.shape[0], x.shape[1], heads, householder)
+        var q = qProj(x), k = kProj(x), v = vProj(x)  // [B, L, H K], [B, L, NH H K], [B, L, NH H V]
+        if let c = convolutions {
+            q = q.causalDepthwiseConv1d(weight: c.q); k = k.causalDepthwiseConv1d(weight: c.k); v = v.causalDepthwiseConv1d(weight: c.v)
+        }
+        q = q.reshaped([B, L, H, headKeyDim]).siluL2Normalized()             // [B, L, H, K]
+        k = k.reshaped([B, L, NH, H, headKeyDim]).siluL2Normalized()         // [B, L, NH, H, K]
+        v = v.silu().reshaped([B, L, NH, H, headValueDim])                   // [B, L, NH, H, V]
+        let (beta, g) = betaAndDecay(x)                                      // [B, L, NH H], [B, L, H]
+        let (o, _) = deltaProduct(q: q, k: k, v: v, beta: beta.reshaped([B, L, NH, H]), logDecay: g, scale: scale)
+        return output(o, x)                                                  // [B, L, D]
+    }
+
+    /// The recurrent state: S [B, H, K, V] and, with short convolutions, the last conv_size - 1 inputs of q, k, v.
+    public struct State {
+        public var memory: Tensor<T>
+        public var convolutionWindows: [Tensor<T>]
+    }
+
+    /// Zero memory and zero convolution windows.
+    public func initialState(batchSize: Int) -> State {
+        let windows = convolutions.map { c in
+            [c.q, c.k, c.v].map { Tensor<T>.zeros([batchSize, $0.shape[1] - 1, $0.shape[0]]) }
+        } ?? []
+        return State(memory: Tensor.zeros([batchSize, heads, headKeyDim, headValueDim]), convolutionWindows: windows)
+    }
+
+    /// One causal depthwise convolution step (no activation): u [B, C] with the previous inputs [B, w - 1, C].
+    private func convolutionStep(_ u: Tensor<T>, weight: Tensor<T>, window: inout Tensor<T>) -> Tensor<T> {
+        let (batch, channels, width) = (u.shape[0], u.shape[1], weight.shape[1])
+        let full = Tensor.concatenate([window, u.reshaped([batch, 1, channels])], axis: 1)  // [B, w, C]
+        window = full.slice(axis: 1, 1..<width)
+        return (full * weight.transposed()).sum(axis: 1)                                   // [B, C]
+    }
+
+    /// One token x [B, D] -> y [B, D], advancing the state.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func step(_ x: Tensor<T>, state: inout State) -> Tensor<T> {
+        precondition(x.rank == 2 && x.shape[1] == dModel, "deltaproduct step: input \(x.shape) for d_model \(dModel)")
+        let (B, H, NH) = (x.shape[0], heads, householder)
+        var q = qProj(x), k = kProj(x), v = vProj(x)  // [B, H K], [B, NH H K], [B, NH H V]
+        if let c = convolutions {
+            q = convolutionStep(q, weight: c.q, window: &state.convolutionWindows[0])
+            k = convolutionStep(k, weight: c.k, window: &state.convolutionWindows[1])
+            v = convolutionStep(v, weight: c.v, window: &state.convolutionWindows[2])
+        }
+        q = l2Normalized(q.silu().reshaped([B, H, headKeyDim]))              // [B, H, K]
+        k = l2Normalized(k.silu().reshaped([B, NH, H, headKeyDim]))          // [B, NH, H, K]
+        v = v.silu().reshaped([B, NH, H, headValueDim])                      // [B, NH, H, V]
+        let (beta, g) = betaAndDecay(x)                                      // [B, NH H], [B, H]
+        let (o, memory) = deltaProductStep(q: q, k: k, v: v, beta: beta.reshaped([B, NH, H]), logDecay: g,
+                                           state: state.memory, scale: scale)  // [B, H, V]
+        state.memory = memory
+        return output(o, x)
+    }
+
+    public var parameters: [NamedParameter<T>] {
+        var p = qProj.parameters("q_proj") + kProj.parameters("k_proj") + vProj.parameters("v_proj") + bProj.parameters("b_proj")
+        if let f = forgetGate {
+            p += f.aProj.parameters("a_proj")
+            p += [NamedParameter("A_log", f.aLog, tags: .noWeightDecay), NamedParameter("dt_bias", f.dtBias, tags: .noWeightDecay)]
+        }
+        if let gp = outputGate { p += gp.parameters("g_proj") }
+        p.append(NamedParameter("o_norm.weight", normWeight, tags: .noWeightDecay))
+        if let c = convolutions {
+            p += [NamedParameter("q_conv1d.weight", c.q), NamedParameter("k_conv1d.weight", c.k), NamedParameter("v_conv1d.weight", c.v)]
+        }
+        return p + oProj.parameters("o_proj")
+    }
+
+    /// H K V (the matrix memory), plus (conv_size - 1)(channels of q, k, v) with short convolutions.
+    public func stateSize(sequenceLength: Int) -> Int {
+        heads * headKeyDim * headValueDim
+            + (convolutions.map { ($0.q.shape[1] - 1) * ($0.q.shape[0] + $0.k.shape[0] + $0.v.shape[0]) } ?? 0)
+    }
+}

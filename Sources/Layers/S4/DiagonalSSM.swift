@@ -1,0 +1,116 @@
+import ComplexModule
+import Tensors
+
+// S4D (Gu, Gupta, Goel, Re, "On the Parameterization and Initialization of Diagonal State Space Models",
+// NeurIPS 2022): a diagonal state matrix with N/2 complex modes per channel (conjugate symmetry), B = 1, learned C,
+// ZOH or bilinear discretisation, and the Vandermonde kernel K_l = 2 Re sum_n C_n Bbar_n Abar_n^l.
+// Parameters as the S4 repository's `s4d.py`: log dt [H], log(-Re A) and Im A [n_ssm, N/2], C [H, N/2] complex.
+
+/// The diagonal SSM of an S4D block.
+public final class DiagonalSSM<T: TensorScalar>: SSMKernelGenerator {
+    public typealias Scalar = T
+    /// H and N (N/2 complex modes per channel).
+    public let channels: Int
+    public let stateSize: Int
+    /// log dt [H].
+    public let logDt: Tensor<T>
+    /// A = -exp(logAReal) + i aImag, [n_ssm, N/2].
+    public let logAReal: Tensor<T>
+    public let aImag: Tensor<T>
+    /// C: [H, N/2], or [2, H, N/2] when bidirectional.
+    public let cRe: Tensor<T>, cIm: Tensor<T>
+    /// ZOH or bilinear.
+    public let discretization: Discretization
+    private let directions: Int
+    private let learningRate: Double
+
+    /// A from `initialization` for every SSM, C ~ complex normal (variance 1/2 per part), log dt ~ U[log dt_min, log dt_max].
+    public init(channels: Int, stateSize: Int, tiedSSMs: Int, initialization: S4DInitialization, discretization: Discretization,
+                dtMin: Double, dtMax: Double, directions: Int, learningRate: Double, rng: inout RandomGenerator) {
+        precondition(channels % tiedSSMs == 0, "DiagonalSSM: n_ssm must divide H")
+        self.channels = channels
+        self.stateSize = stateSize
+        self.discretization = discretization
+        self.directions = directions
+        self.learningRate = learningRate
+        let modes = stateSize / 2
+        let a = initialization.diagonal(stateSize: stateSize)
+        logDt = initialLogDt(channels: channels, dtMin: dtMin, dtMax: dtMax, rng: &rng)
+        logAReal = Tensor(shape: [tiedSSMs, modes], data: (0..<(tiedSSMs * modes)).map { T(Double.log(-a[$0 % modes].real)) }, requiresGrad: true)
+        aImag = Tensor(shape: [tiedSSMs, modes], data: (0..<(tiedSSMs * modes)).map { T(a[$0 % modes].imaginary) }, requiresGrad: true)
+        let cShape = directions == 1 ? [channels, modes] : [directions, channels, modes]
+        let std = T(0.5.squareRoot())
+        cRe = Tensor.randn(cShape, std: std, using: &rng, requiresGrad: true)
+        cIm = Tensor.randn(cShape, std: std, using: &rng, requiresGrad: true)
+    }
+
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func kernel(length: Int, direction: Int) -> Tensor<T> {
+        let modes = stateSize / 2
+        func direct(_ c: Tensor<T>) -> Tensor<T> {
+            directions == 1 ? c : c.slice(axis: 0, direction..<(direction + 1)).reshaped([channels, modes])
+        }
+        return s4dKernel(logDt: logDt, aRe: expandTied(logAReal.exp() * T(-1), channels: channels),
+                         aIm: expandTied(aImag, channels: channels), cRe: direct(cRe), cIm: direct(cIm), length: length,
+                         discretization: discretization)  // [H, L]
+    }
+
+    /// log dt, log(-Re A), Im A with the SSM tags (own learning rate, no weight decay); C untagged.
+    public var parameters: [NamedParameter<T>] {
+        let ssm = ParameterTags(weightDecay: false, learningRate: learningRate)
+        return [NamedParameter("log_dt", logDt, tags: ssm), NamedParameter("log_A_real", logAReal, tags: ssm),
+                NamedParameter("A_imag", aImag, tags: ssm), NamedParameter("C_re", cRe), NamedParameter("C_im", cIm)]
+    }
+
+    /// Abar, Bbar, C per (h, n) from the current parameter values.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func recurrence() -> SSMRecurrence<T> {
+        let modes = stateSize / 2, tiedSSMs = logAReal.shape[0]
+        var aRe = [T](repeating: 0, count: channels * modes), aIm = aRe, bRe = aRe, bIm = aRe
+        for h in 0..<channels {
+            let dt = Double.exp(Double(logDt.data[h]))
+            for n in 0..<modes {
+                let t = (h % tiedSSMs) * modes + n, j = h * modes + n
+                let a = Complex64(-Double.exp(Double(logAReal.data[t])), Double(aImag.data[t]))
+                let mode = DiagonalMode(dt: dt, a: a, c: .one, discretization: discretization)
+                (aRe[j], aIm[j]) = (T(mode.z.real), T(mode.z.imaginary))
+                (bRe[j], bIm[j]) = (T(mode.bBar.real), T(mode.bBar.imaginary))
+            }
+        }
+        let c = channels * modes
+        return .diagonal(aRe: aRe, aIm: aIm, bRe: bRe, bIm: bIm, cRe: Array(cRe.data[0..<c]), cIm: Array(cIm.data[0..<c]), modes: modes)
+    }
+}
+
+/// Registry entry for `s4d`.
+public enum S4DFactory: LayerFactory {
+    public static let name = "s4d"
+    public static let summary = "S4D block (Gu et al. 2022): diagonal SSM, Vandermonde kernel + FFT conv, GELU, Linear, GLU"
+    public static let options: [LayerOptionSpec] = SSMOptions.common + [
+        LayerOptionSpec("init", "lin", "A initialisation: lin (S4D-Lin), inv (S4D-Inv), real (S4D-Real)"),
+        LayerOptionSpec("disc", "zoh", "discretisation: zoh or bilinear"),
+    ]
+    /// Each initialisation and discretisation once, tying, and the bidirectional form.
+    public static var checkOptions: [LayerOptions] {
+        [LayerOptions(["d_state": "8"]),
+         LayerOptions(["d_state": "6", "init": "inv", "disc": "bilinear", "n_ssm": "4"]),
+         LayerOptions(["d_state": "4", "init": "real", "bidirectional": "true"])]
+    }
+
+    public static func make<T: TensorScalar>(dModel: Int, options: LayerOptions, rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
+        let v = try SSMOptions.read(options, dModel: dModel, layer: name)
+        let initText = options.string("init", "lin"), discText = options.string("disc", "zoh")
+        guard let initialization = S4DInitialization(rawValue: initText) else {
+            throw SequenceLabError("layer s4d: init must be lin, inv or real, got '\(initText)'")
+        }
+        guard let discretization = Discretization(rawValue: discText) else {
+            throw SequenceLabError("layer s4d: disc must be zoh or bilinear, got '\(discText)'")
+        }
+        let ssm = DiagonalSSM<T>(channels: dModel, stateSize: v.stateSize, tiedSSMs: v.tiedSSMs, initialization: initialization,
+                                 discretization: discretization, dtMin: v.dtMin, dtMax: v.dtMax,
+                                 directions: v.bidirectional ? 2 : 1, learningRate: v.lr, rng: &rng)
+        return S4Block(ssm: ssm, bidirectional: v.bidirectional, dropout: v.dropout, rng: &rng)
+    }
+}
