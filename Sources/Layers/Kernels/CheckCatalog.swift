@@ -11,5 +11,7 @@ public enum CheckCatalog {
             + AttentionChecks.all
             + S4Checks.opChecks
             + DeltaRuleChecks.all
+            + RATChecks.checks
+            + GAMChecks.checks
     }
 }

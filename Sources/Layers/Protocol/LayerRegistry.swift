@@ -29,6 +29,8 @@ public enum LayerRegistry {
         S4DFactory.self,
         DeltaProductFactory.self,
         DeltaNetFactory.self,
+        RATFactory.self,
+        GAMFactory.self,
     ]
 
     /// The registered names.

@@ -1,0 +1,144 @@
+import Foundation
+import Tensors
+
+/// GAM: a Gated Associative Memory block (Acharya 2025, "Gated Associative Memory: A Parallel O(N) Architecture
+/// for Efficient Sequence Modeling"; the reference `GAMBlock` of rishiraj/gam).
+///
+///     xh = LayerNorm(x)
+///     local = causal depthwise Conv1d(xh; kernel k, with bias)
+///     global = softmax(xh M^T) M                    M [S, C] a learned memory bank (S slots), softmax over slots
+///     [gl, gg] = xh W_g + b_g
+///     h = x + sigmoid(gl) local + sigmoid(gg) global
+///     y = h + Dropout(W2 GELU(W1 LayerNorm(h) + b1) + b2)     (FFN width expand * C)
+///
+/// A whole block (norms, residuals and feed-forward included), as the paper and its reference code define it.
+/// Receptive field: M does not depend on the input and everything but the convolution acts per token, so y_t depends
+/// on x_{t-k+1} .. x_t only (k tokens for one block; 6 (k - 1) + 1 = 13 tokens for six blocks with k = 3). GAM cannot
+/// recall beyond that window (MQAR, long-range tasks): a useful control.
+/// Two fused, token-blocked nodes: `gatedAssociativeMemory` (LayerNorm, convolution, memory, gates, residual) and
+/// `residualFeedForward`. Step mode keeps the last k - 1 LayerNorm outputs (the convolution state).
+/// Dropout (on the FFN output, as the reference) is active only while the tape records (training), never in steps.
+public final class GAM<T: TensorScalar>: SequenceLayer {
+    public typealias Scalar = T
+    /// The model width C.
+    public let dModel: Int
+    /// Memory slots S.
+    public let slots: Int
+    /// The convolution width k.
+    public let kernelSize: Int
+    /// Dropout on the feed-forward output while training.
+    public let dropout: Double
+    /// LayerNorm before the mixer: weight, bias [C].
+    public let norm1Weight: Tensor<T>, norm1Bias: Tensor<T>
+    /// The depthwise convolution's taps [C, k] (tap k - 1 multiplies the current token) and bias [C].
+    public let convWeight: Tensor<T>, convBias: Tensor<T>
+    /// The memory bank M [S, C], xavier-uniform.
+    public let memory: Tensor<T>
+    /// The gate projection W_g [C, 2C], b_g [2C].
+    public let gate: Linear<T>
+    /// LayerNorm before the feed-forward: weight, bias [C].
+    public let norm2Weight: Tensor<T>, norm2Bias: Tensor<T>
+    /// The feed-forward: W1 [C, F] + b1, W2 [F, C] + b2.
+    public let up: Linear<T>, down: Linear<T>
+    private var dropoutRNG: RandomGenerator
+
+    /// A GAM block of width `c`, initialised as the reference (PyTorch defaults; xavier-uniform memory bank).
+    public init(dModel c: Int, slots: Int, kernelSize k: Int, expand: Int, dropout: Double, rng: inout RandomGenerator) {
+        precondition(slots >= 1 && k >= 1 && expand >= 1 && dropout >= 0 && dropout < 1, "GAM: slots \(slots), kernel \(k), expand \(expand), dropout \(dropout)")
+        dModel = c
+        self.slots = slots
+        kernelSize = k
+        self.dropout = dropout
+        norm1Weight = Tensor.ones([c], requiresGrad: true)
+        norm1Bias = Tensor.zeros([c], requiresGrad: true)
+        let convBound = T(1 / Double(k).squareRoot())  // PyTorch Conv1d default: fan_in = k for a depthwise filter
+        convWeight = Tensor.uniform([c, k], low: -convBound, high: convBound, using: &rng, requiresGrad: true)
+        convBias = Tensor.uniform([c], low: -convBound, high: convBound, using: &rng, requiresGrad: true)
+        let xavier = T((6 / Double(slots + c)).squareRoot())
+        memory = Tensor.uniform([slots, c], low: -xavier, high: xavier, using: &rng, requiresGrad: true)
+        gate = Linear(inputSize: c, outputSize: 2 * c, rng: &rng)
+        norm2Weight = Tensor.ones([c], requiresGrad: true)
+        norm2Bias = Tensor.zeros([c], requiresGrad: true)
+        up = Linear(inputSize: c, outputSize: expand * c, rng: &rng)
+        down = Linear(inputSize: expand * c, outputSize: c, rng: &rng)
+        dropoutRNG = rng.split()
+    }
+
+    /// The parallel form: x [B, L, C] -> y [B, L, C].
+    public func callAsFunction(_ x: Tensor<T>) -> Tensor<T> {
+        precondition(x.rank == 3 && x.shape[2] == dModel, "GAM: input \(x.shape) for width \(dModel)")
+        let h = gatedAssociativeMemory(x, normWeight: norm1Weight, normBias: norm1Bias, convWeight: convWeight, convBias: convBias,
+                                       memory: memory, gateWeight: gate.weight, gateBias: gate.bias!)
+        var mask: [T]? = nil
+        if dropout > 0 && Tape.isRecording {
+            let keep = T(1 / (1 - dropout))
+            mask = (0..<x.count).map { _ in dropoutRNG.uniform() >= dropout ? keep : 0 }
+        }
+        return residualFeedForward(h, normWeight: norm2Weight, normBias: norm2Bias, upWeight: up.weight, upBias: up.bias!,
+                                   downWeight: down.weight, downBias: down.bias!, dropoutMask: mask)
+    }
+
+    /// The convolution state: the last k - 1 LayerNorm outputs [B, k - 1, C] (zeros before the first token).
+    public struct State {
+        /// [B, k - 1, C], oldest first.
+        public var history: Tensor<T>
+    }
+
+    /// Zeros: the convolution's causal padding.
+    public func initialState(batchSize: Int) -> State { State(history: Tensor.zeros([batchSize, kernelSize - 1, dModel])) }
+
+    /// One token x [B, D] -> y [B, D], from basic tape ops (differentiable).
+    public func step(_ x: Tensor<T>, state: inout State) -> Tensor<T> {
+        let (batch, c) = (x.shape[0], dModel)
+        let xh = x.layerNorm(gamma: norm1Weight, beta: norm1Bias)  // [B, C]
+        let current = xh.reshaped([batch, 1, c])
+        let window = kernelSize > 1 ? Tensor.concatenate([state.history, current], axis: 1) : current  // [B, k, C]
+        let local = (window * convWeight.transposed()).sum(axis: 1) + convBias
+        let global = xh.matmul(memory, transposeOther: true).softmax().matmul(memory)
+        let gates = gate(xh).split(axis: 1, sizes: [c, c])
+        let h = x + gates[0].sigmoid() * local + gates[1].sigmoid() * global
+        if kernelSize > 1 { state.history = window.slice(axis: 1, 1..<kernelSize) }
+        return h + down(up(h.layerNorm(gamma: norm2Weight, beta: norm2Bias)).gelu())
+    }
+
+    /// Named as the reference GAMBlock (linear weights stored [in, out]); LayerNorm parameters without weight decay.
+    public var parameters: [NamedParameter<T>] {
+        [NamedParameter("ln1.weight", norm1Weight, tags: .noWeightDecay), NamedParameter("ln1.bias", norm1Bias, tags: .noWeightDecay),
+         NamedParameter("causal_conv.weight", convWeight), NamedParameter("causal_conv.bias", convBias),
+         NamedParameter("memory_bank", memory)] + gate.parameters("gate")
+            + [NamedParameter("ln2.weight", norm2Weight, tags: .noWeightDecay), NamedParameter("ln2.bias", norm2Bias, tags: .noWeightDecay)]
+            + up.parameters("ffn.0") + down.parameters("ffn.2")
+    }
+
+    /// The convolution state: (k - 1) C scalars per sequence, whatever the length.
+    public func stateSize(sequenceLength: Int) -> Int { (kernelSize - 1) * dModel }
+}
+
+/// Registry entry for `gam`.
+public enum GAMFactory: LayerFactory {
+    public static let name = "gam"
+    public static let summary = "GAM block: causal conv + softmax memory bank, sigmoid-gated, with FFN (Acharya 2025)"
+    public static let options: [LayerOptionSpec] = [
+        LayerOptionSpec("slots", "512", "memory bank slots S"),
+        LayerOptionSpec("kernel_size", "3", "causal depthwise convolution width k (receptive field k tokens per block)"),
+        LayerOptionSpec("ffn_expand", "4", "feed-forward width / d_model"),
+        LayerOptionSpec("dropout", "0", "dropout on the feed-forward output while training"),
+    ]
+
+    /// Builds GAM from its options; bad values get a one-line error.
+    public static func make<T: TensorScalar>(dModel: Int, options: LayerOptions, rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
+        let slots = try options.int("slots", 512), k = try options.int("kernel_size", 3)
+        let expand = try options.int("ffn_expand", 4), p = try options.double("dropout", 0)
+        guard slots >= 1 else { throw SequenceLabError("layer gam: slots must be positive, got \(slots)") }
+        guard k >= 1 else { throw SequenceLabError("layer gam: kernel_size must be positive, got \(k)") }
+        guard expand >= 1 else { throw SequenceLabError("layer gam: ffn_expand must be positive, got \(expand)") }
+        guard p >= 0 && p < 1 else { throw SequenceLabError("layer gam: dropout must be in [0, 1), got \(p)") }
+        return GAM<T>(dModel: dModel, slots: slots, kernelSize: k, expand: expand, dropout: p, rng: &rng)
+    }
+
+    /// Small memory banks keep the debug-build check fast; kernel widths 1, 3 and 4.
+    public static var checkOptions: [LayerOptions] {
+        [LayerOptions(["slots": "16"]), LayerOptions(["slots": "5", "kernel_size": "1", "ffn_expand": "2"]),
+         LayerOptions(["slots": "9", "kernel_size": "4"])]
+    }
+}
