@@ -59,28 +59,6 @@ public enum MambaChecks {
         _ name: String, shapes: [[Int]], tolerance: Double = 1e-12,
         _ f: @escaping @Sendable ([Tensor<Double>], _ fused: Bool) -> [Tensor<Double>]
     ) -> OpCheck {
-        OpCheck(name) { _ in
-            var rng = RandomGenerator(seed: 23)
-            let base = shapes.map { Tensor<Double>.randn($0, using: &rng) }
-            var results: [[[Double]]] = [], cotangents: [Tensor<Double>] = []
-            for fused in [true, false] {
-                let x = base.map { $0.detached().requiringGrad() }
-                let outputs = f(x, fused)
-                if cotangents.isEmpty { cotangents = outputs.map { Tensor<Double>.randn($0.shape, using: &rng) } }
-                var loss = (outputs[0] * cotangents[0]).sum()
-                for i in 1..<outputs.count { loss = loss + (outputs[i] * cotangents[i]).sum() }
-                loss.backward()
-                results.append(outputs.map(\.data) + x.map { $0.grad ?? [Double](repeating: 0, count: $0.count) })
-            }
-            var worst = 0.0, at = ""
-            for i in 0..<results[0].count {
-                let e = GradientCheck.relativeError(results[0][i], results[1][i])
-                if e > worst || e.isNaN {
-                    (worst, at) = (e.isNaN ? .infinity : e, i < cotangents.count ? "output \(i)" : "gradient of input \(i - cotangents.count)")
-                }
-            }
-            return CheckResult(name: name, passed: worst <= tolerance, error: worst, tolerance: tolerance,
-                               detail: "fused vs reference; worst: \(at)")
-        }
+        OpCheck.formCheck(name, shapes: shapes, tolerance: tolerance, seed: 23, outputs: f)
     }
 }

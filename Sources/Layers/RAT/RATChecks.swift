@@ -44,26 +44,6 @@ public enum RATChecks {
         _ name: String, shapes: [[Int]], tolerance: Double = 1e-10,
         _ f: @escaping @Sendable ([Tensor<Double>], _ fast: Bool) -> Tensor<Double>
     ) -> OpCheck {
-        OpCheck(name) { _ in
-            var rng = RandomGenerator(seed: 77)
-            let base = shapes.map { Tensor<Double>.randn($0, using: &rng) }
-            var outputs: [[Double]] = [], grads: [[[Double]]] = []
-            var cotangent: [Double]? = nil
-            for fast in [true, false] {
-                let x = base.map { $0.detached().requiringGrad() }
-                let y = f(x, fast)
-                if cotangent == nil { cotangent = Tensor<Double>.randn(y.shape, using: &rng).data }
-                y.backward(seed: cotangent)
-                outputs.append(y.data)
-                grads.append(x.map { $0.grad ?? [Double](repeating: 0, count: $0.count) })
-            }
-            var worst = GradientCheck.relativeError(outputs[0], outputs[1]), at = "output"
-            for i in 0..<shapes.count {
-                let e = GradientCheck.relativeError(grads[0][i], grads[1][i])
-                if e > worst { worst = e; at = "gradient of input \(i)" }
-            }
-            return CheckResult(name: name, passed: worst <= tolerance, error: worst, tolerance: tolerance,
-                               detail: "fast vs reference; worst: \(at)")
-        }
+        OpCheck.formCheck(name, shapes: shapes, tolerance: tolerance, f)
     }
 }
