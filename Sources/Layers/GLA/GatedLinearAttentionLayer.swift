@@ -102,14 +102,6 @@ public final class GatedLinearAttentionLayer<T: TensorScalar>: SequenceLayer {
         return State(memory: Tensor.zeros([batchSize, heads, headKeyDim, headValueDim]), convolutionWindows: windows)
     }
 
-    /// One causal depthwise convolution step: u [B, C] with the window of the previous inputs [B, w - 1, C].
-    private func convolutionStep(_ u: Tensor<T>, weight: Tensor<T>, window: inout Tensor<T>) -> Tensor<T> {
-        let (batch, channels, width) = (u.shape[0], u.shape[1], weight.shape[1])
-        let full = Tensor.concatenate([window, u.reshaped([batch, 1, channels])], axis: 1)  // [B, w, C]
-        window = full.slice(axis: 1, 1..<width)
-        return (full * weight.transposed()).sum(axis: 1).silu()                             // [B, C]
-    }
-
     /// One token x [B, D] -> y [B, D], advancing the state.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
@@ -118,9 +110,9 @@ public final class GatedLinearAttentionLayer<T: TensorScalar>: SequenceLayer {
         let batch = x.shape[0]
         var q = qProj(x), k = kProj(x), v = vProj(x)  // [B, key_dim], [B, key_dim], [B, value_dim]
         if let c = convolutions {
-            q = convolutionStep(q, weight: c.q, window: &state.convolutionWindows[0])
-            k = convolutionStep(k, weight: c.k, window: &state.convolutionWindows[1])
-            v = convolutionStep(v, weight: c.v, window: &state.convolutionWindows[2])
+            q = q.causalConvolutionStep(weight: c.q, window: &state.convolutionWindows[0]).silu()
+            k = k.causalConvolutionStep(weight: c.k, window: &state.convolutionWindows[1]).silu()
+            v = v.causalConvolutionStep(weight: c.v, window: &state.convolutionWindows[2]).silu()
         }
         let keyShape = [batch, heads, headKeyDim]
         let (o, memory) = gatedLinearAttentionStep(

@@ -1,0 +1,13 @@
+import Tensors
+
+extension Tensor {
+    /// One step of a causal depthwise convolution (the recurrent form of `causalDepthwiseConv1d`, no bias, no
+    /// activation): this token u [B, C] with the previous w - 1 inputs `window` [B, w - 1, C] and `weight` [C, w];
+    /// returns y [B, C] = sum_j weight[c, j] [window, u][b, j, c] and advances the window by one token.
+    public func causalConvolutionStep(weight: Tensor, window: inout Tensor) -> Tensor {
+        let (batch, channels, width) = (shape[0], shape[1], weight.shape[1])
+        let full = Tensor.concatenate([window, reshaped([batch, 1, channels])], axis: 1)  // [B, w, C]
+        window = full.slice(axis: 1, 1..<width)                                           // [B, w - 1, C]
+        return (full * weight.transposed()).sum(axis: 1)                                   // [B, C]
+    }
+}
