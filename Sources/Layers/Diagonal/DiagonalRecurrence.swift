@@ -6,7 +6,9 @@ import Tensors
 ///     h_t = a * h_{t-1} + b * x_t,   a = sigmoid(a_logit) in (0, 1)         (diagonal over D channels)
 ///     y_t = (c * h_t + d * x_t) W_out
 ///
-/// The scan over t is one fused tape node (`diagonalScan`) with a hand-written backward pass.
+/// The scan over t is one fused tape node (`diagonalScan`) with a hand-written backward pass. The entry points carry
+/// `@_specialize(where T == Float)`: a layer reached through `any SequenceLayer<Float>` otherwise runs unspecialised
+/// generic code (about 10x slower); every layer does the same.
 public final class DiagonalRecurrence<T: TensorScalar>: SequenceLayer {
     public typealias Scalar = T
     public let dModel: Int
@@ -23,6 +25,8 @@ public final class DiagonalRecurrence<T: TensorScalar>: SequenceLayer {
         output = Linear(inputSize: dModel, outputSize: dModel, bias: false, rng: &rng)
     }
 
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func callAsFunction(_ x: Tensor<T>) -> Tensor<T> {
         let h = diagonalScan(x * b, decay: aLogit.sigmoid())  // [B, L, D]
         return output(h * c + x * d)
@@ -30,6 +34,8 @@ public final class DiagonalRecurrence<T: TensorScalar>: SequenceLayer {
 
     public func initialState(batchSize: Int) -> Tensor<T> { Tensor.zeros([batchSize, dModel]) }
 
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func step(_ x: Tensor<T>, state h: inout Tensor<T>) -> Tensor<T> {
         h = aLogit.sigmoid() * h + b * x
         return output(h * c + x * d)
