@@ -52,19 +52,7 @@ enum ScanMath {
 
     @inline(__always)
     private static func expFloat(_ x0: Float) -> Float {
-        let x = Swift.min(Swift.max(x0, -87), 88)
-        let t = x * 1.442_695_040_888_963_4 + 12_582_912  // 1.5 * 2^23: rounds x log2(e) to an integer n
-        let n = t - 12_582_912
-        let r = x - n * 0.693_359_375 - n * -2.121_944_4e-4  // x - n ln 2 in two parts (Cody-Waite)
-        var p: Float = 1.987_569_15e-4
-        p = p * r + 1.398_199_950_7e-3
-        p = p * r + 8.333_451_907_3e-3
-        p = p * r + 4.166_579_589_4e-2
-        p = p * r + 1.666_666_545_9e-1
-        p = p * r + 5.000_000_120_1e-1
-        p = p * (r * r) + r + 1
-        let scale = Float(bitPattern: (t.bitPattern &+ 127) &<< 23)  // 2^n: the low bits of t hold n
-        return x0 < -87 ? 0 : p * scale
+        x0 < -87 ? 0 : FastScalarMath.expFloat(x0)  // the shared Cephes polynomial; exactly 0 far below (decays)
     }
 
     @inline(__always)
