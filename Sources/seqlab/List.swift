@@ -26,6 +26,11 @@ struct List: ParsableCommand {
         for f in TaskRegistry.factories {
             print("  \(f.name.padding(toLength: 18, withPad: " ", startingAt: 0)) \(f.summary)")
             for o in f.options { print("      \(o.name) = \(o.defaultValue)    \(o.help)") }
+            let recipe = f.recipe.entries()
+            if !recipe.isEmpty {
+                print("      training: " + recipe.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+                      + (f.recipe.note.isEmpty ? "" : "  (\(f.recipe.note))"))
+            }
         }
     }
 }

@@ -59,12 +59,17 @@ struct Train: ParsableCommand {
     func resolve() throws -> TrainConfig {
         var c: TrainConfig
         if let config {
-            c = try TrainConfig.load(from: URL(fileURLWithPath: config))
-            if let task { c.task = task }
-            if let layer { c.model.layer = layer }
+            var object = try TrainConfig.loadObject(from: URL(fileURLWithPath: config))
+            if let task { object["task"] = task }
+            if let layer {
+                var model = object["model"] as? [String: Any] ?? [:]
+                model["layer"] = layer
+                object["model"] = model
+            }
+            c = try TrainConfig.resolve(object, source: "config file \(config)")
         } else {
             guard let task, let layer else { throw SequenceLabError("train: give --task and --layer (or --config FILE)") }
-            c = TrainConfig(task: task, model: ModelConfig(layer: layer))
+            c = try TrainConfig.suggested(task: task, layer: layer)
         }
         let layerSpecs = try LayerRegistry.factory(named: c.model.layer).options
         let taskSpecs = try TaskRegistry.factory(named: c.task).options

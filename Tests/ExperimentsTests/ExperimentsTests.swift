@@ -26,17 +26,40 @@ final class SweepSpecTests: XCTestCase {
         XCTAssertEqual(try spec.runs().map(\.id), runs.map(\.id), "ids are stable")
     }
 
+    func testPartsUnionAndTaskRecipeUnderTheBase() throws {
+        let json = """
+            {"base": {"task": "mqar", "model": {"layer": "attention"}, "max_steps": 100},
+             "parts": [{"grid": {"model.layer": ["attention", "gla"]}},
+                       {"list": [{"task": "parity", "model.layer": "mamba", "model.layer_options.negative_eigenvalues": true}]},
+                       {"lists": [[{"task": "word_problem", "task_options.group": "S3"}, {"task": "parity"}],
+                                  [{"model.layer": "deltaproduct", "model.layer_options.n_h": 1}, {"model.layer": "deltaproduct", "model.layer_options.n_h": 2}]]}]}
+            """
+        let runs = try SweepSpec(try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [String: Any]).runs()
+        XCTAssertEqual(runs.map(\.id), ["layer-attention", "layer-gla", "layer-mamba_negative_eigenvalues-true_task-parity",
+                                        "layer-deltaproduct_task-word_problem_n_h-1_group-S3", "layer-deltaproduct_task-word_problem_n_h-2_group-S3",
+                                        "layer-deltaproduct_task-parity_n_h-1", "layer-deltaproduct_task-parity_n_h-2"])
+        let gla = runs[1].config
+        XCTAssertEqual(gla.maxSteps, 100, "the base wins over the recipe")
+        XCTAssertEqual(gla.model.feedForward, .none, "the MQAR recipe fills what the base leaves out")
+        XCTAssertEqual(gla.model.layerOptions.values["heads"], "1")
+        XCTAssertEqual(runs[2].config.task, "parity")
+        XCTAssertEqual(runs[2].config.model.layerOptions.values["negative_eigenvalues"], "true")
+    }
+
     func testMalformedSpecsGetOneLineErrors() {
         XCTAssertThrowsError(try SweepSpec(["grid": [:]])) { XCTAssertTrue("\($0)".contains("needs a 'base' object")) }
         XCTAssertThrowsError(try SweepSpec(["base": [:], "gird": [:]])) { XCTAssertTrue("\($0)".contains("unknown key 'gird'")) }
         XCTAssertThrowsError(try SweepSpec(["base": ["task": "t", "model": ["layer": "l"]], "grid": ["lr": []]]))
-        XCTAssertThrowsError(try SweepSpec(["base": ["model": ["layer": "l"]]]).runs()) { XCTAssertTrue("\($0)".contains("invalid")) }
-        XCTAssertThrowsError(try SweepSpec(["base": ["task": "t", "model": ["layer": "l"], "batch_size": 0]]).runs())
+        XCTAssertThrowsError(try SweepSpec(["base": ["model": ["layer": "attention"]]]).runs()) { XCTAssertTrue("\($0)".contains("missing key 'task'")) }
+        XCTAssertThrowsError(try SweepSpec(["base": ["task": "nope", "model": ["layer": "attention"]]]).runs()) { XCTAssertTrue("\($0)".contains("unknown task 'nope'")) }
+        XCTAssertThrowsError(try SweepSpec(["base": ["task": "mqar", "model": ["layer": "attention"], "batch_size": 0]]).runs())
+        XCTAssertThrowsError(try SweepSpec(["base": [:], "parts": [["grid": [:], "lsit": []]]])) { XCTAssertTrue("\($0)".contains("unknown key 'lsit'")) }
+        XCTAssertThrowsError(try SweepSpec(["base": [:], "parts": [], "grid": [:]]))
         XCTAssertThrowsError(try SweepSpec.load(from: URL(fileURLWithPath: "/nonexistent/spec.json")))
     }
 
     func testShardsPartitionTheRuns() throws {
-        let spec = try SweepSpec(["base": ["task": "t", "model": ["layer": "l"]], "grid": ["seed": [0, 1, 2, 3, 4]]])
+        let spec = try SweepSpec(["base": ["task": "mqar", "model": ["layer": "attention"]], "grid": ["seed": [0, 1, 2, 3, 4]]])
         let runs = try spec.runs()
         let exe = URL(fileURLWithPath: "/bin/true")
         let out = URL(fileURLWithPath: "/tmp/none")

@@ -128,6 +128,29 @@ final class TrainerTests: XCTestCase {
         XCTAssertThrowsError(try RunFileCoding.decoder.decode(TrainConfig.self, from: Data(#"{"model": {"layer": "x"}}"#.utf8)))
     }
 
+    func testTaskRecipeSitsBetweenDefaultsAndConfigKeys() throws {
+        // MQAR's recipe: Zoology's width-64, no-MLP model; one head and the short convolution for gla only.
+        let gla = try TrainConfig.suggested(task: "mqar", layer: "gla")
+        XCTAssertEqual(gla.model.feedForward, .none)
+        XCTAssertEqual(gla.learningRate, 3e-3)
+        XCTAssertEqual(gla.targetAccuracy, 0.99)
+        XCTAssertEqual(gla.model.layerOptions.values, ["heads": "1", "use_short_conv": "true"])
+        XCTAssertEqual(try TrainConfig.suggested(task: "mqar", layer: "attention").model.layerOptions.values, [:])
+        // Keys of a config object win over the recipe; absent keys keep it; layer options merge key by key.
+        let object: [String: Any] = ["task": "mqar", "lr": 0.01, "model": ["layer": "gla", "layer_options": ["heads": "2"]]]
+        let c = try TrainConfig.resolve(object, source: "test")
+        XCTAssertEqual(c.learningRate, 0.01)
+        XCTAssertEqual(c.maxSteps, gla.maxSteps)
+        XCTAssertEqual(c.model.layerOptions.values, ["heads": "2", "use_short_conv": "true"])
+        // A fully resolved config reproduces itself.
+        let encoded = try JSONSerialization.jsonObject(with: RunFileCoding.encoder.encode(c)) as! [String: Any]
+        XCTAssertEqual(try TrainConfig.resolve(encoded, source: "test"), c)
+        // A task without a recipe keeps the built-in defaults; an unknown task is a one-line error.
+        XCTAssertEqual(try TrainConfig.suggested(task: "cifar10", layer: "s4d").learningRate, TrainConfig(task: "x", model: ModelConfig(layer: "y")).learningRate)
+        XCTAssertThrowsError(try TrainConfig.resolve(["task": "nope", "model": ["layer": "gla"]], source: "test"))
+        XCTAssertThrowsError(try TrainConfig.resolve(["task": "mqar"], source: "test"))
+    }
+
     func testBatchesArePaddedAndMasked() throws {
         let batch = Batch([Example(tokens: [1, 2, 3], label: 1), Example(tokens: [3], label: 0)], padToken: 0)
         XCTAssertEqual(batch.tokens, [1, 2, 3, 3, 0, 0])

@@ -83,9 +83,13 @@ public struct ResultTable {
             let ka = columns.map { a.settings[$0] ?? "" }, kb = columns.map { b.settings[$0] ?? "" }
             return ka.lexicographicallyPrecedes(kb) { x, y in Double(x).flatMap { dx in Double(y).map { dx < $0 } } ?? (x < y) }
         }
-        for task in Set(rows.map { $0.settings["task"] ?? "" }) {
-            let best = rows.filter { ($0.settings["task"] ?? "") == task }.map(\.test.mean).max()
-            for i in rows.indices where (rows[i].settings["task"] ?? "") == task && rows[i].test.mean == best { rows[i].isBest = true }
+        // The best entry of each task (a task with its options: parity and each word-problem group apart).
+        func taskKey(_ row: Row) -> String {
+            row.settings.keys.filter { $0 == "task" || $0.hasPrefix("task_options.") }.sorted().map { "\($0)=\(row.settings[$0]!)" }.joined(separator: " ")
+        }
+        for task in Set(rows.map(taskKey)) {
+            let best = rows.filter { taskKey($0) == task }.map(\.test.mean).max()
+            for i in rows.indices where taskKey(rows[i]) == task && rows[i].test.mean == best { rows[i].isBest = true }
         }
         self.rows = rows
     }

@@ -14,11 +14,19 @@ import Training
 /// Keys are dotted paths into the config (the keys of a run's config.json). The runs are every list entry (or one
 /// empty entry) crossed with every grid point; list entries may set keys the grid also sets (the entry wins). Each run
 /// gets a readable, stable id built from the values of the swept keys ("layer-gla_d_model-64_lr-0.001_seed-0").
+/// `"lists": [[...], [...]]` crosses several lists of variations (tasks x layer variants). Several such sweeps over one
+/// base are written as `"parts": [{"grid": ..., "list": ..., "lists": ...}, ...]` (their union: say, every layer on
+/// two tasks plus a few layers on two more). The task's recipe (`TrainingRecipe`) lies under the base.
 public struct SweepSpec {
     public let description: String
     let base: [String: Any]
-    let grid: [(key: String, values: [Any])]
-    let list: [[String: Any]]
+    let parts: [Part]
+
+    /// One grid crossed with one list of variations.
+    struct Part {
+        let grid: [(key: String, values: [Any])]
+        let list: [[String: Any]]
+    }
 
     /// One run of a sweep: its id and its fully resolved configuration.
     public struct Run {
@@ -41,56 +49,83 @@ public struct SweepSpec {
 
     /// A spec from its JSON object.
     public init(_ object: [String: Any], source: String = "sweep spec") throws {
-        let known: Set = ["description", "base", "grid", "list"]
+        let known: Set = ["description", "base", "grid", "list", "lists", "parts"]
         if let stray = object.keys.sorted().first(where: { !known.contains($0) }) {
-            throw SequenceLabError("\(source): unknown key '\(stray)' (keys: base, grid, list, description)")
+            throw SequenceLabError("\(source): unknown key '\(stray)' (keys: base, grid, list, lists, parts, description)")
         }
         guard let base = object["base"] as? [String: Any] else { throw SequenceLabError("\(source): needs a 'base' object") }
         self.base = base
         description = object["description"] as? String ?? ""
+        if let p = object["parts"] {
+            guard object["grid"] == nil && object["list"] == nil && object["lists"] == nil else {
+                throw SequenceLabError("\(source): give either 'parts' or a top-level 'grid'/'list'/'lists', not both")
+            }
+            guard let objects = p as? [[String: Any]], !objects.isEmpty else {
+                throw SequenceLabError("\(source): 'parts' must be a non-empty list of objects with 'grid' and/or 'list'")
+            }
+            parts = try objects.enumerated().map { i, o in
+                if let stray = o.keys.sorted().first(where: { !["grid", "list", "lists"].contains($0) }) {
+                    throw SequenceLabError("\(source): parts[\(i)] has unknown key '\(stray)' (keys: grid, list, lists)")
+                }
+                return try Self.part(o, source: "\(source): parts[\(i)]")
+            }
+        } else {
+            parts = [try Self.part(object, source: source)]
+        }
+    }
+
+    private static func part(_ object: [String: Any], source: String) throws -> Part {
         let gridObject = object["grid"] as? [String: Any] ?? [:]
-        grid = try gridObject.keys.sorted().map { key in
+        let grid = try gridObject.keys.sorted().map { key in
             guard let values = gridObject[key] as? [Any], !values.isEmpty else {
                 throw SequenceLabError("\(source): grid key '\(key)' needs a non-empty list of values")
             }
             return (key, values)
         }
+        var list: [[String: Any]] = [[:]]
         if let l = object["list"] {
             guard let entries = l as? [[String: Any]] else { throw SequenceLabError("\(source): 'list' must be a list of objects") }
             list = entries
-        } else {
-            list = [[:]]
         }
+        // "lists": several lists of variations crossed with each other (say, tasks x layer variants).
+        if let ls = object["lists"] {
+            guard let lists = ls as? [[[String: Any]]], lists.allSatisfy({ !$0.isEmpty }) else {
+                throw SequenceLabError("\(source): 'lists' must be a list of non-empty lists of objects")
+            }
+            for l in lists { list = list.flatMap { a in l.map { b in a.merging(b) { _, new in new } } } }
+        }
+        return Part(grid: grid, list: list)
     }
 
-    /// Every run, in a stable order.
+    /// Every run, in a stable order (part by part).
     public func runs() throws -> [Run] {
-        var points: [[(String, Any)]] = [[]]
-        for (key, values) in grid { points = points.flatMap { p in values.map { p + [(key, $0)] } } }
-        let listKeys = Array(Set(list.flatMap(\.keys))).sorted()
-        let swept = grid.map(\.key) + listKeys.filter { k in !grid.contains { $0.key == k } }
+        var swept: [String] = []
+        for part in parts {
+            for k in part.grid.map(\.key) + Array(Set(part.list.flatMap(\.keys))).sorted() where !swept.contains(k) { swept.append(k) }
+        }
         let labels = Self.labels(for: swept)
         var runs: [Run] = []
         var seen = Set<String>()
-        for entry in list {
-            for point in points {
-                var settings: [String: Any] = [:]
-                for (k, v) in point { settings[k] = v }
-                for (k, v) in entry { settings[k] = v }
-                var object = base
-                for (k, v) in settings { try Self.set(&object, path: k, value: v) }
-                let data = try JSONSerialization.data(withJSONObject: object)
-                let config: TrainConfig
-                do { config = try RunFileCoding.decoder.decode(TrainConfig.self, from: data) } catch {
-                    throw SequenceLabError("sweep: a run's configuration is invalid: \(error)")
+        for part in parts {
+            var points: [[(String, Any)]] = [[]]
+            for (key, values) in part.grid { points = points.flatMap { p in values.map { p + [(key, $0)] } } }
+            for entry in part.list {
+                for point in points {
+                    var settings: [String: Any] = [:]
+                    for (k, v) in point { settings[k] = v }
+                    for (k, v) in entry { settings[k] = v }
+                    var object = base
+                    for (k, v) in settings { try Self.set(&object, path: k, value: v) }
+                    let described = settings.keys.sorted().map { "\($0)=\(Self.text(settings[$0]!))" }.joined(separator: " ")
+                    let config = try TrainConfig.resolve(object, source: "sweep run \(described)")
+                    try config.validate()
+                    let shown = swept.filter { settings[$0] != nil }.map { ($0, Self.text(settings[$0]!)) }
+                    var id = shown.map { "\(labels[$0.0]!)-\($0.1)" }.joined(separator: "_")
+                    if id.isEmpty { id = "run" }
+                    id = Self.sanitized(id)
+                    guard seen.insert(id).inserted else { throw SequenceLabError("sweep: two runs share the id '\(id)' (a list entry repeats a grid point?)") }
+                    runs.append(Run(id: id, config: config, settings: shown))
                 }
-                try config.validate()
-                let shown = swept.filter { settings[$0] != nil }.map { ($0, Self.text(settings[$0]!)) }
-                var id = shown.map { "\(labels[$0.0]!)-\($0.1)" }.joined(separator: "_")
-                if id.isEmpty { id = "run" }
-                id = Self.sanitized(id)
-                guard seen.insert(id).inserted else { throw SequenceLabError("sweep: two runs share the id '\(id)' (a list entry repeats a grid point?)") }
-                runs.append(Run(id: id, config: config, settings: shown))
             }
         }
         return runs

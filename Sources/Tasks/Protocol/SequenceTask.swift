@@ -105,6 +105,12 @@ public protocol TaskFactory {
     /// The options with their defaults (the defaults make a sensible small CPU run).
     static var options: [OptionSpec] { get }
     static func make(options: Options, seed: UInt64) throws -> any SequenceTask
+    /// The training settings this task suggests (empty by default: the trainer's built-in defaults).
+    static var recipe: TrainingRecipe { get }
+}
+
+extension TaskFactory {
+    public static var recipe: TrainingRecipe { TrainingRecipe() }
 }
 
 /// The tasks `seqlab train --task` knows.

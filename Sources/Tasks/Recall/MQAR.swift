@@ -79,6 +79,15 @@ public enum MQARTask: TaskFactory {
         OptionSpec("random_non_queries", "true", "fill non-query positions with random ids (else 0)"),
     ] + SplitSizes.options(train: 20000)
 
+    /// Zoology's MQAR model (2 layers of width 64, no MLP) with a learning rate from its grid; GLA at width 64 gets
+    /// one head (fla's 4 heads leave 8 key dimensions each) and its short convolution (the token shift that binds a
+    /// value to the key before it): measured, fla's defaults stay at 0.25-0.33 validation accuracy after 4000 steps,
+    /// these reach 0.99 within 1200 steps.
+    public static let recipe = TrainingRecipe(
+        dModel: 64, nLayers: 2, feedForward: "none", learningRate: 3e-3, maxSteps: 4000, evalEvery: 200,
+        targetAccuracy: 0.99, layerOptions: ["gla": ["heads": "1", "use_short_conv": "true"]],
+        note: "Zoology's MQAR setting; stops at 99% validation accuracy")
+
     public static func make(options: Options, seed: UInt64) throws -> any SequenceTask {
         let sizes = try SplitSizes(options, specs: Self.options)
         let generator = MQARGenerator(

@@ -64,16 +64,6 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         b.gitCommit = nil
         return a == b
     }
-
-    /// Reads a config file (JSON with the keys of this type).
-    public static func load(from url: URL) throws -> TrainConfig {
-        guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw SequenceLabError("config file \(url.path) does not exist or cannot be read")
-        }
-        do { return try RunFileCoding.decoder.decode(TrainConfig.self, from: data) } catch {
-            throw SequenceLabError("config file \(url.path) is not a valid config: \(oneLine(error))")
-        }
-    }
 }
 
 /// A decoding error in one line.

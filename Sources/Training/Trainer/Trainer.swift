@@ -6,7 +6,7 @@ import Tensors
 /// Trains a `SequenceModel` on a task and leaves the run files of DESIGN.md in its directory.
 ///
 /// AdamW (or SGD) with the parameter groups the layers tag, linear warmup + cosine, global-norm clipping; validation
-/// every `evalEvery` steps, the test splits at each new best validation accuracy, an atomic checkpoint after each
+/// every `evalEvery` steps, the test splits at each new best validation accuracy (ties: lower validation loss), an atomic checkpoint after each
 /// evaluation. Everything random is a function of (seed, step): the data order (one permutation per epoch) and the
 /// dropout masks. So a run killed at any moment and restarted with the same command resumes from its last
 /// checkpoint and ends with the same metrics as an uninterrupted run.
@@ -139,7 +139,11 @@ public final class Trainer {
         let validation = Evaluator.evaluate(model, on: task.validation, batchSize: config.batchSize, limit: config.evalExamples, padToken: task.padToken)
         try run.append(MetricsRecord(step: state.step, epoch: epoch, split: task.validation.name, loss: validation.loss,
                                      accuracy: validation.accuracy, lr: lr, tokensPerS: 0, wallS: state.wallSeconds))
-        if validation.accuracy > state.bestValidationAccuracy {
+        // Model selection on validation accuracy, ties broken by validation loss (a saturated validation accuracy, as
+        // in-distribution parity reaches early, keeps selecting the better-calibrated model for the test splits).
+        let better = validation.accuracy > state.bestValidationAccuracy
+            || (validation.accuracy == state.bestValidationAccuracy && validation.loss < state.bestValidationLoss)
+        if better {
             state.bestValidationAccuracy = validation.accuracy
             state.bestValidationLoss = validation.loss
             state.bestStep = state.step
