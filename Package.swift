@@ -9,7 +9,7 @@ import PackageDescription
 let swift5: [SwiftSetting] = [.swiftLanguageMode(.v5)]
 
 /// The notebooks of Notebooks-as-scripts/: one executable per folder NAME/main.swift (run with `scripts/notebook NAME`).
-let notebooks = ["s4-kernel-three-ways"]
+let notebooks = ["s4-kernel-three-ways", "selective-scan-parity", "gla-chunked", "rat-chunk-size"]
 
 let package = Package(
     name: "SequenceLab",
