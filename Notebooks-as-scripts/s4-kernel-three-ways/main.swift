@@ -170,5 +170,6 @@ for step in [0.003, 0.01, 0.03] {
 saveFigure(LineChart(title: "S4 kernel K_l (HiPPO-LegS, N = 64)", xLabel: "l", yLabel: "K_l", series: kernels),
            name: "kernel", caption: "The kernel for three step sizes")
 
-//: A smaller Δ stretches the same kernel over more taps: the memory of an S4 channel is about 1/Δ steps long, which
-//: is why S4 samples log Δ per channel over a range of time scales.
+//: A smaller Δ stretches the same kernel over more taps: the memory of an S4 channel is proportional to 1/Δ steps
+//: (here 90% of the kernel's mass lies within about 2.5/Δ taps), which is why S4 samples log Δ per channel over a
+//: range of time scales.
