@@ -8,6 +8,9 @@ import PackageDescription
 
 let swift5: [SwiftSetting] = [.swiftLanguageMode(.v5)]
 
+/// The notebooks of Notebooks-as-scripts/: one executable per folder NAME/main.swift (run with `scripts/notebook NAME`).
+let notebooks = ["s4-kernel-three-ways", "selective-scan-parity", "gla-chunked", "rat-chunk-size"]
+
 let package = Package(
     name: "SequenceLab",
     products: [
@@ -16,6 +19,7 @@ let package = Package(
         .library(name: "Tasks", targets: ["Tasks"]),
         .library(name: "Training", targets: ["Training"]),
         .library(name: "Experiments", targets: ["Experiments"]),
+        .library(name: "Notebook", targets: ["Notebook"]),
         .executable(name: "seqlab", targets: ["seqlab"]),
     ],
     dependencies: [
@@ -40,10 +44,18 @@ let package = Package(
             name: "seqlab",
             dependencies: ["Tensors", "Layers", "Tasks", "Training", "Experiments", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swift5),
+        .target(name: "Notebook", dependencies: ["Tensors", "Experiments"], swiftSettings: swift5),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"], swiftSettings: swift5),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "Tensors"], swiftSettings: swift5),
         .testTarget(name: "TasksTests", dependencies: ["Tasks", "Tensors"], swiftSettings: swift5),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Tasks", "Layers", "Tensors"], swiftSettings: swift5),
         .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "Training", "Tensors"], swiftSettings: swift5),
-    ]
+        .testTarget(name: "NotebookTests", dependencies: ["Notebook"], swiftSettings: swift5),
+    ] + notebooks.map { name in
+        .executableTarget(
+            name: name,
+            dependencies: ["Notebook", "Tensors", "Layers", "Training", "Experiments", .product(name: "Numerics", package: "swift-numerics")],
+            path: "Notebooks-as-scripts/\(name)",
+            swiftSettings: swift5)
+    }
 )
