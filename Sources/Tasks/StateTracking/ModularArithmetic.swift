@@ -53,6 +53,12 @@ public enum ModularArithmeticTask: TaskFactory {
         testLengthsOption("80,160", "extra test splits at exactly these expression lengths"),
     ] + SplitSizes.options(train: 10000)
 
+    /// Parity's setting (one layer without MLP, batch 256, lr 1e-3, no weight decay) at width 32 for the 5 x 3
+    /// operator-operand transitions.
+    public static let recipe = TrainingRecipe(
+        dModel: 32, nLayers: 1, feedForward: "none", learningRate: 1e-3, weightDecay: 0, batchSize: 256, maxSteps: 3000,
+        evalEvery: 250, note: "the parity setting at width 32")
+
     public static func make(options: Options, seed: UInt64) throws -> any SequenceTask {
         let sizes = try SplitSizes(options, specs: Self.options)
         let range = try lengthRange(options, specs: Self.options, task: name)

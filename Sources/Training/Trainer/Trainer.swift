@@ -103,6 +103,9 @@ public final class Trainer {
                     step: state.step, epoch: epoch, split: "train", loss: state.windowLoss / Double(state.windowSteps),
                     accuracy: Double(state.windowCorrect) / Double(max(1, state.windowScored)),
                     lr: config.learningRate * factor, tokensPerS: Double(windowTokens) / seconds, wallS: state.wallSeconds))
+                progress.window(step: state.step, loss: state.windowLoss / Double(state.windowSteps),
+                                accuracy: Double(state.windowCorrect) / Double(max(1, state.windowScored)),
+                                stepsPerSecond: Double(state.windowSteps) / seconds)
                 (state.windowLoss, state.windowCorrect, state.windowScored, state.windowSteps) = (0, 0, 0, 0)
                 windowStart = Date()
                 windowTokens = 0
