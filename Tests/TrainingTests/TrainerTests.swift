@@ -145,6 +145,10 @@ final class TrainerTests: XCTestCase {
         // A fully resolved config reproduces itself.
         let encoded = try JSONSerialization.jsonObject(with: RunFileCoding.encoder.encode(c)) as! [String: Any]
         XCTAssertEqual(try TrainConfig.resolve(encoded, source: "test"), c)
+        // Per-layer overrides of a recipe: parity trains DeltaProduct at width 64 with batch 32, Mamba at 16 with 256.
+        let dp = try TrainConfig.suggested(task: "parity", layer: "deltaproduct"), mamba = try TrainConfig.suggested(task: "parity", layer: "mamba")
+        XCTAssertEqual([dp.model.dModel, dp.batchSize, mamba.model.dModel, mamba.batchSize], [64, 32, 16, 256])
+        XCTAssertEqual([dp.model.nLayers, mamba.model.nLayers], [1, 1], "settings not overridden stay the recipe's")
         // A task without a recipe keeps the built-in defaults; an unknown task is a one-line error.
         XCTAssertEqual(try TrainConfig.suggested(task: "cifar10", layer: "s4d").learningRate, TrainConfig(task: "x", model: ModelConfig(layer: "y")).learningRate)
         XCTAssertThrowsError(try TrainConfig.resolve(["task": "nope", "model": ["layer": "gla"]], source: "test"))

@@ -18,18 +18,36 @@ public struct TrainingRecipe: Sendable {
     public var targetAccuracy: Double?
     /// Layer options by layer name, e.g. ["gla": ["heads": "1"]].
     public var layerOptions: [String: [String: String]]
+    /// Settings of this recipe replaced for one layer (by name), where a layer trains best with others (Grazzi et
+    /// al. likewise set each model's batch and width per task). Nested overrides are ignored.
+    public var layerOverrides: [String: TrainingRecipe]
     /// One line on where the settings come from (shown by `seqlab list`).
     public var note: String
 
     public init(dModel: Int? = nil, nLayers: Int? = nil, feedForward: String? = nil, learningRate: Double? = nil,
                 weightDecay: Double? = nil, batchSize: Int? = nil, maxSteps: Int? = nil, evalEvery: Int? = nil,
-                targetAccuracy: Double? = nil, layerOptions: [String: [String: String]] = [:], note: String = "") {
+                targetAccuracy: Double? = nil, layerOptions: [String: [String: String]] = [:],
+                layerOverrides: [String: TrainingRecipe] = [:], note: String = "") {
         (self.dModel, self.nLayers, self.feedForward, self.learningRate) = (dModel, nLayers, feedForward, learningRate)
         (self.weightDecay, self.batchSize, self.maxSteps, self.evalEvery) = (weightDecay, batchSize, maxSteps, evalEvery)
-        (self.targetAccuracy, self.layerOptions, self.note) = (targetAccuracy, layerOptions, note)
+        (self.targetAccuracy, self.layerOptions, self.layerOverrides, self.note) = (targetAccuracy, layerOptions, layerOverrides, note)
     }
 
-    /// The settings as config.json keys and values (layer options of `layer` only), for listing.
+    /// This recipe with `layer`'s overrides applied (the recipe a run of that layer uses).
+    public func applying(layer: String) -> TrainingRecipe {
+        guard let o = layerOverrides[layer] else { return self }
+        var r = self
+        r.dModel = o.dModel ?? dModel; r.nLayers = o.nLayers ?? nLayers; r.feedForward = o.feedForward ?? feedForward
+        r.learningRate = o.learningRate ?? learningRate; r.weightDecay = o.weightDecay ?? weightDecay
+        r.batchSize = o.batchSize ?? batchSize; r.maxSteps = o.maxSteps ?? maxSteps; r.evalEvery = o.evalEvery ?? evalEvery
+        r.targetAccuracy = o.targetAccuracy ?? targetAccuracy
+        r.layerOptions[layer, default: [:]].merge(o.layerOptions[layer] ?? [:]) { _, new in new }
+        r.layerOverrides = [:]
+        return r
+    }
+
+    /// The settings as config.json keys and values (layer options and overrides of `layer` only, or of every layer
+    /// as `layer.key`), for listing.
     public func entries(layer: String? = nil) -> [(key: String, value: String)] {
         var e: [(String, String)] = []
         func add(_ k: String, _ v: (any CustomStringConvertible)?) { if let v { e.append((k, v.description)) } }
@@ -38,6 +56,9 @@ public struct TrainingRecipe: Sendable {
         add("eval_every", evalEvery); add("target_accuracy", targetAccuracy)
         for name in layerOptions.keys.sorted() where layer == nil || layer == name {
             for (k, v) in layerOptions[name]!.sorted(by: { $0.key < $1.key }) { e.append(("\(name).\(k)", v)) }
+        }
+        for name in layerOverrides.keys.sorted() where layer == nil || layer == name {
+            for (k, v) in layerOverrides[name]!.entries(layer: name) { e.append(("\(name):\(k)", v)) }
         }
         return e
     }

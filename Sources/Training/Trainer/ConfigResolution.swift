@@ -8,7 +8,7 @@ import Tensors
 extension TrainConfig {
     /// The built-in defaults with the recipe of `task` applied for `layer`.
     public static func suggested(task: String, layer: String) throws -> TrainConfig {
-        let recipe = try TaskRegistry.factory(named: task).recipe
+        let recipe = try TaskRegistry.factory(named: task).recipe.applying(layer: layer)
         var c = TrainConfig(task: task, model: ModelConfig(layer: layer))
         if let v = recipe.dModel { c.model.dModel = v }
         if let v = recipe.nLayers { c.model.nLayers = v }
