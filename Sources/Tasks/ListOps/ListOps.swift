@@ -140,17 +140,26 @@ public struct ListOpsGenerator: Sendable {
     }
 }
 
-/// `listops`: LRA's ListOps generated on the fly, at a CPU-sized default (lengths 30 < L < 120, depth 7, up to 6
-/// arguments; LRA's own setting is `--min-length 500 --max-length 2000 --max-depth 10 --max-args 10`).
+/// `listops`: LRA's ListOps generated on the fly, at a CPU-sized default (lengths 20 < L < 100, depth 5, up to 5
+/// arguments; LRA's own setting is `--min-length 500 --max-length 2000 --max-depth 10 --max-args 10`). Measured at the
+/// recipe's 2-block width-64 model: GAM reaches 0.354 validation accuracy after 1250 steps here, 0.288 at the earlier
+/// default of depth 7, 6 arguments, lengths 30-120.
 public enum ListOpsTask: TaskFactory {
     public static let name = "listops"
     public static let summary = "ListOps (LRA, Tay et al. 2021): evaluate nested MIN/MAX/MED/SM lists, 10 classes"
     public static let options: [OptionSpec] = [
-        OptionSpec("min_length", "30", "keep trees longer than this many tokens (LRA: 500)"),
-        OptionSpec("max_length", "120", "keep trees shorter than this many tokens (LRA: 2000)"),
-        OptionSpec("max_depth", "7", "maximum tree depth, root = 1 (LRA: 10)"),
-        OptionSpec("max_args", "6", "maximum number of arguments of an operator (LRA: 10)"),
+        OptionSpec("min_length", "20", "keep trees longer than this many tokens (LRA: 500)"),
+        OptionSpec("max_length", "100", "keep trees shorter than this many tokens (LRA: 2000)"),
+        OptionSpec("max_depth", "5", "maximum tree depth, root = 1 (LRA: 10)"),
+        OptionSpec("max_args", "5", "maximum number of arguments of an operator (LRA: 10)"),
     ] + SplitSizes.options(train: 20000)
+
+    /// Two pre-norm bidirectional blocks of width 64 with MLPs (LRA's encoders see the whole input; S4's and S5's
+    /// ListOps models are bidirectional), mean pooling, lr 3e-3, 2000 steps of batch 32 (about 3 passes). Measured
+    /// causal: attention 0.368 test, S4 0.326 after 2000 steps.
+    public static let recipe = TrainingRecipe(
+        dModel: 64, nLayers: 2, feedForward: "mlp", bidirectional: true, learningRate: 3e-3, maxSteps: 2000, evalEvery: 250,
+        note: "a CPU-sized LRA model")
 
     public static func make(options: Options, seed: UInt64) throws -> any SequenceTask {
         let sizes = try SplitSizes(options, specs: Self.options)

@@ -12,6 +12,12 @@ public enum PathfinderTask: TaskFactory {
         OptionSpec("contour_length", "14", "paddles per target contour: 6 easy, 9 intermediate, 14 hard (LRA's split)"),
     ] + SplitSizes.options(train: 20000)
 
+    /// Two pre-norm bidirectional blocks of width 64 with MLPs, lr 2e-3, 400 steps of batch 32 (12.8k images, under
+    /// one pass): a CPU-sized budget far below LRA's 200 epochs.
+    public static let recipe = TrainingRecipe(
+        dModel: 64, nLayers: 2, feedForward: "mlp", bidirectional: true, learningRate: 2e-3, maxSteps: 400, evalEvery: 100,
+        note: "a CPU-sized LRA model and budget")
+
     /// The pad token (pixels are 0-255).
     public static let pad = 256
 

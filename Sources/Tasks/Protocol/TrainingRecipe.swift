@@ -10,6 +10,8 @@ public struct TrainingRecipe: Sendable {
     public var nLayers: Int?
     /// none, mlp or glu.
     public var feedForward: String?
+    /// A second mixer on the reversed sequence (LRA's encoders see the whole input).
+    public var bidirectional: Bool?
     public var learningRate: Double?
     public var weightDecay: Double?
     public var batchSize: Int?
@@ -24,11 +26,12 @@ public struct TrainingRecipe: Sendable {
     /// One line on where the settings come from (shown by `seqlab list`).
     public var note: String
 
-    public init(dModel: Int? = nil, nLayers: Int? = nil, feedForward: String? = nil, learningRate: Double? = nil,
+    public init(dModel: Int? = nil, nLayers: Int? = nil, feedForward: String? = nil, bidirectional: Bool? = nil, learningRate: Double? = nil,
                 weightDecay: Double? = nil, batchSize: Int? = nil, maxSteps: Int? = nil, evalEvery: Int? = nil,
                 targetAccuracy: Double? = nil, layerOptions: [String: [String: String]] = [:],
                 layerOverrides: [String: TrainingRecipe] = [:], note: String = "") {
         (self.dModel, self.nLayers, self.feedForward, self.learningRate) = (dModel, nLayers, feedForward, learningRate)
+        self.bidirectional = bidirectional
         (self.weightDecay, self.batchSize, self.maxSteps, self.evalEvery) = (weightDecay, batchSize, maxSteps, evalEvery)
         (self.targetAccuracy, self.layerOptions, self.layerOverrides, self.note) = (targetAccuracy, layerOptions, layerOverrides, note)
     }
@@ -38,6 +41,7 @@ public struct TrainingRecipe: Sendable {
         guard let o = layerOverrides[layer] else { return self }
         var r = self
         r.dModel = o.dModel ?? dModel; r.nLayers = o.nLayers ?? nLayers; r.feedForward = o.feedForward ?? feedForward
+        r.bidirectional = o.bidirectional ?? bidirectional
         r.learningRate = o.learningRate ?? learningRate; r.weightDecay = o.weightDecay ?? weightDecay
         r.batchSize = o.batchSize ?? batchSize; r.maxSteps = o.maxSteps ?? maxSteps; r.evalEvery = o.evalEvery ?? evalEvery
         r.targetAccuracy = o.targetAccuracy ?? targetAccuracy
@@ -51,7 +55,8 @@ public struct TrainingRecipe: Sendable {
     public func entries(layer: String? = nil) -> [(key: String, value: String)] {
         var e: [(String, String)] = []
         func add(_ k: String, _ v: (any CustomStringConvertible)?) { if let v { e.append((k, v.description)) } }
-        add("d_model", dModel); add("n_layers", nLayers); add("feed_forward", feedForward); add("lr", learningRate)
+        add("d_model", dModel); add("n_layers", nLayers); add("feed_forward", feedForward); add("bidirectional", bidirectional)
+        add("lr", learningRate)
         add("weight_decay", weightDecay); add("batch_size", batchSize); add("max_steps", maxSteps)
         add("eval_every", evalEvery); add("target_accuracy", targetAccuracy)
         for name in layerOptions.keys.sorted() where layer == nil || layer == name {

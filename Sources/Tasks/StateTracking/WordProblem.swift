@@ -36,9 +36,9 @@ public enum WordProblemTask: TaskFactory {
     ] + SplitSizes.options(train: 10000)
 
     /// One layer without MLP (DeltaProduct's claim is about one layer: S3 with n_h >= 2, S5 with n_h = 4), width 32,
-    /// batch 128, lr 1e-3, no weight decay, every position scored.
+    /// batch 64, lr 1e-3, no weight decay, every position scored; 1500 steps (a CPU-sized budget).
     public static let recipe = TrainingRecipe(
-        dModel: 32, nLayers: 1, feedForward: "none", learningRate: 1e-3, weightDecay: 0, batchSize: 128, maxSteps: 3000,
+        dModel: 32, nLayers: 1, feedForward: "none", learningRate: 1e-3, weightDecay: 0, batchSize: 64, maxSteps: 1500,
         evalEvery: 250, note: "one layer, as in DeltaProduct's group word problems")
 
     public static func make(options: Options, seed: UInt64) throws -> any SequenceTask {

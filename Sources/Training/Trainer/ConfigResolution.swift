@@ -16,6 +16,7 @@ extension TrainConfig {
             guard let f = FeedForwardKind(rawValue: v) else { throw SequenceLabError("task \(task): recipe feed_forward '\(v)' is not none, mlp or glu") }
             c.model.feedForward = f
         }
+        if let v = recipe.bidirectional { c.model.bidirectional = v }
         if let v = recipe.learningRate { c.learningRate = v }
         if let v = recipe.weightDecay { c.weightDecay = v }
         if let v = recipe.batchSize { c.batchSize = v }
