@@ -3,20 +3,23 @@ import XCTest
 @testable import Layers
 @testable import Tensors
 
-/// DeltaNet / DeltaProduct: fused node == recurrent reference (outputs, final state, all gradients), n_h = 1 == the
-/// delta rule, Householder-product transitions, finite differences, the layers, the ops.
+/// DeltaNet / DeltaProduct: chunked node == fused recurrent node == tape-op recurrence (outputs, final state, all
+/// gradients), n_h = 1 == the delta rule, Householder-product transitions, finite differences, the layers, the ops.
 final class DeltaProductTests: XCTestCase {
     /// o, hT and the gradients of (q, k, v, beta, g, h0) under loss = sum(o do) + sum(hT dhT); k is L2-normalised,
     /// beta = betaMax sigmoid(.), g = logsigmoid(.) (leaves are the raw values).
     func run<T: TensorScalar>(_ leaves: [Tensor<Double>], cot: [Tensor<Double>], betaMax: Double, gated: Bool,
-                              fused: Bool, as _: T.Type) -> [String: [Double]] {
+                              form: DeltaRuleChecks.Form, as _: T.Type) -> [String: [Double]] {
         let x = leaves.map { $0.converted(to: T.self).requiringGrad() }
         let k = x[1] * (x[1].square().sum(axis: 4, keepDims: true) + T(1e-6)).rsqrt()
         let beta = x[3].sigmoid() * T(betaMax)
         let g = gated ? x[4].logSigmoid() : nil
-        let (o, hT) = fused
-            ? deltaProduct(q: x[0], k: k, v: x[2], beta: beta, logDecay: g, initialState: x[5])
-            : deltaProductRecurrent(q: x[0], k: k, v: x[2], beta: beta, logDecay: g, initialState: x[5])
+        let (o, hT): (Tensor<T>, Tensor<T>)
+        switch form {
+        case .chunked: (o, hT) = deltaProductChunked(q: x[0], k: k, v: x[2], beta: beta, logDecay: g, initialState: x[5])
+        case .recurrentFused: (o, hT) = deltaProductRecurrentFused(q: x[0], k: k, v: x[2], beta: beta, logDecay: g, initialState: x[5])
+        default: (o, hT) = deltaProductRecurrent(q: x[0], k: k, v: x[2], beta: beta, logDecay: g, initialState: x[5])
+        }
         ((o * cot[0].converted(to: T.self)).sum() + (hT * cot[1].converted(to: T.self)).sum()).backward()
         var r: [String: [Double]] = ["o": o.data.map(Double.init), "hT": hT.data.map(Double.init)]
         for (name, t) in zip(["dq", "dk", "dv", "dbeta", "dg", "dh0"], x) where gated || name != "dg" {
@@ -31,22 +34,47 @@ final class DeltaProductTests: XCTestCase {
         return (x, [Tensor<Double>.randn([b, l, h, v], using: &rng), Tensor<Double>.randn([b, h, k, v], using: &rng)])
     }
 
-    func testFusedMatchesRecurrentAcrossLengthsHouseholderStepsGatesAndBetaRanges() {
+    /// The MUST: chunked (chunk 64) == recurrent for o, hT and all gradients at L in {1, 63, 64, 75, 1000},
+    /// n_h in {1, 2, 3}, with and without the gate, beta in [0, 1] and [0, 2]; Float64 to 1e-9, Float32 to 2e-3.
+    func testChunkedMatchesRecurrentAcrossLengthsHouseholderStepsGatesAndBetaRanges() {
         let (b, h, k, v) = (1, 2, 5, 3)
         for length in [1, 63, 64, 75, 1000] {
             for nh in [1, 2, 3] {
                 for gated in [false, true] {
                     for betaMax in [1.0, 2.0] {
-                        // At L = 1000 one head keeps the tape-op reference affordable in debug.
-                        let (x, cot) = inputs(b, length, nh, length == 1000 ? 1 : h, k, v, seed: UInt64(length * 31 + nh * 7 + (gated ? 1 : 0)))
-                        let reference = run(x, cot: cot, betaMax: betaMax, gated: gated, fused: false, as: Double.self)
-                        let exact = run(x, cot: cot, betaMax: betaMax, gated: gated, fused: true, as: Double.self)
-                        let single = run(x, cot: cot, betaMax: betaMax, gated: gated, fused: true, as: Float.self)
-                        for (name, ref) in reference {
+                        let (x, cot) = inputs(b, length, nh, h, k, v, seed: UInt64(length * 31 + nh * 7 + (gated ? 1 : 0)))
+                        let recurrent = run(x, cot: cot, betaMax: betaMax, gated: gated, form: .recurrentFused, as: Double.self)
+                        let exact = run(x, cot: cot, betaMax: betaMax, gated: gated, form: .chunked, as: Double.self)
+                        let single = run(x, cot: cot, betaMax: betaMax, gated: gated, form: .chunked, as: Float.self)
+                        XCTAssertEqual(Set(exact.keys), Set(recurrent.keys))
+                        for (name, ref) in recurrent {
                             let label = "L=\(length) n_h=\(nh) gated=\(gated) beta<=\(betaMax) \(name)"
-                            XCTAssertLessThan(GradientCheck.relativeError(exact[name]!, ref), 1e-10, "Float64 fused vs recurrent, \(label)")
-                            XCTAssertLessThan(GradientCheck.relativeError(single[name]!, ref), 2e-3, "Float32 fused vs recurrent, \(label)")
+                            XCTAssertLessThan(GradientCheck.relativeError(exact[name]!, ref), 1e-9, "Float64 chunked vs recurrent, \(label)")
+                            XCTAssertLessThan(GradientCheck.relativeError(single[name]!, ref), 2e-3, "Float32 chunked vs recurrent, \(label)")
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The fused recurrent node against the tape-op recurrence (the obviously right reference) across the same axes.
+    func testRecurrentFusedMatchesTheTapeReference() {
+        let (b, h, k, v) = (1, 2, 5, 3)
+        for length in [1, 75, 1000] {
+            for nh in [1, 2, 3] {
+                for gated in [false, true] {
+                    let betaMax = gated ? 2.0 : 1.0
+                    // At L = 1000 one head and n_h <= 2 keep the tape-op reference affordable in debug.
+                    if length == 1000 && nh == 3 { continue }
+                    let (x, cot) = inputs(b, length, nh, length == 1000 ? 1 : h, k, v, seed: UInt64(length * 17 + nh * 5 + (gated ? 1 : 0)))
+                    let reference = run(x, cot: cot, betaMax: betaMax, gated: gated, form: .reference, as: Double.self)
+                    let exact = run(x, cot: cot, betaMax: betaMax, gated: gated, form: .recurrentFused, as: Double.self)
+                    let single = run(x, cot: cot, betaMax: betaMax, gated: gated, form: .recurrentFused, as: Float.self)
+                    for (name, ref) in reference {
+                        let label = "L=\(length) n_h=\(nh) gated=\(gated) beta<=\(betaMax) \(name)"
+                        XCTAssertLessThan(GradientCheck.relativeError(exact[name]!, ref), 1e-10, "Float64 fused vs tape reference, \(label)")
+                        XCTAssertLessThan(GradientCheck.relativeError(single[name]!, ref), 2e-3, "Float32 fused vs tape reference, \(label)")
                     }
                 }
             }
@@ -97,7 +125,7 @@ final class DeltaProductTests: XCTestCase {
     func testDeltaProductIsTheDeltaRuleOnTheInterleavedSequence() {
         for nh in [2, 3] {
             let (x, _) = inputs(2, 17, nh, 2, 4, 3, seed: UInt64(nh))
-            let a = DeltaRuleChecks.run(x, form: 0, segment: 5), b = DeltaRuleChecks.run(x, form: 2)
+            let a = DeltaRuleChecks.run(x, form: .chunked, chunk: 5), b = DeltaRuleChecks.run(x, form: .interleaved)
             for i in 0..<2 { XCTAssertLessThan(GradientCheck.relativeError(a[i].data, b[i].data), 1e-12, "n_h \(nh) output \(i)") }
         }
     }
@@ -217,6 +245,16 @@ final class DeltaProductTests: XCTestCase {
         for (name, t) in [("q", q), ("k", kk), ("v", vv), ("beta", g)] { badBeta.set(name, t) }
         try badBeta.write(to: input)
         XCTAssertThrowsError(try KernelRegistry.run("delta_product", input: input, output: output)) { XCTAssertTrue("\($0)".contains("beta"), "\($0)") }
+        // The recurrent form through the op agrees with the chunked default.
+        var recurrentFile = file
+        recurrentFile.metadata["form"] = "recurrent"
+        try recurrentFile.write(to: input)
+        try KernelRegistry.run("delta_product", input: input, output: output)
+        XCTAssertLessThan(GradientCheck.relativeError(try SafeTensors.read(from: output).tensor("grad_k", as: Double.self).data, x[1].grad!), 1e-12)
+        var badForm = file
+        badForm.metadata["form"] = "parallel"
+        try badForm.write(to: input)
+        XCTAssertThrowsError(try KernelRegistry.run("delta_product", input: input, output: output)) { XCTAssertTrue("\($0)".contains("form"), "\($0)") }
         var badChunk = SafeTensors(metadata: ["chunk_size": "0"])
         for (name, t) in [("q", q), ("k", k1), ("v", v1), ("beta", beta.slice(axis: 2, 0..<1).reshaped([b, l, h]).detached())] { badChunk.set(name, t) }
         try badChunk.write(to: input)

@@ -6,13 +6,15 @@ import Tensors
 ///     q = x W_q [H K], k = x W_k [n_h H K], v = x W_v [n_h H V]     (short causal conv k = 4 + SiLU, or SiLU alone)
 ///     q, k L2-normalised per head (x / sqrt(sum x^2 + 1e-6));  beta = sigmoid(x W_b) [n_h H] (2 sigmoid with allow_neg_eigval)
 ///     g = -exp(A_log) softplus(x W_a + dt_bias) [H] (forget gate, optional), A ~ U(0, 16)
-///     o = delta_product(q, k, v, beta, g) (`deltaProduct`, scale K^-1/2)
+///     o = delta_product(q, k, v, beta, g) (`deltaProduct`, scale K^-1/2; chunked WY form by default)
 ///     y = (RMSNorm_per_head(o) [* swish(x W_g)]) W_o
 /// Step mode runs the recurrence (`deltaProductStep`) with S [B, H, K, V] and the convolution windows carried.
 public final class DeltaProductLayer<T: TensorScalar>: SequenceLayer {
     public typealias Scalar = T
     public let dModel, heads, headKeyDim, headValueDim, householder: Int
     public let allowNegativeEigenvalues: Bool
+    /// How the training (parallel) pass evaluates the delta rule: the chunked WY form or the fused recurrence.
+    public let form: DeltaForm
     public let qProj, kProj, vProj, bProj, oProj: Linear<T>
     /// Forget gate: a_proj, A_log [H], dt_bias [H] (nil without the gate).
     public let forgetGate: (aProj: Linear<T>, aLog: Tensor<T>, dtBias: Tensor<T>)?
@@ -29,11 +31,12 @@ public final class DeltaProductLayer<T: TensorScalar>: SequenceLayer {
     /// (n_h) delta steps per token; `shortConvolution` is the conv width (nil: SiLU only).
     public init(dModel: Int, heads: Int = 4, headDim: Int = 32, expandV: Double = 1, householder: Int = 2,
                 allowNegativeEigenvalues: Bool = false, useForgetGate: Bool = true, useOutputGate: Bool = true,
-                shortConvolution: Int? = 4, rng: inout RandomGenerator) {
+                shortConvolution: Int? = 4, form: DeltaForm = .chunked, rng: inout RandomGenerator) {
         (self.dModel, self.heads, self.headKeyDim, self.householder) = (dModel, heads, headDim, householder)
         headValueDim = Int(Double(headDim) * expandV)
         precondition(heads >= 1 && headDim >= 1 && headValueDim >= 1 && householder >= 1, "deltaproduct: bad sizes")
         self.allowNegativeEigenvalues = allowNegativeEigenvalues
+        self.form = form
         let (kd, vd) = (heads * headDim, heads * headValueDim)
         let linear = Self.xavierLinear
         qProj = linear(dModel, kd, &rng); kProj = linear(dModel, kd * householder, &rng)
@@ -107,7 +110,7 @@ public final class DeltaProductLayer<T: TensorScalar>: SequenceLayer {
         k = k.reshaped([B, L, NH, H, headKeyDim]).siluL2Normalized()         // [B, L, NH, H, K]
         v = v.silu().reshaped([B, L, NH, H, headValueDim])                   // [B, L, NH, H, V]
         let (beta, g) = betaAndDecay(x)                                      // [B, L, NH H], [B, L, H]
-        let (o, _) = deltaProduct(q: q, k: k, v: v, beta: beta.reshaped([B, L, NH, H]), logDecay: g, scale: scale)
+        let (o, _) = deltaProduct(q: q, k: k, v: v, beta: beta.reshaped([B, L, NH, H]), logDecay: g, scale: scale, form: form)
         return output(o, x)                                                  // [B, L, D]
     }
 
