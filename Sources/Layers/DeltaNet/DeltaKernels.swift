@@ -147,6 +147,14 @@ public enum DeltaRuleChecks {
                 return [fast ? x[0].siluL2Normalized() : y * (y.square().sum(axis: 3, keepDims: true) + 1e-6).rsqrt()]
             }
         },
+        OpCheck("l2_normalize") { quick in
+            var rng = RandomGenerator(seed: 608)
+            let x = Tensor<Double>.randn([3, 2, 5], using: &rng)
+            return GradientCheck.check("l2_normalize", leaves: [("x", x)], maxProbes: quick ? 12 : 30) { [x.l2Normalized()] }
+        },
+        OpCheck.formCheck("l2_normalize==composite", shapes: [[2, 7, 3, 6]]) { x, fast in
+            fast ? x[0].l2Normalized() : x[0] * (x[0].square().sum(axis: 3, keepDims: true) + 1e-6).rsqrt()
+        },
         chunkedCheck("delta_rule_chunked==recurrent", shapes: shapes(2, 75, 1, 2, 5, 3), betaMax: 1, gated: true),
         chunkedCheck("delta_product_chunked==recurrent", shapes: shapes(1, 75, 2, 2, 4, 6), betaMax: 2, gated: true),
         chunkedCheck("delta_product_chunked==recurrent_ungated", shapes: shapes(2, 23, 3, 1, 5, 3), betaMax: 2, gated: false, chunk: 8),

@@ -104,11 +104,16 @@ public final class DeltaProductLayer<T: TensorScalar>: SequenceLayer {
         let (B, L, H, NH) = (x.shape[0], x.shape[1], heads, householder)
         var q = qProj(x), k = kProj(x), v = vProj(x)  // [B, L, H K], [B, L, NH H K], [B, L, NH H V]
         if let c = convolutions {
-            q = q.causalDepthwiseConv1d(weight: c.q); k = k.causalDepthwiseConv1d(weight: c.k); v = v.causalDepthwiseConv1d(weight: c.v)
+            // silu(conv(.)) as one node each (Mamba's fused short convolution, with a zero bias), then L2 norms.
+            let convolve = { (u: Tensor<T>, w: Tensor<T>) in causalConvolutionSiLU(u, weight: w, bias: Tensor<T>.zeros([w.shape[0]])) }
+            q = convolve(q, c.q).reshaped([B, L, H, headKeyDim]).l2Normalized()          // [B, L, H, K]
+            k = convolve(k, c.k).reshaped([B, L, NH, H, headKeyDim]).l2Normalized()      // [B, L, NH, H, K]
+            v = convolve(v, c.v).reshaped([B, L, NH, H, headValueDim])                   // [B, L, NH, H, V]
+        } else {
+            q = q.reshaped([B, L, H, headKeyDim]).siluL2Normalized()                     // [B, L, H, K]
+            k = k.reshaped([B, L, NH, H, headKeyDim]).siluL2Normalized()                 // [B, L, NH, H, K]
+            v = v.silu().reshaped([B, L, NH, H, headValueDim])                           // [B, L, NH, H, V]
         }
-        q = q.reshaped([B, L, H, headKeyDim]).siluL2Normalized()             // [B, L, H, K]
-        k = k.reshaped([B, L, NH, H, headKeyDim]).siluL2Normalized()         // [B, L, NH, H, K]
-        v = v.silu().reshaped([B, L, NH, H, headValueDim])                   // [B, L, NH, H, V]
         let (beta, g) = betaAndDecay(x)                                      // [B, L, NH H], [B, L, H]
         let (o, _) = deltaProduct(q: q, k: k, v: v, beta: beta.reshaped([B, L, NH, H]), logDecay: g, scale: scale, form: form)
         return output(o, x)                                                  // [B, L, D]
