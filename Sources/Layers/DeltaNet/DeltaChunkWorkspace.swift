@@ -51,8 +51,8 @@ final class DeltaChunkWorkspace<T: TensorScalar> {
     let kDecayed, kToEnd, qDecayed, product: AlignedBuffer<T>
     /// Value-like scratch [C, V]: V' (when not saved), dV' / dR / dP, and P = e^G K S.
     let values, valueGrads, projected: AlignedBuffer<T>
-    /// dLoss/dG per sub-step [C].
-    let gateGrads: AlignedBuffer<T>
+    /// dLoss/dG per sub-step [C]; e^{G_t - G_u} for one token t against the chunk's tokens u <= t [C / NH].
+    let gateGrads, tokenDecays: AlignedBuffer<T>
     /// e^{G_last}: the chunk's decay of the state.
     private(set) var chunkDecay: T = 1
 
@@ -68,6 +68,7 @@ final class DeltaChunkWorkspace<T: TensorScalar> {
         qDecayed = AlignedBuffer(count: tokens * keyDim); product = AlignedBuffer(count: C * keyDim)
         values = AlignedBuffer(count: C * valueDim); valueGrads = AlignedBuffer(count: C * valueDim)
         projected = AlignedBuffer(count: C * valueDim); gateGrads = AlignedBuffer(count: C)
+        tokenDecays = AlignedBuffer(count: tokens)
     }
 
     /// Sub-step row of token t's last sub-step (where its query reads the state).
@@ -84,14 +85,27 @@ final class DeltaChunkWorkspace<T: TensorScalar> {
             if let g = at.g { running += g[t * heads] }
             for j in 0..<NH { G[t * NH + j] = running }
         }
-        for r in 0..<n { e[r] = T.exp(G[r]); toEnd[r] = T.exp(running - G[r]) }
+        for t in 0..<at.tokens {
+            let (et, toEndT) = (T.exp(G[t * NH]), T.exp(running - G[t * NH]))
+            for j in 0..<NH { e[t * NH + j] = et; toEnd[t * NH + j] = toEndT }
+        }
         chunkDecay = T.exp(running)
-        // D_rj = e^{G_r - G_j}, j <= r (all <= 1 for log-gates <= 0).
-        for r in 0..<n {
-            let row = D + r * C
-            for j in 0...r { row[j] = -G[j] }
-            _ = VectorMath.exponentiate(row, count: r + 1, minus: -G[r])
-            for j in (r + 1)..<max(n, r + 1) { row[j] = 0 }
+        // D_rj = e^{G_r - G_j}, j <= r (all <= 1 for log-gates <= 0): one exp per pair of tokens (G is constant over a
+        // token's sub-steps), none without gates; row t' of the token decays spreads over its NH sub-steps.
+        let pair = tokenDecays.pointer
+        for t in 0..<at.tokens {
+            if at.g != nil {
+                for u in 0...t { pair[u] = -G[u * NH] }
+                _ = VectorMath.exponentiate(pair, count: t + 1, minus: -G[t * NH])
+            } else {
+                for u in 0...t { pair[u] = 1 }
+            }
+            for j in 0..<NH {
+                let r = t * NH + j, row = D + r * C
+                for u in 0..<t { let d = pair[u]; for i in 0..<NH { row[u * NH + i] = d } }
+                for i in 0...j { row[t * NH + i] = 1 }
+                for i in (r + 1)..<max(n, r + 1) { row[i] = 0 }
+            }
         }
         // K K^T   [n, n];  A = strict_lower(diag(beta) K K^T * D)   [n, n]
         T.gemm(transA: false, transB: true, m: n, n: n, k: K, alpha: 1, a: at.k, lda: keyStride, b: at.k, ldb: keyStride,

@@ -54,11 +54,11 @@ public func deltaProductChunked<T: TensorScalar>(
     if let h0 { inputs.append(h0) }
     let saving = Tape.needsGrad(inputs)
     let (qD, kD, vD, bD, gD) = (q.data, k.data, v.data, beta.data, g?.data)
-    var out = [T](repeating: 0, count: B * L * H * V)
+    var out = uninitializedScalars(T.self, count: B * L * H * V)    // every row written by its chunk
     var state = h0?.data ?? [T](repeating: 0, count: geo.items * K * V)
     // Saved for the backward: the state entering every chunk and V' [B, L NH, H, V].
-    var states = [T](repeating: 0, count: saving ? geo.items * plan.grid.count * K * V : 0)
-    var corrected = [T](repeating: 0, count: saving ? B * L * NH * H * V : 0)
+    var states = uninitializedScalars(T.self, count: saving ? geo.items * plan.grid.count * K * V : 0)
+    var corrected = uninitializedScalars(T.self, count: saving ? B * L * NH * H * V : 0)
     withDeltaPointers(qD, kD, vD, bD, gD) { io in
         out.withUnsafeMutableBufferPointer { op in state.withUnsafeMutableBufferPointer { sp in
         states.withUnsafeMutableBufferPointer { cp in corrected.withUnsafeMutableBufferPointer { vnp in
@@ -181,9 +181,10 @@ private func deltaChunkedBackward<T: TensorScalar>(
 ) -> [[T]?] {
     let geo = plan.geo
     let (K, V) = (geo.keyDim, geo.valueDim)
-    var dq = [T](repeating: 0, count: q.count), dk = [T](repeating: 0, count: k.count)
-    var dv = [T](repeating: 0, count: v.count), db = [T](repeating: 0, count: beta.count)
-    var dg = [T](repeating: 0, count: g?.count ?? 0)
+    // Every row of these is written (not accumulated) by its chunk.
+    var dq = uninitializedScalars(T.self, count: q.count), dk = uninitializedScalars(T.self, count: k.count)
+    var dv = uninitializedScalars(T.self, count: v.count), db = uninitializedScalars(T.self, count: beta.count)
+    var dg = uninitializedScalars(T.self, count: g?.count ?? 0)
     var dS = dhT ?? [T](repeating: 0, count: geo.items * K * V)       // becomes dh0
     let dOut = dO ?? [T](repeating: 0, count: geo.batch * geo.length * geo.heads * V)
     let hasG = g != nil

@@ -155,6 +155,22 @@ public enum DeltaRuleChecks {
         OpCheck.formCheck("l2_normalize==composite", shapes: [[2, 7, 3, 6]]) { x, fast in
             fast ? x[0].l2Normalized() : x[0] * (x[0].square().sum(axis: 3, keepDims: true) + 1e-6).rsqrt()
         },
+        OpCheck("short_conv_silu") { quick in
+            var rng = RandomGenerator(seed: 609)
+            let x = Tensor<Double>.randn([2, 6, 5], using: &rng), w = Tensor<Double>.randn([5, 4], using: &rng)
+            return GradientCheck.check("short_conv_silu", leaves: [("x", x), ("w", w)], maxProbes: quick ? 12 : 40) {
+                [shortConvolutionSiLU(x, weight: w)]
+            }
+        },
+        OpCheck.formCheck("short_conv_silu==conv_then_silu", shapes: [[3, 37, 19], [19, 4]]) { x, fast in
+            fast ? shortConvolutionSiLU(x[0], weight: x[1]) : x[0].causalDepthwiseConv1d(weight: x[1]).silu()
+        },
+        OpCheck.formCheck("short_conv_silu==conv_then_silu_row_blocks", shapes: [[2, 301, 64], [64, 4]]) { x, fast in
+            fast ? shortConvolutionSiLU(x[0], weight: x[1]) : x[0].causalDepthwiseConv1d(weight: x[1]).silu()
+        },
+        OpCheck.formCheck("short_conv_silu==conv_then_silu_short", shapes: [[2, 2, 3], [3, 4]]) { x, fast in
+            fast ? shortConvolutionSiLU(x[0], weight: x[1]) : x[0].causalDepthwiseConv1d(weight: x[1]).silu()
+        },
         chunkedCheck("delta_rule_chunked==recurrent", shapes: shapes(2, 75, 1, 2, 5, 3), betaMax: 1, gated: true),
         chunkedCheck("delta_product_chunked==recurrent", shapes: shapes(1, 75, 2, 2, 4, 6), betaMax: 2, gated: true),
         chunkedCheck("delta_product_chunked==recurrent_ungated", shapes: shapes(2, 23, 3, 1, 5, 3), betaMax: 2, gated: false, chunk: 8),

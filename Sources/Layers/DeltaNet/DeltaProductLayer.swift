@@ -104,8 +104,8 @@ public final class DeltaProductLayer<T: TensorScalar>: SequenceLayer {
         let (B, L, H, NH) = (x.shape[0], x.shape[1], heads, householder)
         var q = qProj(x), k = kProj(x), v = vProj(x)  // [B, L, H K], [B, L, NH H K], [B, L, NH H V]
         if let c = convolutions {
-            // silu(conv(.)) as one node each (Mamba's fused short convolution, with a zero bias), then L2 norms.
-            let convolve = { (u: Tensor<T>, w: Tensor<T>) in causalConvolutionSiLU(u, weight: w, bias: Tensor<T>.zeros([w.shape[0]])) }
+            // silu(conv(.)) as one node each (`shortConvolutionSiLU`), then L2 norms.
+            let convolve = { (u: Tensor<T>, w: Tensor<T>) in shortConvolutionSiLU(u, weight: w) }
             q = convolve(q, c.q).reshaped([B, L, H, headKeyDim]).l2Normalized()          // [B, L, H, K]
             k = convolve(k, c.k).reshaped([B, L, NH, H, headKeyDim]).l2Normalized()      // [B, L, NH, H, K]
             v = convolve(v, c.v).reshaped([B, L, NH, H, headValueDim])                   // [B, L, NH, H, V]
