@@ -13,7 +13,8 @@ enum DeltaLayerOptions {
             LayerOptionSpec("use_gate", gates, "output gate: RMSNorm(o) * swish(x W_g)"),
             LayerOptionSpec("use_short_conv", "true", "causal depthwise convolution (+ SiLU) on q, k, v"),
             LayerOptionSpec("conv_size", "4", "short convolution width"),
-            LayerOptionSpec("form", "chunked", "delta-rule kernel: chunked (WY / UT form, chunk 64) or recurrent (fused token recurrence)"),
+            LayerOptionSpec("form", "chunked", "delta-rule kernel: chunked (WY / UT form) or recurrent (fused token recurrence)"),
+            LayerOptionSpec("chunk_size", "64", "sub-steps per chunk (chunked form), tokens per state checkpoint (recurrent form)"),
         ]
     }
 
@@ -27,6 +28,8 @@ enum DeltaLayerOptions {
         }
         guard nh >= 1 else { throw SequenceLabError("layer \(name): n_h must be >= 1, got \(nh)") }
         guard conv >= 2 else { throw SequenceLabError("layer \(name): conv_size must be >= 2, got \(conv)") }
+        let chunk = try options.int("chunk_size", 64)
+        guard chunk >= 1 else { throw SequenceLabError("layer \(name): chunk_size must be >= 1, got \(chunk)") }
         let formName = options.string("form", DeltaForm.chunked.rawValue)
         guard let form = DeltaForm(rawValue: formName) else {
             throw SequenceLabError("layer \(name): form must be chunked or recurrent, got '\(formName)'")
@@ -35,11 +38,11 @@ enum DeltaLayerOptions {
             dModel: dModel, heads: heads, headDim: headDim, expandV: expandV, householder: nh,
             allowNegativeEigenvalues: try options.bool("allow_neg_eigval", false),
             useForgetGate: try options.bool("use_forget_gate", gates), useOutputGate: try options.bool("use_gate", gates),
-            shortConvolution: try options.bool("use_short_conv", true) ? conv : nil, form: form, rng: &rng)
+            shortConvolution: try options.bool("use_short_conv", true) ? conv : nil, form: form, chunkSize: chunk, rng: &rng)
     }
 
     static let checkOptions = [
-        LayerOptions(["heads": "2", "head_dim": "4", "n_h": "2", "allow_neg_eigval": "true"]),
+        LayerOptions(["heads": "2", "head_dim": "4", "n_h": "2", "allow_neg_eigval": "true", "chunk_size": "6"]),
         LayerOptions(["heads": "1", "head_dim": "3", "n_h": "3", "use_short_conv": "false", "use_forget_gate": "false", "expand_v": "2"]),
     ]
 }

@@ -15,6 +15,8 @@ public final class DeltaProductLayer<T: TensorScalar>: SequenceLayer {
     public let allowNegativeEigenvalues: Bool
     /// How the training (parallel) pass evaluates the delta rule: the chunked WY form or the fused recurrence.
     public let form: DeltaForm
+    /// Sub-steps per chunk of the chunked form (tokens between checkpoints of the recurrent form).
+    public let chunkSize: Int
     public let qProj, kProj, vProj, bProj, oProj: Linear<T>
     /// Forget gate: a_proj, A_log [H], dt_bias [H] (nil without the gate).
     public let forgetGate: (aProj: Linear<T>, aLog: Tensor<T>, dtBias: Tensor<T>)?
@@ -31,12 +33,13 @@ public final class DeltaProductLayer<T: TensorScalar>: SequenceLayer {
     /// (n_h) delta steps per token; `shortConvolution` is the conv width (nil: SiLU only).
     public init(dModel: Int, heads: Int = 4, headDim: Int = 32, expandV: Double = 1, householder: Int = 2,
                 allowNegativeEigenvalues: Bool = false, useForgetGate: Bool = true, useOutputGate: Bool = true,
-                shortConvolution: Int? = 4, form: DeltaForm = .chunked, rng: inout RandomGenerator) {
+                shortConvolution: Int? = 4, form: DeltaForm = .chunked, chunkSize: Int = 64,
+                rng: inout RandomGenerator) {
         (self.dModel, self.heads, self.headKeyDim, self.householder) = (dModel, heads, headDim, householder)
         headValueDim = Int(Double(headDim) * expandV)
         precondition(heads >= 1 && headDim >= 1 && headValueDim >= 1 && householder >= 1, "deltaproduct: bad sizes")
         self.allowNegativeEigenvalues = allowNegativeEigenvalues
-        self.form = form
+        (self.form, self.chunkSize) = (form, chunkSize)
         let (kd, vd) = (heads * headDim, heads * headValueDim)
         let linear = Self.xavierLinear
         qProj = linear(dModel, kd, &rng); kProj = linear(dModel, kd * householder, &rng)
@@ -115,7 +118,8 @@ public final class DeltaProductLayer<T: TensorScalar>: SequenceLayer {
             v = v.silu().reshaped([B, L, NH, H, headValueDim])                           // [B, L, NH, H, V]
         }
         let (beta, g) = betaAndDecay(x)                                      // [B, L, NH H], [B, L, H]
-        let (o, _) = deltaProduct(q: q, k: k, v: v, beta: beta.reshaped([B, L, NH, H]), logDecay: g, scale: scale, form: form)
+        let (o, _) = deltaProduct(q: q, k: k, v: v, beta: beta.reshaped([B, L, NH, H]), logDecay: g, scale: scale,
+                                  form: form, chunkSize: chunkSize)
         return output(o, x)                                                  // [B, L, D]
     }
 
