@@ -171,6 +171,20 @@ public enum DeltaRuleChecks {
         OpCheck.formCheck("short_conv_silu==conv_then_silu_short", shapes: [[2, 2, 3], [3, 4]]) { x, fast in
             fast ? shortConvolutionSiLU(x[0], weight: x[1]) : x[0].causalDepthwiseConv1d(weight: x[1]).silu()
         },
+        OpCheck("gated_rms_norm") { quick in
+            var rng = RandomGenerator(seed: 610)
+            let o = Tensor<Double>.randn([2, 3, 5], using: &rng), z = Tensor<Double>.randn([2, 15], using: &rng)
+            let w = Tensor<Double>.randn([5], using: &rng)
+            return GradientCheck.check("gated_rms_norm", leaves: [("o", o), ("z", z), ("w", w)], maxProbes: quick ? 12 : 40) {
+                [gatedRMSNorm(o, gate: z, weight: w)]
+            }
+        },
+        OpCheck.formCheck("gated_rms_norm==composite", shapes: [[2, 300, 4, 8], [2, 300, 32], [8]]) { x, fast in
+            fast ? gatedRMSNorm(x[0], gate: x[1], weight: x[2]) : x[0].rmsNorm(gamma: x[2]) * x[1].reshaped(x[0].shape).silu()
+        },
+        OpCheck.formCheck("rms_norm_rows==rms_norm", shapes: [[3, 41, 2, 7], [7]]) { x, fast in
+            fast ? gatedRMSNorm(x[0], gate: nil, weight: x[1]) : x[0].rmsNorm(gamma: x[1])
+        },
         chunkedCheck("delta_rule_chunked==recurrent", shapes: shapes(2, 75, 1, 2, 5, 3), betaMax: 1, gated: true),
         chunkedCheck("delta_product_chunked==recurrent", shapes: shapes(1, 75, 2, 2, 4, 6), betaMax: 2, gated: true),
         chunkedCheck("delta_product_chunked==recurrent_ungated", shapes: shapes(2, 23, 3, 1, 5, 3), betaMax: 2, gated: false, chunk: 8),

@@ -94,8 +94,7 @@ public final class DeltaProductLayer<T: TensorScalar>: SequenceLayer {
 
     /// (RMSNorm_per_head(o) [* swish(x W_g)]) W_o for o [..., H, V] and x [..., D].
     private func output(_ o: Tensor<T>, _ x: Tensor<T>) -> Tensor<T> {
-        var normed = o.rmsNorm(gamma: normWeight, eps: 1e-5)                   // [..., H, V]
-        if let gp = outputGate { normed = normed * gp(x).reshaped(o.shape).silu() }
+        let normed = gatedRMSNorm(o, gate: outputGate.map { $0(x) }, weight: normWeight, eps: 1e-5)  // [..., H, V]
         return oProj(normed.reshaped(Array(x.shape.dropLast()) + [valueDim]))
     }
 
