@@ -51,7 +51,8 @@ final class DeltaChunkWorkspace<T: TensorScalar> {
     let kDecayed, kToEnd, qDecayed, product: AlignedBuffer<T>
     /// Value-like scratch [C, V]: V' (when not saved), dV' / dR / dP, and P = e^G K S.
     let values, valueGrads, projected: AlignedBuffer<T>
-    /// dLoss/dG per sub-step [C]; e^{G_t - G_u} for one token t against the chunk's tokens u <= t [C / NH].
+    /// dLoss/dG per sub-step [C]; e^{G_t - G_u} for one token t against the chunk's tokens u <= t, and e^{-G_u}
+    /// [2 C / NH].
     let gateGrads, tokenDecays: AlignedBuffer<T>
     /// e^{G_last}: the chunk's decay of the state.
     private(set) var chunkDecay: T = 1
@@ -68,7 +69,7 @@ final class DeltaChunkWorkspace<T: TensorScalar> {
         qDecayed = AlignedBuffer(count: tokens * keyDim); product = AlignedBuffer(count: C * keyDim)
         values = AlignedBuffer(count: C * valueDim); valueGrads = AlignedBuffer(count: C * valueDim)
         projected = AlignedBuffer(count: C * valueDim); gateGrads = AlignedBuffer(count: C)
-        tokenDecays = AlignedBuffer(count: tokens)
+        tokenDecays = AlignedBuffer(count: 2 * tokens)
     }
 
     /// Sub-step row of token t's last sub-step (where its query reads the state).
@@ -90,11 +91,17 @@ final class DeltaChunkWorkspace<T: TensorScalar> {
             for j in 0..<NH { e[t * NH + j] = et; toEnd[t * NH + j] = toEndT }
         }
         chunkDecay = T.exp(running)
-        // D_rj = e^{G_r - G_j}, j <= r (all <= 1 for log-gates <= 0): one exp per pair of tokens (G is constant over a
-        // token's sub-steps), none without gates; row t' of the token decays spreads over its NH sub-steps.
-        let pair = tokenDecays.pointer
+        // D_rj = e^{G_r - G_j}, j <= r (all <= 1 for log-gates <= 0), per pair of tokens (G is constant over a
+        // token's sub-steps), spread over their NH x NH sub-steps. Without gates D = 1; when the chunk decays by less
+        // than e^-60, D = e^{G_r} / e^{G_j} (no exp per pair, nothing near underflow); else one exp per pair.
+        let (pair, inverse) = (tokenDecays.pointer, tokenDecays.pointer + at.tokens)
+        let ratios = at.g != nil && running > -60
+        if ratios { for u in 0..<at.tokens { inverse[u] = 1 / e[u * NH] } }
         for t in 0..<at.tokens {
-            if at.g != nil {
+            if ratios {
+                let et = e[t * NH]
+                for u in 0...t { pair[u] = et * inverse[u] }
+            } else if at.g != nil {
                 for u in 0...t { pair[u] = -G[u * NH] }
                 _ = VectorMath.exponentiate(pair, count: t + 1, minus: -G[t * NH])
             } else {
@@ -117,12 +124,13 @@ final class DeltaChunkWorkspace<T: TensorScalar> {
         }
         // e^G K, e^{G_last - G} K   [n, K];  s e^G Q   [tokens, K]
         for r in 0..<n {
-            let kr = at.k + r * keyStride
-            for c in 0..<K { kDecayed.pointer[r * K + c] = e[r] * kr[c]; kToEnd.pointer[r * K + c] = toEnd[r] * kr[c] }
+            let (kr, kd, ke, er, tr) = (at.k + r * keyStride, kDecayed.pointer + r * K, kToEnd.pointer + r * K, e[r], toEnd[r])
+            for c in 0..<K { kd[c] = er * kr[c] }
+            for c in 0..<K { ke[c] = tr * kr[c] }
         }
         for t in 0..<at.tokens {
-            let qt = at.q + t * keyStride, w = scale * e[readRow(t)]
-            for c in 0..<K { qDecayed.pointer[t * K + c] = w * qt[c] }
+            let (qt, qd, w) = (at.q + t * keyStride, qDecayed.pointer + t * K, scale * e[readRow(t)])
+            for c in 0..<K { qd[c] = w * qt[c] }
         }
         // Scores s (Q K^T * D) masked to j <= r(t)   [tokens, n]
         let Sc = scores.pointer
@@ -184,8 +192,8 @@ final class DeltaChunkWorkspace<T: TensorScalar> {
         T.gemm(transA: false, transB: true, m: tokens, n: K, k: V, alpha: 1, a: dO, lda: ldv, b: S, ldb: V, beta: 0, c: tmp, ldc: K)
         for t in 0..<tokens {
             let r = readRow(t), w = scale * e[r], qt = at.q + t * ldk, dqt = dq + t * ldk, x = tmp + t * K
-            var acc: T = 0
-            for c in 0..<K { dqt[c] = w * x[c]; acc += qt[c] * x[c] }
+            for c in 0..<K { dqt[c] = w * x[c] }
+            let acc = rowDot(qt, x, K)
             dG[r] += w * acc
         }
         T.gemm(transA: false, transB: false, m: tokens, n: K, k: n, alpha: 1, a: dSc, lda: C, b: at.k, ldb: ldk, beta: 1, c: dq, ldc: ldk)
@@ -193,10 +201,10 @@ final class DeltaChunkWorkspace<T: TensorScalar> {
         T.gemm(transA: true, transB: false, m: n, n: K, k: tokens, alpha: 1, a: dSc, lda: C, b: at.q, ldb: ldk, beta: 0, c: dk, ldc: ldk)
         T.gemm(transA: false, transB: true, m: n, n: K, k: V, alpha: 1, a: vNew, lda: ldn, b: dS, ldb: V, beta: 0, c: tmp, ldc: K)
         for r in 0..<n {
-            let kr = at.k + r * ldk, dkr = dk + r * ldk, x = tmp + r * K
-            var acc: T = 0
-            for c in 0..<K { dkr[c] += toEnd[r] * x[c]; acc += kr[c] * x[c] }
-            let w = toEnd[r] * acc
+            let kr = at.k + r * ldk, dkr = dk + r * ldk, x = tmp + r * K, tr = toEnd[r]
+            for c in 0..<K { dkr[c] += tr * x[c] }
+            let acc = rowDot(kr, x, K)
+            let w = tr * acc
             dG[last] += w; dG[r] -= w
         }
         // dR = (I + A)^-T dV';  dA = -strict_lower(dR V'^T)
@@ -223,21 +231,21 @@ final class DeltaChunkWorkspace<T: TensorScalar> {
         T.gemm(transA: false, transB: false, m: n, n: V, k: K, alpha: 1, a: kDecayed.pointer, lda: K, b: S, ldb: V, beta: 0, c: P, ldc: V)
         for r in 0..<n {
             let br = at.beta[r * heads], vr = at.v + r * ldv, dvr = dv + r * ldv, x = dX + r * V, p = P + r * V
-            var db: T = 0
-            for c in 0..<V { db += (vr[c] - p[c]) * x[c]; dvr[c] = br * x[c]; x[c] = -br * x[c] }
+            let db = rowDot(vr, x, V) - rowDot(p, x, V)
+            for c in 0..<V { dvr[c] = br * x[c] }
+            for c in 0..<V { x[c] = -br * x[c] }
             dbeta[r * heads] += db
         }
         // Through P = e^G K S: dk += e^G (dP S^T), dG_r += e_r <k_r, (dP S^T)_r>.
         T.gemm(transA: false, transB: true, m: n, n: K, k: V, alpha: 1, a: dX, lda: V, b: S, ldb: V, beta: 0, c: tmp, ldc: K)
         for r in 0..<n {
-            let kr = at.k + r * ldk, dkr = dk + r * ldk, x = tmp + r * K
-            var acc: T = 0
-            for c in 0..<K { dkr[c] += e[r] * x[c]; acc += kr[c] * x[c] }
-            dG[r] += e[r] * acc
+            let kr = at.k + r * ldk, dkr = dk + r * ldk, x = tmp + r * K, er = e[r]
+            for c in 0..<K { dkr[c] += er * x[c] }
+            let acc = rowDot(kr, x, K)
+            dG[r] += er * acc
         }
         // The state decay e^{G_last}: dG_last += e^{G_last} <S, dS>; then dS <- e^{G_last} dS + (s e^G Q)^T dO + (e^G K)^T dP.
-        var stateDot: T = 0
-        for i in 0..<(K * V) { stateDot += S[i] * dS[i] }
+        let stateDot = rowDot(S, dS, K * V)
         dG[last] += chunkDecay * stateDot
         ChunkState.decayAndAccumulate(dS, keyDim: K, valueDim: V, scalarDecay: chunkDecay, a: qDecayed.pointer, lda: K, b: dO, ldb: ldv, rows: tokens)
         ChunkState.accumulate(dS, keyDim: K, valueDim: V, a: kDecayed.pointer, lda: K, b: dX, ldb: V, rows: n)
