@@ -192,6 +192,11 @@ final class DeltaProductTests: XCTestCase {
         XCTAssertFalse(net.parameters.map(\.name).contains("A_log"))
         XCTAssertThrowsError(try LayerRegistry.make("deltaproduct", dModel: 16, options: LayerOptions(["n_h": "0"]), as: Float.self))
         XCTAssertThrowsError(try LayerRegistry.make("deltanet", dModel: 16, options: LayerOptions(["conv_size": "1"]), as: Float.self))
+        XCTAssertThrowsError(try LayerRegistry.make("deltanet", dModel: 16, options: LayerOptions(["chunk_size": "0"]), as: Float.self))
+        XCTAssertThrowsError(try LayerRegistry.make("deltanet", dModel: 16, options: LayerOptions(["form": "parallel"]), as: Float.self))
+        XCTAssertEqual((layer as! DeltaProductLayer<Float>).chunkSize, 32)   // auto: max(K, V) for K = V = 32
+        XCTAssertEqual(DeltaProductLayer<Float>.defaultChunkSize(keyDim: 128, valueDim: 256), 64)
+        XCTAssertEqual(DeltaProductLayer<Float>.defaultChunkSize(keyDim: 4, valueDim: 8), 16)
         // A one-token and an odd-length batch run and give finite gradients.
         var rng = RandomGenerator(seed: 3)
         for length in [1, 37] {

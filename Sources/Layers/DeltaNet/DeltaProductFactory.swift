@@ -14,7 +14,7 @@ enum DeltaLayerOptions {
             LayerOptionSpec("use_short_conv", "true", "causal depthwise convolution (+ SiLU) on q, k, v"),
             LayerOptionSpec("conv_size", "4", "short convolution width"),
             LayerOptionSpec("form", "chunked", "delta-rule kernel: chunked (WY / UT form) or recurrent (fused token recurrence)"),
-            LayerOptionSpec("chunk_size", "64", "sub-steps per chunk (chunked form), tokens per state checkpoint (recurrent form)"),
+            LayerOptionSpec("chunk_size", "auto", "sub-steps per chunk (chunked form; auto = max(K, V) in [16, 64]), tokens per state checkpoint (recurrent form)"),
         ]
     }
 
@@ -28,8 +28,11 @@ enum DeltaLayerOptions {
         }
         guard nh >= 1 else { throw SequenceLabError("layer \(name): n_h must be >= 1, got \(nh)") }
         guard conv >= 2 else { throw SequenceLabError("layer \(name): conv_size must be >= 2, got \(conv)") }
-        let chunk = try options.int("chunk_size", 64)
-        guard chunk >= 1 else { throw SequenceLabError("layer \(name): chunk_size must be >= 1, got \(chunk)") }
+        var chunk: Int?
+        if options.string("chunk_size", "auto") != "auto" {
+            chunk = try options.int("chunk_size", 64)
+            guard chunk! >= 1 else { throw SequenceLabError("layer \(name): chunk_size must be >= 1 or auto, got \(chunk!)") }
+        }
         let formName = options.string("form", DeltaForm.chunked.rawValue)
         guard let form = DeltaForm(rawValue: formName) else {
             throw SequenceLabError("layer \(name): form must be chunked or recurrent, got '\(formName)'")
