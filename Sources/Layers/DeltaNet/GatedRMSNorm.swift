@@ -19,21 +19,29 @@ public func gatedRMSNorm<T: TensorScalar>(_ o: Tensor<T>, gate z: Tensor<T>?, we
     var out = uninitializedScalars(T.self, count: o.count)            // same shape as o
     var inverse = uninitializedScalars(T.self, count: rows)            // r per row
     let minimumRows = max(1, 4096 / max(1, width))
+    let gateBlock = max(1, 1024 / max(1, width))   // rows whose gates go through one vectorised sigmoid pass
     withBaseAddresses([oData, wData, zData ?? [0]]) { p in
         out.withUnsafeMutableBufferPointer { yp in inverse.withUnsafeMutableBufferPointer { rp in
             let (x, wt, gz, y, rs) = (p[0]!, p[1]!, p[2]!, yp.baseAddress!, rp.baseAddress!)
             Parallel.forEachRange(rows, minimumChunk: minimumRows) { range in
-                for i in range {
-                    let (xr, yr) = (x + i * width, y + i * width)
-                    var ss: T = 0
-                    for c in 0..<width { ss += xr[c] * xr[c] }
-                    let r = 1 / (ss / T(width) + eps).squareRoot()
-                    rs[i] = r
-                    if hasGate {
-                        let zr = gz + i * width
-                        for c in 0..<width { yr[c] = xr[c] * r * wt[c] * zr[c] / (1 + T.exp(-zr[c])) }
-                    } else {
-                        for c in 0..<width { yr[c] = xr[c] * r * wt[c] }
+                let scratch = UnsafeMutablePointer<T>.allocate(capacity: 3 * gateBlock * width); defer { scratch.deallocate() }
+                for i0 in stride(from: range.lowerBound, to: range.upperBound, by: gateBlock) {
+                    let i1 = min(range.upperBound, i0 + gateBlock)
+                    if hasGate {  // silu(z) for the block's rows at once (vectorised exp)
+                        scratch.update(from: gz + i0 * width, count: (i1 - i0) * width)
+                        siluRow(scratch, channels: (i1 - i0) * width, sigmoid: scratch + gateBlock * width,
+                                expBuffer: scratch + 2 * gateBlock * width, writeDerivative: false)
+                    }
+                    for i in i0..<i1 {
+                        let (xr, yr) = (x + i * width, y + i * width)
+                        let r = 1 / (rowDot(xr, xr, width) / T(width) + eps).squareRoot()
+                        rs[i] = r
+                        if hasGate {
+                            let sr = scratch + (i - i0) * width
+                            for c in 0..<width { yr[c] = xr[c] * r * wt[c] * sr[c] }
+                        } else {
+                            for c in 0..<width { yr[c] = xr[c] * r * wt[c] }
+                        }
                     }
                 }
             }
@@ -54,27 +62,32 @@ public func gatedRMSNorm<T: TensorScalar>(_ o: Tensor<T>, gate z: Tensor<T>?, we
             let size = (rows + blocks - 1) / blocks
             Parallel.forEach(blocks) { blk in
                 let dw = parts + blk * width
-                for i in (blk * size)..<min(rows, (blk + 1) * size) {
-                    let (xr, gr, dxr, r) = (x + i * width, g + i * width, dxs + i * width, rs[i])
-                    var dot: T = 0
-                    for c in 0..<width {
-                        let n = xr[c] * r
-                        var a = wt[c]
-                        if hasGate {
-                            let zc = gz[i * width + c], s = 1 / (1 + T.exp(-zc))
-                            let silu = zc * s
-                            dzs![i * width + c] = gr[c] * n * wt[c] * s * (1 + zc * (1 - s))
-                            dw[c] += gr[c] * n * silu
-                            a *= silu
-                        } else {
-                            dw[c] += gr[c] * n
-                        }
-                        let dn = gr[c] * a
-                        dxr[c] = dn
-                        dot += dn * n
+                let scratch = UnsafeMutablePointer<T>.allocate(capacity: 3 * gateBlock * width); defer { scratch.deallocate() }
+                let (silu, sig) = (scratch, scratch + gateBlock * width)
+                let (lo, hi) = (blk * size, min(rows, (blk + 1) * size))
+                for i0 in stride(from: lo, to: hi, by: gateBlock) {
+                    let i1 = min(hi, i0 + gateBlock)
+                    if hasGate {  // silu(z) and sigmoid(z) for the block's rows at once
+                        silu.update(from: gz + i0 * width, count: (i1 - i0) * width)
+                        siluRow(silu, channels: (i1 - i0) * width, sigmoid: sig, expBuffer: scratch + 2 * gateBlock * width,
+                                writeDerivative: false)
                     }
-                    let m = dot / T(width)
-                    for c in 0..<width { dxr[c] = r * (dxr[c] - xr[c] * r * m) }
+                    for i in i0..<i1 {
+                        let (xr, gr, dxr, r) = (x + i * width, g + i * width, dxs + i * width, rs[i])
+                        if hasGate {
+                            let (zr, dzr, sr, pr) = (gz + i * width, dzs! + i * width, silu + (i - i0) * width, sig + (i - i0) * width)
+                            for c in 0..<width {
+                                let n = xr[c] * r
+                                dzr[c] = gr[c] * n * wt[c] * pr[c] * (1 + zr[c] * (1 - pr[c]))
+                                dw[c] += gr[c] * n * sr[c]
+                                dxr[c] = gr[c] * wt[c] * sr[c]
+                            }
+                        } else {
+                            for c in 0..<width { dw[c] += gr[c] * xr[c] * r; dxr[c] = gr[c] * wt[c] }
+                        }
+                        let m = r * rowDot(dxr, xr, width) / T(width)   // mean(dn n)
+                        for c in 0..<width { dxr[c] = r * (dxr[c] - xr[c] * r * m) }
+                    }
                 }
             }
         } } } }

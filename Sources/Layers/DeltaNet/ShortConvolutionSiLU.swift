@@ -91,9 +91,9 @@ private func convolveRow<T: TensorScalar>(_ x: UnsafePointer<T>, _ taps: UnsafeP
 }
 
 /// In place over one row: c <- silu(c) = c s, or (writeDerivative) c <- silu'(c) = s (1 + c (1 - s)), with
-/// s = sigmoid(c) from e^{-|c|} (vectorised exp, never overflows).
+/// s = sigmoid(c) from e^{-|c|} (vectorised exp, never overflows); s is left in `sigmoid`.
 @inline(__always)
-private func siluRow<T: TensorScalar>(_ c: UnsafeMutablePointer<T>, channels: Int, sigmoid s: UnsafeMutablePointer<T>,
+func siluRow<T: TensorScalar>(_ c: UnsafeMutablePointer<T>, channels: Int, sigmoid s: UnsafeMutablePointer<T>,
                                       expBuffer p: UnsafeMutablePointer<T>, writeDerivative: Bool) {
     for e in 0..<channels { p[e] = -Swift.abs(c[e]) }
     _ = VectorMath.exponentiate(p, count: channels, minus: 0)
