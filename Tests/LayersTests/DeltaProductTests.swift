@@ -58,6 +58,30 @@ final class DeltaProductTests: XCTestCase {
         }
     }
 
+    /// Float32 paths with SIMD16 row loops (K, V >= 16, channels >= 16) against Float64: the chunked kernel at the
+    /// layer's head sizes, the short convolution + SiLU, the gated RMSNorm.
+    func testFloatPathsAtRealisticWidthsMatchDouble() {
+        let (x, cot) = inputs(2, 100, 2, 1, 32, 32, seed: 4242)
+        let reference = run(x, cot: cot, betaMax: 2, gated: true, form: .recurrentFused, as: Double.self)
+        let single = run(x, cot: cot, betaMax: 2, gated: true, form: .chunked, as: Float.self)
+        for (name, ref) in reference {
+            XCTAssertLessThan(GradientCheck.relativeError(single[name]!, ref), 2e-3, "Float32 chunked vs Float64 recurrent, \(name)")
+        }
+        var rng = RandomGenerator(seed: 17)
+        let u = Tensor<Double>.randn([2, 37, 40], using: &rng), w = Tensor<Double>.randn([40, 4], using: &rng)
+        let o = Tensor<Double>.randn([2, 37, 2, 24], using: &rng), z = Tensor<Double>.randn([2, 37, 48], using: &rng)
+        let nw = Tensor<Double>.randn([24], using: &rng)
+        func both<T: TensorScalar>(_: T.Type) -> [[Double]] {
+            let leaves = [u, w, o, z, nw].map { $0.converted(to: T.self).requiringGrad() }
+            let y1 = shortConvolutionSiLU(leaves[0], weight: leaves[1])
+            let y2 = gatedRMSNorm(leaves[2], gate: leaves[3], weight: leaves[4])
+            (y1.square().sum() + (y2 * y2.detached()).sum()).backward()
+            return [y1.data.map(Double.init), y2.data.map(Double.init)] + leaves.map { $0.grad!.map(Double.init) }
+        }
+        let (f, d) = (both(Float.self), both(Double.self))
+        for i in 0..<d.count { XCTAssertLessThan(GradientCheck.relativeError(f[i], d[i]), 1e-5, "Float32 vs Float64, quantity \(i)") }
+    }
+
     /// The fused recurrent node against the tape-op recurrence (the obviously right reference) across the same axes.
     func testRecurrentFusedMatchesTheTapeReference() {
         let (b, h, k, v) = (1, 2, 5, 3)

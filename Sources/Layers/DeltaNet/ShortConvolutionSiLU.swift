@@ -54,8 +54,7 @@ public func shortConvolutionSiLU<T: TensorScalar>(_ x: Tensor<T>, weight: Tensor
                     siluRow(c, channels: channels, sigmoid: scratch, expBuffer: scratch + channels, writeDerivative: true)
                     for e in 0..<channels { c[e] *= gRow[e] }
                     for j in max(0, k - 1 - t)..<k {
-                        let (src, acc) = (xs + (i - (k - 1) + j) * channels, dw + j * channels)
-                        for e in 0..<channels { acc[e] += src[e] * c[e] }
+                        multiplyAccumulate(dw + j * channels, xs + (i - (k - 1) + j) * channels, c, channels)
                     }
                 }
             }
@@ -65,8 +64,7 @@ public func shortConvolutionSiLU<T: TensorScalar>(_ x: Tensor<T>, weight: Tensor
                     let t = i % length, row = dxs + i * channels
                     for e in 0..<channels { row[e] = 0 }
                     for j in 0..<k where t + k - 1 - j < length {
-                        let (src, tap) = (dcs + (i + k - 1 - j) * channels, w + j * channels)
-                        for e in 0..<channels { row[e] += tap[e] * src[e] }
+                        multiplyAccumulate(row, w + j * channels, dcs + (i + k - 1 - j) * channels, channels)
                     }
                 }
             }
@@ -85,8 +83,7 @@ private func convolveRow<T: TensorScalar>(_ x: UnsafePointer<T>, _ taps: UnsafeP
                                           into c: UnsafeMutablePointer<T>) {
     for e in 0..<channels { c[e] = 0 }
     for j in max(0, k - 1 - t)..<k {
-        let (src, tap) = (x + (i - (k - 1) + j) * channels, taps + j * channels)
-        for e in 0..<channels { c[e] += tap[e] * src[e] }
+        multiplyAccumulate(c, taps + j * channels, x + (i - (k - 1) + j) * channels, channels)
     }
 }
 
