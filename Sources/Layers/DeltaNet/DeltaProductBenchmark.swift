@@ -3,9 +3,10 @@ import Tensors
 
 extension KernelBenchmark {
     /// `deltaProduct` alone at the `deltaproduct` layer's default sizes: q [B, L, 4, 32], k [B, L, n_h, 4, 32],
-    /// v [B, L, n_h, 4, 32], beta in [0, 1], gated, Float32, loss = sum(o g), in either form (the layer's chunk size). FLOPs are those of the
-    /// recurrent form (2 per multiply-add of its state passes: forward (4 n_h + 2) K V, backward (10 n_h + 6) K V per
-    /// token and head) for both forms, so GFLOP/s compare like with like (the chunked form does more arithmetic).
+    /// v [B, L, n_h, 4, 32], beta in [0, 1], gated, Float32, loss = sum(o g), in either form (the chunked one with the
+    /// layer's chunk size). FLOPs are those of the recurrent form (2 per multiply-add of its state passes: forward
+    /// (4 n_h + 2) K V, backward (10 n_h + 6) K V per token and head) for both forms, so GFLOP/s compare like with like
+    /// (the chunked form does more arithmetic).
     public static func deltaProduct(_ shape: BenchmarkShape, householder nh: Int = 2, form: DeltaForm = .chunked,
                                     repeats: Int = 5) -> KernelBenchmarkResult {
         let (b, l, h, kd, vd) = (shape.batch, shape.length, 4, 32, 32)
@@ -26,6 +27,7 @@ extension KernelBenchmark {
         both()
         let fb = median((0..<repeats).map { _ in milliseconds { both() } })
         let f = Tape.withoutGradients { median((0..<repeats).map { _ in milliseconds { _ = forward() } }) }
-        return KernelBenchmarkResult(kernel: form == .chunked ? "delta_product" : "delta_product_recurrent", shape: shape.rawValue, forwardBackwardMs: fb, forwardMs: f, gflops: flops / fb / 1e6)
+        return KernelBenchmarkResult(kernel: form == .chunked ? "delta_product" : "delta_product_recurrent", shape: shape.rawValue,
+                                     forwardBackwardMs: fb, forwardMs: f, gflops: flops / fb / 1e6)
     }
 }

@@ -14,7 +14,8 @@ enum DeltaLayerOptions {
             LayerOptionSpec("use_short_conv", "true", "causal depthwise convolution (+ SiLU) on q, k, v"),
             LayerOptionSpec("conv_size", "4", "short convolution width"),
             LayerOptionSpec("form", "chunked", "delta-rule kernel: chunked (WY / UT form) or recurrent (fused token recurrence)"),
-            LayerOptionSpec("chunk_size", "auto", "sub-steps per chunk (chunked form; auto = max(K, V) in [16, 64]), tokens per state checkpoint (recurrent form)"),
+            LayerOptionSpec("chunk_size", "auto",
+                            "sub-steps per chunk (chunked; auto = max(K, V) in [16, 64]), tokens per checkpoint (recurrent)"),
         ]
     }
 
