@@ -9,14 +9,14 @@ final class DeltaProductTests: XCTestCase {
     /// o, hT and the gradients of (q, k, v, beta, g, h0) under loss = sum(o do) + sum(hT dhT); k is L2-normalised,
     /// beta = betaMax sigmoid(.), g = logsigmoid(.) (leaves are the raw values).
     func run<T: TensorScalar>(_ leaves: [Tensor<Double>], cot: [Tensor<Double>], betaMax: Double, gated: Bool,
-                              form: DeltaRuleChecks.Form, as _: T.Type) -> [String: [Double]] {
+                              form: DeltaRuleChecks.Form, chunk: Int = 64, as _: T.Type) -> [String: [Double]] {
         let x = leaves.map { $0.converted(to: T.self).requiringGrad() }
         let k = x[1] * (x[1].square().sum(axis: 4, keepDims: true) + T(1e-6)).rsqrt()
         let beta = x[3].sigmoid() * T(betaMax)
         let g = gated ? x[4].logSigmoid() : nil
         let (o, hT): (Tensor<T>, Tensor<T>)
         switch form {
-        case .chunked: (o, hT) = deltaProductChunked(q: x[0], k: k, v: x[2], beta: beta, logDecay: g, initialState: x[5])
+        case .chunked: (o, hT) = deltaProductChunked(q: x[0], k: k, v: x[2], beta: beta, logDecay: g, initialState: x[5], chunkSize: chunk)
         case .recurrentFused: (o, hT) = deltaProductRecurrentFused(q: x[0], k: k, v: x[2], beta: beta, logDecay: g, initialState: x[5])
         default: (o, hT) = deltaProductRecurrent(q: x[0], k: k, v: x[2], beta: beta, logDecay: g, initialState: x[5])
         }
@@ -63,9 +63,13 @@ final class DeltaProductTests: XCTestCase {
     func testFloatPathsAtRealisticWidthsMatchDouble() {
         let (x, cot) = inputs(2, 100, 2, 1, 32, 32, seed: 4242)
         let reference = run(x, cot: cot, betaMax: 2, gated: true, form: .recurrentFused, as: Double.self)
-        let single = run(x, cot: cot, betaMax: 2, gated: true, form: .chunked, as: Float.self)
-        for (name, ref) in reference {
-            XCTAssertLessThan(GradientCheck.relativeError(single[name]!, ref), 2e-3, "Float32 chunked vs Float64 recurrent, \(name)")
+        for chunk in [32, 64] {  // the layer's chunk (auto) and fla's
+            let single = run(x, cot: cot, betaMax: 2, gated: true, form: .chunked, chunk: chunk, as: Float.self)
+            let exact = run(x, cot: cot, betaMax: 2, gated: true, form: .chunked, chunk: chunk, as: Double.self)
+            for (name, ref) in reference {
+                XCTAssertLessThan(GradientCheck.relativeError(single[name]!, ref), 2e-3, "Float32 chunked \(chunk) vs Float64 recurrent, \(name)")
+                XCTAssertLessThan(GradientCheck.relativeError(exact[name]!, ref), 1e-9, "Float64 chunked \(chunk) vs recurrent, \(name)")
+            }
         }
         var rng = RandomGenerator(seed: 17)
         let u = Tensor<Double>.randn([2, 37, 40], using: &rng), w = Tensor<Double>.randn([40, 4], using: &rng)
