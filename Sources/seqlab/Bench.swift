@@ -51,8 +51,9 @@ struct Bench: ParsableCommand {
         let sgemm = SystemBenchmark.matmul().direct
         print(String(format: "cblas_sgemm 1024^3, %d threads: %.1f GFLOP/s", BLASThreads.current, sgemm))
         for r in [KernelBenchmark.attention(shape, repeats: repeats), KernelBenchmark.gla(shape, repeats: repeats),
-                      KernelBenchmark.deltaProduct(shape, repeats: repeats)] {
-            print(String(format: "%-10@ %-5@ fwd+bwd %8.1f ms  fwd %8.1f ms  %6.1f GFLOP/s  (%.0f%% of sgemm)",
+                      KernelBenchmark.deltaProduct(shape, repeats: repeats),
+                      KernelBenchmark.deltaProduct(shape, form: .recurrent, repeats: repeats)] {
+            print(String(format: "%-23@ %-5@ fwd+bwd %8.1f ms  fwd %8.1f ms  %6.1f GFLOP/s  (%.0f%% of sgemm)",
                          r.kernel as NSString, r.shape as NSString, r.forwardBackwardMs, r.forwardMs, r.gflops, 100 * r.gflops / sgemm))
             fflush(stdout)
         }

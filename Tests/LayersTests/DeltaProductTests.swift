@@ -3,20 +3,23 @@ import XCTest
 @testable import Layers
 @testable import Tensors
 
-/// DeltaNet / DeltaProduct: fused node == recurrent reference (outputs, final state, all gradients), n_h = 1 == the
-/// delta rule, Householder-product transitions, finite differences, the layers, the ops.
+/// DeltaNet / DeltaProduct: chunked node == fused recurrent node == tape-op recurrence (outputs, final state, all
+/// gradients), n_h = 1 == the delta rule, Householder-product transitions, finite differences, the layers, the ops.
 final class DeltaProductTests: XCTestCase {
     /// o, hT and the gradients of (q, k, v, beta, g, h0) under loss = sum(o do) + sum(hT dhT); k is L2-normalised,
     /// beta = betaMax sigmoid(.), g = logsigmoid(.) (leaves are the raw values).
     func run<T: TensorScalar>(_ leaves: [Tensor<Double>], cot: [Tensor<Double>], betaMax: Double, gated: Bool,
-                              fused: Bool, as _: T.Type) -> [String: [Double]] {
+                              form: DeltaRuleChecks.Form, chunk: Int = 64, as _: T.Type) -> [String: [Double]] {
         let x = leaves.map { $0.converted(to: T.self).requiringGrad() }
         let k = x[1] * (x[1].square().sum(axis: 4, keepDims: true) + T(1e-6)).rsqrt()
         let beta = x[3].sigmoid() * T(betaMax)
         let g = gated ? x[4].logSigmoid() : nil
-        let (o, hT) = fused
-            ? deltaProduct(q: x[0], k: k, v: x[2], beta: beta, logDecay: g, initialState: x[5])
-            : deltaProductRecurrent(q: x[0], k: k, v: x[2], beta: beta, logDecay: g, initialState: x[5])
+        let (o, hT): (Tensor<T>, Tensor<T>)
+        switch form {
+        case .chunked: (o, hT) = deltaProductChunked(q: x[0], k: k, v: x[2], beta: beta, logDecay: g, initialState: x[5], chunkSize: chunk)
+        case .recurrentFused: (o, hT) = deltaProductRecurrentFused(q: x[0], k: k, v: x[2], beta: beta, logDecay: g, initialState: x[5])
+        default: (o, hT) = deltaProductRecurrent(q: x[0], k: k, v: x[2], beta: beta, logDecay: g, initialState: x[5])
+        }
         ((o * cot[0].converted(to: T.self)).sum() + (hT * cot[1].converted(to: T.self)).sum()).backward()
         var r: [String: [Double]] = ["o": o.data.map(Double.init), "hT": hT.data.map(Double.init)]
         for (name, t) in zip(["dq", "dk", "dv", "dbeta", "dg", "dh0"], x) where gated || name != "dg" {
@@ -31,22 +34,75 @@ final class DeltaProductTests: XCTestCase {
         return (x, [Tensor<Double>.randn([b, l, h, v], using: &rng), Tensor<Double>.randn([b, h, k, v], using: &rng)])
     }
 
-    func testFusedMatchesRecurrentAcrossLengthsHouseholderStepsGatesAndBetaRanges() {
+    /// The MUST: chunked (chunk 64) == recurrent for o, hT and all gradients at L in {1, 63, 64, 75, 1000},
+    /// n_h in {1, 2, 3}, with and without the gate, beta in [0, 1] and [0, 2]; Float64 to 1e-9, Float32 to 2e-3.
+    func testChunkedMatchesRecurrentAcrossLengthsHouseholderStepsGatesAndBetaRanges() {
         let (b, h, k, v) = (1, 2, 5, 3)
         for length in [1, 63, 64, 75, 1000] {
             for nh in [1, 2, 3] {
                 for gated in [false, true] {
                     for betaMax in [1.0, 2.0] {
-                        // At L = 1000 one head keeps the tape-op reference affordable in debug.
-                        let (x, cot) = inputs(b, length, nh, length == 1000 ? 1 : h, k, v, seed: UInt64(length * 31 + nh * 7 + (gated ? 1 : 0)))
-                        let reference = run(x, cot: cot, betaMax: betaMax, gated: gated, fused: false, as: Double.self)
-                        let exact = run(x, cot: cot, betaMax: betaMax, gated: gated, fused: true, as: Double.self)
-                        let single = run(x, cot: cot, betaMax: betaMax, gated: gated, fused: true, as: Float.self)
-                        for (name, ref) in reference {
+                        let (x, cot) = inputs(b, length, nh, h, k, v, seed: UInt64(length * 31 + nh * 7 + (gated ? 1 : 0)))
+                        let recurrent = run(x, cot: cot, betaMax: betaMax, gated: gated, form: .recurrentFused, as: Double.self)
+                        let exact = run(x, cot: cot, betaMax: betaMax, gated: gated, form: .chunked, as: Double.self)
+                        let single = run(x, cot: cot, betaMax: betaMax, gated: gated, form: .chunked, as: Float.self)
+                        XCTAssertEqual(Set(exact.keys), Set(recurrent.keys))
+                        for (name, ref) in recurrent {
                             let label = "L=\(length) n_h=\(nh) gated=\(gated) beta<=\(betaMax) \(name)"
-                            XCTAssertLessThan(GradientCheck.relativeError(exact[name]!, ref), 1e-10, "Float64 fused vs recurrent, \(label)")
-                            XCTAssertLessThan(GradientCheck.relativeError(single[name]!, ref), 2e-3, "Float32 fused vs recurrent, \(label)")
+                            XCTAssertLessThan(GradientCheck.relativeError(exact[name]!, ref), 1e-9, "Float64 chunked vs recurrent, \(label)")
+                            XCTAssertLessThan(GradientCheck.relativeError(single[name]!, ref), 2e-3, "Float32 chunked vs recurrent, \(label)")
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Float32 paths with SIMD16 row loops (K, V >= 16, channels >= 16) against Float64: the chunked kernel at the
+    /// layer's head sizes, the short convolution + SiLU, the gated RMSNorm.
+    func testFloatPathsAtRealisticWidthsMatchDouble() {
+        let (x, cot) = inputs(2, 100, 2, 1, 32, 32, seed: 4242)
+        let reference = run(x, cot: cot, betaMax: 2, gated: true, form: .recurrentFused, as: Double.self)
+        for chunk in [32, 64] {  // the layer's chunk (auto) and fla's
+            let single = run(x, cot: cot, betaMax: 2, gated: true, form: .chunked, chunk: chunk, as: Float.self)
+            let exact = run(x, cot: cot, betaMax: 2, gated: true, form: .chunked, chunk: chunk, as: Double.self)
+            for (name, ref) in reference {
+                XCTAssertLessThan(GradientCheck.relativeError(single[name]!, ref), 2e-3, "Float32 chunked \(chunk) vs Float64 recurrent, \(name)")
+                XCTAssertLessThan(GradientCheck.relativeError(exact[name]!, ref), 1e-9, "Float64 chunked \(chunk) vs recurrent, \(name)")
+            }
+        }
+        var rng = RandomGenerator(seed: 17)
+        let u = Tensor<Double>.randn([2, 37, 40], using: &rng), w = Tensor<Double>.randn([40, 4], using: &rng)
+        let o = Tensor<Double>.randn([2, 37, 2, 24], using: &rng), z = Tensor<Double>.randn([2, 37, 48], using: &rng)
+        let nw = Tensor<Double>.randn([24], using: &rng)
+        func both<T: TensorScalar>(_: T.Type) -> [[Double]] {
+            let leaves = [u, w, o, z, nw].map { $0.converted(to: T.self).requiringGrad() }
+            let y1 = shortConvolutionSiLU(leaves[0], weight: leaves[1])
+            let y2 = gatedRMSNorm(leaves[2], gate: leaves[3], weight: leaves[4])
+            (y1.square().sum() + (y2 * y2.detached()).sum()).backward()
+            return [y1.data.map(Double.init), y2.data.map(Double.init)] + leaves.map { $0.grad!.map(Double.init) }
+        }
+        let (f, d) = (both(Float.self), both(Double.self))
+        for i in 0..<d.count { XCTAssertLessThan(GradientCheck.relativeError(f[i], d[i]), 1e-5, "Float32 vs Float64, quantity \(i)") }
+    }
+
+    /// The fused recurrent node against the tape-op recurrence (the obviously right reference) across the same axes.
+    func testRecurrentFusedMatchesTheTapeReference() {
+        let (b, h, k, v) = (1, 2, 5, 3)
+        for length in [1, 75, 1000] {
+            for nh in [1, 2, 3] {
+                for gated in [false, true] {
+                    let betaMax = gated ? 2.0 : 1.0
+                    // At L = 1000 one head and n_h <= 2 keep the tape-op reference affordable in debug.
+                    if length == 1000 && nh == 3 { continue }
+                    let (x, cot) = inputs(b, length, nh, length == 1000 ? 1 : h, k, v, seed: UInt64(length * 17 + nh * 5 + (gated ? 1 : 0)))
+                    let reference = run(x, cot: cot, betaMax: betaMax, gated: gated, form: .reference, as: Double.self)
+                    let exact = run(x, cot: cot, betaMax: betaMax, gated: gated, form: .recurrentFused, as: Double.self)
+                    let single = run(x, cot: cot, betaMax: betaMax, gated: gated, form: .recurrentFused, as: Float.self)
+                    for (name, ref) in reference {
+                        let label = "L=\(length) n_h=\(nh) gated=\(gated) beta<=\(betaMax) \(name)"
+                        XCTAssertLessThan(GradientCheck.relativeError(exact[name]!, ref), 1e-10, "Float64 fused vs tape reference, \(label)")
+                        XCTAssertLessThan(GradientCheck.relativeError(single[name]!, ref), 2e-3, "Float32 fused vs tape reference, \(label)")
                     }
                 }
             }
@@ -97,7 +153,7 @@ final class DeltaProductTests: XCTestCase {
     func testDeltaProductIsTheDeltaRuleOnTheInterleavedSequence() {
         for nh in [2, 3] {
             let (x, _) = inputs(2, 17, nh, 2, 4, 3, seed: UInt64(nh))
-            let a = DeltaRuleChecks.run(x, form: 0, segment: 5), b = DeltaRuleChecks.run(x, form: 2)
+            let a = DeltaRuleChecks.run(x, form: .chunked, chunk: 5), b = DeltaRuleChecks.run(x, form: .interleaved)
             for i in 0..<2 { XCTAssertLessThan(GradientCheck.relativeError(a[i].data, b[i].data), 1e-12, "n_h \(nh) output \(i)") }
         }
     }
@@ -164,6 +220,11 @@ final class DeltaProductTests: XCTestCase {
         XCTAssertFalse(net.parameters.map(\.name).contains("A_log"))
         XCTAssertThrowsError(try LayerRegistry.make("deltaproduct", dModel: 16, options: LayerOptions(["n_h": "0"]), as: Float.self))
         XCTAssertThrowsError(try LayerRegistry.make("deltanet", dModel: 16, options: LayerOptions(["conv_size": "1"]), as: Float.self))
+        XCTAssertThrowsError(try LayerRegistry.make("deltanet", dModel: 16, options: LayerOptions(["chunk_size": "0"]), as: Float.self))
+        XCTAssertThrowsError(try LayerRegistry.make("deltanet", dModel: 16, options: LayerOptions(["form": "parallel"]), as: Float.self))
+        XCTAssertEqual((layer as! DeltaProductLayer<Float>).chunkSize, 32)   // auto: max(K, V) for K = V = 32
+        XCTAssertEqual(DeltaProductLayer<Float>.defaultChunkSize(keyDim: 128, valueDim: 256), 64)
+        XCTAssertEqual(DeltaProductLayer<Float>.defaultChunkSize(keyDim: 4, valueDim: 8), 16)
         // A one-token and an odd-length batch run and give finite gradients.
         var rng = RandomGenerator(seed: 3)
         for length in [1, 37] {
@@ -217,6 +278,16 @@ final class DeltaProductTests: XCTestCase {
         for (name, t) in [("q", q), ("k", kk), ("v", vv), ("beta", g)] { badBeta.set(name, t) }
         try badBeta.write(to: input)
         XCTAssertThrowsError(try KernelRegistry.run("delta_product", input: input, output: output)) { XCTAssertTrue("\($0)".contains("beta"), "\($0)") }
+        // The recurrent form through the op agrees with the chunked default.
+        var recurrentFile = file
+        recurrentFile.metadata["form"] = "recurrent"
+        try recurrentFile.write(to: input)
+        try KernelRegistry.run("delta_product", input: input, output: output)
+        XCTAssertLessThan(GradientCheck.relativeError(try SafeTensors.read(from: output).tensor("grad_k", as: Double.self).data, x[1].grad!), 1e-12)
+        var badForm = file
+        badForm.metadata["form"] = "parallel"
+        try badForm.write(to: input)
+        XCTAssertThrowsError(try KernelRegistry.run("delta_product", input: input, output: output)) { XCTAssertTrue("\($0)".contains("form"), "\($0)") }
         var badChunk = SafeTensors(metadata: ["chunk_size": "0"])
         for (name, t) in [("q", q), ("k", k1), ("v", v1), ("beta", beta.slice(axis: 2, 0..<1).reshaped([b, l, h]).detached())] { badChunk.set(name, t) }
         try badChunk.write(to: input)

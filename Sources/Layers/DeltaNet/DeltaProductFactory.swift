@@ -13,6 +13,9 @@ enum DeltaLayerOptions {
             LayerOptionSpec("use_gate", gates, "output gate: RMSNorm(o) * swish(x W_g)"),
             LayerOptionSpec("use_short_conv", "true", "causal depthwise convolution (+ SiLU) on q, k, v"),
             LayerOptionSpec("conv_size", "4", "short convolution width"),
+            LayerOptionSpec("form", "chunked", "delta-rule kernel: chunked (WY / UT form) or recurrent (fused token recurrence)"),
+            LayerOptionSpec("chunk_size", "auto",
+                            "sub-steps per chunk (chunked; auto = max(K, V) in [16, 64]), tokens per checkpoint (recurrent)"),
         ]
     }
 
@@ -26,15 +29,24 @@ enum DeltaLayerOptions {
         }
         guard nh >= 1 else { throw SequenceLabError("layer \(name): n_h must be >= 1, got \(nh)") }
         guard conv >= 2 else { throw SequenceLabError("layer \(name): conv_size must be >= 2, got \(conv)") }
+        var chunk: Int?
+        if options.string("chunk_size", "auto") != "auto" {
+            chunk = try options.int("chunk_size", 64)
+            guard chunk! >= 1 else { throw SequenceLabError("layer \(name): chunk_size must be >= 1 or auto, got \(chunk!)") }
+        }
+        let formName = options.string("form", DeltaForm.chunked.rawValue)
+        guard let form = DeltaForm(rawValue: formName) else {
+            throw SequenceLabError("layer \(name): form must be chunked or recurrent, got '\(formName)'")
+        }
         return DeltaProductLayer<T>(
             dModel: dModel, heads: heads, headDim: headDim, expandV: expandV, householder: nh,
             allowNegativeEigenvalues: try options.bool("allow_neg_eigval", false),
             useForgetGate: try options.bool("use_forget_gate", gates), useOutputGate: try options.bool("use_gate", gates),
-            shortConvolution: try options.bool("use_short_conv", true) ? conv : nil, rng: &rng)
+            shortConvolution: try options.bool("use_short_conv", true) ? conv : nil, form: form, chunkSize: chunk, rng: &rng)
     }
 
     static let checkOptions = [
-        LayerOptions(["heads": "2", "head_dim": "4", "n_h": "2", "allow_neg_eigval": "true"]),
+        LayerOptions(["heads": "2", "head_dim": "4", "n_h": "2", "allow_neg_eigval": "true", "chunk_size": "6"]),
         LayerOptions(["heads": "1", "head_dim": "3", "n_h": "3", "use_short_conv": "false", "use_forget_gate": "false", "expand_v": "2"]),
     ]
 }
@@ -42,7 +54,7 @@ enum DeltaLayerOptions {
 /// Registry entry for `deltaproduct`: fla's gated DeltaProduct layer (Siems et al. 2025), n_h = 2 by default.
 public enum DeltaProductFactory: LayerFactory {
     public static let name = "deltaproduct"
-    public static let summary = "gated DeltaProduct: n_h Householder delta steps per token, fused recurrent kernel (Siems et al. 2025)"
+    public static let summary = "gated DeltaProduct: n_h Householder delta steps per token, chunked WY kernel (Siems et al. 2025)"
     public static let options = DeltaLayerOptions.specs(householder: "2", gates: "true")
     public static var checkOptions: [LayerOptions] { DeltaLayerOptions.checkOptions }
     public static var checkDModel: Int { 8 }
@@ -55,11 +67,12 @@ public enum DeltaProductFactory: LayerFactory {
 /// fla's DeltaNet defaults (no forget gate, no output gate, short convolutions).
 public enum DeltaNetFactory: LayerFactory {
     public static let name = "deltanet"
-    public static let summary = "DeltaNet: the delta rule, fused recurrent kernel (Schlag et al. 2021; Yang et al. 2024)"
+    public static let summary = "DeltaNet: the delta rule, chunked WY kernel (Schlag et al. 2021; Yang et al. 2024)"
     public static let options = DeltaLayerOptions.specs(householder: "1", gates: "false")
     public static var checkOptions: [LayerOptions] {
         [LayerOptions(["heads": "2", "head_dim": "4"]),
-         LayerOptions(["heads": "2", "head_dim": "4", "use_forget_gate": "true", "use_gate": "true", "allow_neg_eigval": "true"])]
+         LayerOptions(["heads": "2", "head_dim": "4", "use_forget_gate": "true", "use_gate": "true", "allow_neg_eigval": "true",
+                       "form": "recurrent"])]
     }
     public static var checkDModel: Int { 8 }
     public static func make<T: TensorScalar>(dModel: Int, options: LayerOptions, rng: inout RandomGenerator) throws -> any SequenceLayer<T> {

@@ -35,23 +35,15 @@ public struct DeltaProductGeometry: Sendable {
 /// - Returns: o [B, L, H, V] and hT [B, H, K, V].
 @_specialize(where T == Float)
 @_specialize(where T == Double)
-public func deltaProduct<T: TensorScalar>(
+public func deltaProductRecurrentFused<T: TensorScalar>(
     q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, beta: Tensor<T>, logDecay g: Tensor<T>? = nil,
     initialState h0: Tensor<T>? = nil, scale: T? = nil, segment: Int = 64
 ) -> (output: Tensor<T>, finalState: Tensor<T>) {
-    precondition(q.rank == 4 && k.rank == 5, "delta_product: q must be [B, L, H, K] and k [B, L, NH, H, K], got \(q.shape), \(k.shape)")
-    let (B, L, H, K) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
-    let NH = k.shape[2]
-    precondition(k.shape == [B, L, NH, H, K], "delta_product: k \(k.shape) must be [B, L, NH, H, K] for q \(q.shape)")
-    precondition(v.rank == 5 && Array(v.shape.prefix(4)) == [B, L, NH, H], "delta_product: v \(v.shape) must be [B, L, NH, H, V]")
-    let V = v.shape[4]
-    precondition(beta.shape == [B, L, NH, H], "delta_product: beta \(beta.shape) must be [B, L, NH, H]")
-    if let g { precondition(g.shape == [B, L, H], "delta_product: g \(g.shape) must be [B, L, H]") }
-    if let h0 { precondition(h0.shape == [B, H, K, V], "delta_product: h0 \(h0.shape) must be [B, H, K, V]") }
+    let geo = validatedDeltaGeometry(q: q, k: k, v: v, beta: beta, g: g, h0: h0)
+    let (B, L, H, K, V) = (geo.batch, geo.length, geo.heads, geo.keyDim, geo.valueDim)
     precondition(segment >= 1, "delta_product: segment must be >= 1")
     // Nothing to scan: o is empty and the state passes through unchanged.
     if L == 0 || B * H * K * V == 0 { return (Tensor.zeros([B, L, H, V]), h0 ?? Tensor.zeros([B, H, K, V])) }
-    let geo = DeltaProductGeometry(batch: B, length: L, householder: NH, heads: H, keyDim: K, valueDim: V)
     let s = scale ?? 1 / T(K).squareRoot()
     var inputs = [q, k, v, beta]
     if let g { inputs.append(g) }
@@ -88,14 +80,31 @@ public func deltaProduct<T: TensorScalar>(
     return (o, hT)
 }
 
+/// The gated delta rule with NH Householder sub-steps per token (DeltaProduct, Siems et al. 2025; NH = 1 is the
+/// gated delta rule): q [B, L, H, K], k [B, L, NH, H, K], v [B, L, NH, H, V], beta [B, L, NH, H], g [B, L, H]
+/// (optional log-decay <= 0), h0 [B, H, K, V] (optional) -> o [B, L, H, V], hT [B, H, K, V]. One tape node in the
+/// chosen `form`: `.chunked` (default; `deltaProductChunked`, chunkSize sub-steps per chunk) or `.recurrent`
+/// (`deltaProductRecurrentFused`, chunkSize tokens between the backward's state checkpoints).
+public func deltaProduct<T: TensorScalar>(
+    q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, beta: Tensor<T>, logDecay g: Tensor<T>? = nil,
+    initialState h0: Tensor<T>? = nil, scale: T? = nil, form: DeltaForm = .chunked, chunkSize: Int = 64
+) -> (output: Tensor<T>, finalState: Tensor<T>) {
+    switch form {
+    case .chunked:
+        return deltaProductChunked(q: q, k: k, v: v, beta: beta, logDecay: g, initialState: h0, scale: scale, chunkSize: chunkSize)
+    case .recurrent:
+        return deltaProductRecurrentFused(q: q, k: k, v: v, beta: beta, logDecay: g, initialState: h0, scale: scale, segment: chunkSize)
+    }
+}
+
 /// The delta rule (DeltaNet, NH = 1): q, k [B, L, H, K], v [B, L, H, V], beta [B, L, H], g [B, L, H] (optional),
 /// h0 [B, H, K, V] (optional) -> o [B, L, H, V], hT. `deltaProduct` with one sub-step per token.
 public func deltaRule<T: TensorScalar>(
     q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, beta: Tensor<T>, logDecay g: Tensor<T>? = nil,
-    initialState h0: Tensor<T>? = nil, scale: T? = nil, segment: Int = 64
+    initialState h0: Tensor<T>? = nil, scale: T? = nil, form: DeltaForm = .chunked, chunkSize: Int = 64
 ) -> (output: Tensor<T>, finalState: Tensor<T>) {
     precondition(q.rank == 4 && k.shape == q.shape && v.rank == 4 && beta.rank == 3, "delta_rule: q, k [B, L, H, K], v [B, L, H, V], beta [B, L, H]")
     let (B, L, H) = (q.shape[0], q.shape[1], q.shape[2])
     return deltaProduct(q: q, k: k.reshaped([B, L, 1, H, q.shape[3]]), v: v.reshaped([B, L, 1, H, v.shape[3]]),
-                        beta: beta.reshaped([B, L, 1, H]), logDecay: g, initialState: h0, scale: scale, segment: segment)
+                        beta: beta.reshaped([B, L, 1, H]), logDecay: g, initialState: h0, scale: scale, form: form, chunkSize: chunkSize)
 }

@@ -1,10 +1,12 @@
 import Tensors
 
-// Building blocks shared by the chunked linear-attention kernels (GLA here; DeltaNet and DeltaProduct reuse them),
+// Building blocks shared by the chunked linear-attention kernels (GLA, and the chunked delta rule / DeltaProduct of
+// DeltaNet/DeltaChunked.swift, whose state pass is the same GEMM with V_n = the chunk's corrected values U - W S_n),
 // after flash-linear-attention's `chunk_h` / `chunk_bwd_dh` split:
 //   - `ChunkGrid`: a length-L sequence cut into chunks of C (the last one shorter), each into sub-chunks of c;
 //   - `LinearAttentionGeometry`: the [B, L, H, K] / [B, L, H, V] / [B, H, K, V] strides of the fla signature;
-//   - `ChunkState.decayAndAccumulate`: the one GEMM of the inter-chunk state pass, in both directions:
+//   - `ChunkState.decayAndAccumulate`: the one GEMM of the inter-chunk state pass (per-key decays for GLA, one
+//     scalar decay per head for the gated delta rule), in both directions:
 //         forward   S_{n+1} = diag(gamma_n) S_n + Kd_n^T V_n       (Kd = keys decayed to the chunk end)
 //         backward  dS_n    = diag(gamma_n) dS_{n+1} + Qd_n^T dO_n  (Qd = queries decayed from the chunk start)
 //   - `chunkCumulativeSum`: G = inclusive cumsum of log-gates within a chunk;
@@ -77,6 +79,28 @@ public enum ChunkState {
             T.gemm(transA: true, transB: false, m: keyDim, n: valueDim, k: rows, alpha: 1,
                    a: a, lda: lda, b: b, ldb: ldb, beta: 1, c: S, ldc: valueDim)
         }
+    }
+
+    /// S <- diag(gamma) S + A^T B for a scalar decay gamma (one decay per head, as in the gated delta rule): the same
+    /// pass as `decayAndAccumulate` with gamma broadcast over the K rows.
+    @inline(__always)
+    public static func decayAndAccumulate<T: TensorScalar>(
+        _ S: UnsafeMutablePointer<T>, keyDim: Int, valueDim: Int, scalarDecay gamma: T,
+        a: UnsafePointer<T>, lda: Int, b: UnsafePointer<T>, ldb: Int, rows: Int
+    ) {
+        if gamma != 1 { for i in 0..<(keyDim * valueDim) { S[i] *= gamma } }
+        accumulate(S, keyDim: keyDim, valueDim: valueDim, a: a, lda: lda, b: b, ldb: ldb, rows: rows)
+    }
+
+    /// S <- S + A^T B (no decay): a second rank-`rows` term of the same pass, e.g. the gated delta rule's state
+    /// gradient, which collects both the queries' and the keys' contributions.
+    @inline(__always)
+    public static func accumulate<T: TensorScalar>(
+        _ S: UnsafeMutablePointer<T>, keyDim: Int, valueDim: Int, a: UnsafePointer<T>, lda: Int, b: UnsafePointer<T>, ldb: Int, rows: Int
+    ) {
+        guard rows > 0 else { return }
+        T.gemm(transA: true, transB: false, m: keyDim, n: valueDim, k: rows, alpha: 1,
+               a: a, lda: lda, b: b, ldb: ldb, beta: 1, c: S, ldc: valueDim)
     }
 }
 

@@ -1,0 +1,106 @@
+import Tensors
+
+/// y = silu(c), c[b, t, e] = sum_{j < k} w[e, j] x[b, t - (k - 1) + j, e] (x = 0 before t = 0): fla's ShortConvolution
+/// (depthwise, causal, no bias) with its SiLU, one tape node; the same map as
+/// `x.causalDepthwiseConv1d(weight: w).silu()`. Rows (b, t) are independent, so the work splits over row ranges with
+/// every channel loop contiguous and the sigmoids' exponentials vectorised (`VectorMath.exponentiate` of -|c|).
+/// Backward (c recomputed): dc = dy s (1 + c (1 - s)), s = sigmoid(c); dx[t] = sum_j w[e, j] dc[t + k-1-j] (a gather,
+/// so row ranges never collide); dw[e, j] = sum_{b,t} dc[b, t, e] x[b, t - (k-1) + j, e] (per-range partial sums).
+@_specialize(where T == Float)
+@_specialize(where T == Double)
+public func shortConvolutionSiLU<T: TensorScalar>(_ x: Tensor<T>, weight: Tensor<T>) -> Tensor<T> {
+    precondition(x.rank == 3, "shortConvolutionSiLU: x must be [B, L, E], got \(x.shape)")
+    let (batch, length, channels) = (x.shape[0], x.shape[1], x.shape[2])
+    precondition(weight.rank == 2 && weight.shape[0] == channels && weight.shape[1] >= 1,
+                 "shortConvolutionSiLU: weight \(weight.shape) must be [E, k] for x \(x.shape)")
+    let k = weight.shape[1], rows = batch * length
+    guard x.count > 0 else { return x.causalDepthwiseConv1d(weight: weight).silu() }
+    let xData = x.data
+    let weightData = weight.data
+    var taps = [T](repeating: 0, count: k * channels)        // [k, E]: tap-major copy of the weight
+    for e in 0..<channels { for j in 0..<k { taps[j * channels + e] = weightData[e * k + j] } }
+    var out = uninitializedScalars(T.self, count: x.count)  // [B, L, E]
+    let minimumRows = max(1, 16_384 / channels)
+    xData.withUnsafeBufferPointer { xp in taps.withUnsafeBufferPointer { wp in out.withUnsafeMutableBufferPointer { op in
+        let (xs, w, y) = (xp.baseAddress!, wp.baseAddress!, op.baseAddress!)
+        Parallel.forEachRange(rows, minimumChunk: minimumRows) { range in
+            let scratch = UnsafeMutablePointer<T>.allocate(capacity: 2 * channels); defer { scratch.deallocate() }
+            for i in range {
+                let row = y + i * channels
+                convolveRow(xs, w, row: i, t: i % length, channels: channels, k: k, into: row)
+                siluRow(row, channels: channels, sigmoid: scratch, expBuffer: scratch + channels, writeDerivative: false)
+            }
+        }
+    } } }
+    let result = Tensor(shape: x.shape, data: out)          // [B, L, E]
+    Tape.record("short_conv_silu", inputs: [x, weight], output: result) { dy in
+        // dc [B, L, E], recomputing c.
+        var dc = uninitializedScalars(T.self, count: xData.count)
+        let blocks = max(1, min(Parallel.threadCount * 4, rows / minimumRows))
+        var partial = [T](repeating: 0, count: blocks * k * channels)   // per-block dw [k, E]
+        var dx = uninitializedScalars(T.self, count: xData.count)
+        xData.withUnsafeBufferPointer { xp in taps.withUnsafeBufferPointer { wp in dy.withUnsafeBufferPointer { gp in
+        dc.withUnsafeMutableBufferPointer { cp in partial.withUnsafeMutableBufferPointer { pp in dx.withUnsafeMutableBufferPointer { dxp in
+            let (xs, w, g, dcs, parts, dxs) = (xp.baseAddress!, wp.baseAddress!, gp.baseAddress!, cp.baseAddress!, pp.baseAddress!, dxp.baseAddress!)
+            let size = (rows + blocks - 1) / blocks
+            Parallel.forEach(blocks) { blk in
+                let lo = blk * size, hi = min(rows, lo + size)
+                guard lo < hi else { return }
+                let scratch = UnsafeMutablePointer<T>.allocate(capacity: 2 * channels); defer { scratch.deallocate() }
+                let dw = parts + blk * k * channels
+                for i in lo..<hi {
+                    let t = i % length, c = dcs + i * channels, gRow = g + i * channels
+                    convolveRow(xs, w, row: i, t: t, channels: channels, k: k, into: c)
+                    siluRow(c, channels: channels, sigmoid: scratch, expBuffer: scratch + channels, writeDerivative: true)
+                    for e in 0..<channels { c[e] *= gRow[e] }
+                    for j in max(0, k - 1 - t)..<k {
+                        multiplyAccumulate(dw + j * channels, xs + (i - (k - 1) + j) * channels, c, channels)
+                    }
+                }
+            }
+            // dx[t] = sum_j w_j dc[t + k - 1 - j] within the same sequence.
+            Parallel.forEachRange(rows, minimumChunk: minimumRows) { range in
+                for i in range {
+                    let t = i % length, row = dxs + i * channels
+                    for e in 0..<channels { row[e] = 0 }
+                    for j in 0..<k where t + k - 1 - j < length {
+                        multiplyAccumulate(row, w + j * channels, dcs + (i + k - 1 - j) * channels, channels)
+                    }
+                }
+            }
+        } } }
+        } } }
+        var dw = [T](repeating: 0, count: weightData.count)               // [E, k]
+        for blk in 0..<blocks { for j in 0..<k { for e in 0..<channels { dw[e * k + j] += partial[(blk * k + j) * channels + e] } } }
+        return [dx, dw]
+    }
+    return result
+}
+
+/// c[e] = sum_j taps[j, e] x[row - (k - 1) + j, e] over the taps that fall inside the sequence (t = the row's position).
+@inline(__always)
+private func convolveRow<T: TensorScalar>(_ x: UnsafePointer<T>, _ taps: UnsafePointer<T>, row i: Int, t: Int, channels: Int, k: Int,
+                                          into c: UnsafeMutablePointer<T>) {
+    for e in 0..<channels { c[e] = 0 }
+    for j in max(0, k - 1 - t)..<k {
+        multiplyAccumulate(c, taps + j * channels, x + (i - (k - 1) + j) * channels, channels)
+    }
+}
+
+/// In place over one row: c <- silu(c) = c s, or (writeDerivative) c <- silu'(c) = s (1 + c (1 - s)), with
+/// s = sigmoid(c) from e^{-|c|} (vectorised exp, never overflows); s is left in `sigmoid`.
+@inline(__always)
+func siluRow<T: TensorScalar>(_ c: UnsafeMutablePointer<T>, channels: Int, sigmoid s: UnsafeMutablePointer<T>,
+                                      expBuffer p: UnsafeMutablePointer<T>, writeDerivative: Bool) {
+    for e in 0..<channels { p[e] = -Swift.abs(c[e]) }
+    _ = VectorMath.exponentiate(p, count: channels, minus: 0)
+    for e in 0..<channels {
+        let r = 1 / (1 + p[e])
+        s[e] = c[e] >= 0 ? r : p[e] * r
+    }
+    if writeDerivative {
+        for e in 0..<channels { c[e] = s[e] * (1 + c[e] * (1 - s[e])) }
+    } else {
+        for e in 0..<channels { c[e] *= s[e] }
+    }
+}
