@@ -130,17 +130,12 @@ public final class DeltaProductLayer<T: TensorScalar>: SequenceLayer {
     }
 
     /// The recurrent state: S [B, H, K, V] and, with short convolutions, the last conv_size - 1 inputs of q, k, v.
-    public struct State {
-        public var memory: Tensor<T>
-        public var convolutionWindows: [Tensor<T>]
-    }
+    public typealias State = LinearAttentionState<T>
 
     /// Zero memory and zero convolution windows.
     public func initialState(batchSize: Int) -> State {
-        let windows = convolutions.map { c in
-            [c.q, c.k, c.v].map { Tensor<T>.zeros([batchSize, $0.shape[1] - 1, $0.shape[0]]) }
-        } ?? []
-        return State(memory: Tensor.zeros([batchSize, heads, headKeyDim, headValueDim]), convolutionWindows: windows)
+        State(batchSize: batchSize, heads: heads, keyDim: headKeyDim, valueDim: headValueDim,
+              convolutionWeights: convolutions.map { [$0.q, $0.k, $0.v] } ?? [])
     }
 
     /// One token x [B, D] -> y [B, D], advancing the state.

@@ -1,0 +1,14 @@
+import Tensors
+
+/// The step-mode state of the matrix-memory layers (GLA, DeltaNet / DeltaProduct): the memory S [B, H, K, V] and,
+/// with short causal convolutions on q, k, v, the last conv_size - 1 inputs of each ([B, conv_size - 1, channels]).
+public struct LinearAttentionState<T: TensorScalar> {
+    public var memory: Tensor<T>
+    public var convolutionWindows: [Tensor<T>]
+
+    /// Zero memory and, for each convolution weight [channels, conv_size], a zero window.
+    public init(batchSize: Int, heads: Int, keyDim: Int, valueDim: Int, convolutionWeights: [Tensor<T>]) {
+        memory = Tensor.zeros([batchSize, heads, keyDim, valueDim])
+        convolutionWindows = convolutionWeights.map { Tensor<T>.zeros([batchSize, $0.shape[1] - 1, $0.shape[0]]) }
+    }
+}
