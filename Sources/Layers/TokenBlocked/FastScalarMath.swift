@@ -4,7 +4,7 @@ import Tensors
 /// (about 20x faster than libm's scalar expf here), in Float64 the exact swift-numerics functions, so that Float64
 /// gradient checks and step == parallel comparisons hold to 1e-9.
 ///
-/// - exp (Cephes `expf`): x = n ln 2 + r with |r| <= ln 2 / 2, e^r by a degree-7 polynomial, 2^n from the exponent
+/// - exp (Cephes `expf`, Tensors' `vectorExp`): x = n ln 2 + r with |r| <= ln 2 / 2, e^r by a degree-7 polynomial, 2^n from the exponent
 ///   bits; relative error below 1e-7; inputs are clamped to [-87, 88] (so e^-inf gives 1.6e-38, never NaN).
 /// - erf (Abramowitz & Stegun 7.1.26): 1 - (a1 t + ... + a5 t^5) e^{-x^2}, t = 1 / (1 + p |x|); absolute error
 ///   below 1.5e-7.
@@ -30,22 +30,9 @@ public enum FastScalarMath {
         return T.erf(x)
     }
 
+    /// The library's one Float exp polynomial (Tensors' `vectorExp`, Cephes expf).
     @inline(__always)
-    static func expFloat(_ x0: Float) -> Float {
-        let x = x0 < -87 ? -87 : (x0 > 88 ? 88 : x0)
-        // n = round(x / ln 2) through the 1.5 * 2^23 trick: t's low mantissa bits hold n (exact for |n| < 2^22).
-        let t = x * 1.442_695_040_888_963_4 + 12_582_912
-        let n = t - 12_582_912
-        let r = x - n * 0.693_359_375 + n * 2.121_944_4e-4
-        var p: Float = 1.987_569_15e-4
-        p = p * r + 1.398_199_950_7e-3
-        p = p * r + 8.333_451_907_3e-3
-        p = p * r + 4.166_579_589_4e-2
-        p = p * r + 1.666_666_545_9e-1
-        p = p * r + 5.000_000_120_1e-1
-        p = p * (r * r) + r + 1
-        return p * Float(bitPattern: (t.bitPattern &- 0x4B40_0000 &+ 127) &<< 23)
-    }
+    static func expFloat(_ x: Float) -> Float { vectorExp(x) }
 
     @inline(__always)
     static func erfFloat(_ x: Float) -> Float {

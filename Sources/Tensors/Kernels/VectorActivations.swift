@@ -2,28 +2,29 @@ import RealModule
 
 // Vectorisable elementwise math for Float32 hot loops: plain branch-free scalar functions that LLVM turns into
 // AVX2/AVX-512 code inside loops over contiguous buffers (libm calls would stay scalar). Float64 callers use libm.
-//   vectorExp:  Cody-Waite reduction x = n ln2 + r, degree-7 Taylor on |r| <= ln2/2, 2^n by exponent bits
-//               (relative error < 3e-7 over [-87, 88]; 0 below, finite above);
+//   vectorExp:  Cephes `expf`: x = n ln2 + r with |r| <= ln2/2, e^r by a degree-6 polynomial in r, 2^n from the
+//               exponent bits (relative error below 1e-7; inputs clamped to [-87, 88]). The one scalar Float exp
+//               of the library (FastScalarMath and the selective scan call it); `fastExp` in VectorMath is the same
+//               polynomial on SIMD16 lanes;
 //   vectorGELU: GELU(v) = v Phi(v) with Phi from erfc by Abramowitz-Stegun 7.1.26 (|error| < 1.5e-7), and
 //               GELU'(v) = Phi(v) + v phi(v).
 
-/// e^x for Float without a libm call: x = n ln2 + r, e^r by a degree-7 Taylor polynomial, 2^n by exponent bits.
+/// e^x for Float without a libm call (Cephes expf): x = n ln2 + r, e^r by a polynomial, 2^n by exponent bits.
 @inlinable @inline(__always)
-public func vectorExp(_ x: Float) -> Float {
-    let clamped = Swift.min(Swift.max(x, -87.0), 88.0)
-    // Adding 1.5 * 2^23 rounds x log2(e) to an integer n held in the low mantissa bits (no trapping conversion).
-    let shifted = clamped * 1.442_695_04 + 12_582_912.0
-    let n = shifted - 12_582_912.0
-    let r = (clamped - n * 0.693_145_751_953_125) - n * 1.428_606_765_330_187e-06
-    var p: Float = 1.0 / 5040
-    p = p * r + 1.0 / 720
-    p = p * r + 1.0 / 120
-    p = p * r + 1.0 / 24
-    p = p * r + 1.0 / 6
-    p = p * r + 0.5
-    p = p * r + 1
-    p = p * r + 1
-    return p * Float(bitPattern: (shifted.bitPattern &- 0x4B40_0000 &+ 127) &<< 23)
+public func vectorExp(_ x0: Float) -> Float {
+    let x = x0 < -87 ? -87 : (x0 > 88 ? 88 : x0)
+    // n = round(x / ln 2) through the 1.5 * 2^23 trick: t's low mantissa bits hold n (exact for |n| < 2^22).
+    let t = x * 1.442_695_040_888_963_4 + 12_582_912
+    let n = t - 12_582_912
+    let r = x - n * 0.693_359_375 + n * 2.121_944_4e-4  // x - n ln 2, with ln 2 split in two parts
+    var p: Float = 1.987_569_15e-4
+    p = p * r + 1.398_199_950_7e-3
+    p = p * r + 8.333_451_907_3e-3
+    p = p * r + 4.166_579_589_4e-2
+    p = p * r + 1.666_666_545_9e-1
+    p = p * r + 5.000_000_120_1e-1
+    p = p * (r * r) + r + 1
+    return p * Float(bitPattern: (t.bitPattern &- 0x4B40_0000 &+ 127) &<< 23)
 }
 
 /// GELU and its derivative for Float: Phi(v) = 1 - Q or Q with Q = Phi(-|v|) = erfc(|v|/sqrt 2)/2 from
