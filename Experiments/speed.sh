@@ -22,12 +22,13 @@ done
 mv "$rows" "$out/speed.jsonl"
 "$bin" plot "$out" --kind speed --out "$out/speed.svg"
 {
-  echo "| layer | $(printf '%s | ' "${lengths[@]}")"
+  echo "| layer (fwd + bwd ms) |$(printf ' %s |' "${lengths[@]}")"
   echo "|---|$(printf -- '---|%.0s' "${lengths[@]}")"
   for layer in "${layers[@]}"; do
     printf '| %s |' "$layer"
     for length in "${lengths[@]}"; do
       ms=$(grep "\"layer\":\"$layer\"" "$out/speed.jsonl" | grep "\"length\":$length[,}]" | sed 's/.*"fwd_bwd_ms":\([0-9.]*\).*/\1/' | head -1)
+      [ -n "$ms" ] && ms=$(printf '%.1f' "$ms")
       printf ' %s |' "${ms:-}"
     done
     echo
