@@ -50,7 +50,10 @@ final class ListOpsTests: XCTestCase {
     func testLabelsMatchAnIndependentEvaluatorAndLengthsFollowTheRules() throws {
         let task = try TaskRegistry.make("listops", seed: 3)
         checkInvariants(task)
-        let (minLength, maxLength, maxDepth, maxArgs) = (30, 120, 7, 6)
+        // The task's own defaults (the CPU-sized setting), read from its option specs.
+        func option(_ name: String) -> Int { Int(ListOpsTask.options.first { $0.name == name }!.defaultValue)! }
+        let (minLength, maxLength, maxDepth, maxArgs) = (option("min_length"), option("max_length"), option("max_depth"), option("max_args"))
+        XCTAssertEqual([minLength, maxLength, maxDepth, maxArgs], [20, 100, 5, 5])
         var labels = Set<Int>(), operators = Set<Int>()
         for split in task.allSplitsForTest {
             for i in 0..<150 {
