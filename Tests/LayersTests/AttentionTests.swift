@@ -12,7 +12,7 @@ final class AttentionTests: XCTestCase {
             (1, 40, 513, 1, 4, true), (1, 131, 131, 3, 2, false), (1, 5, 270, 2, 3, false),
         ]
         for (b, lq, lk, h, e, causal) in cases {
-            let r = FormComparison.check("attention \(b) \(lq) \(lk) \(h) \(e) causal \(causal)", shapes: [[b, lq, h, e], [b, lk, h, e], [b, lk, h, e]]) { x, fast in
+            let r = OpCheck.compareForms("attention \(b) \(lq) \(lk) \(h) \(e) causal \(causal)", shapes: [[b, lq, h, e], [b, lk, h, e], [b, lk, h, e]], floor: 1e-4) { x, fast in
                 [fast ? scaledDotProductAttention(q: x[0], k: x[1], v: x[2], causal: causal)
                       : referenceAttention(q: x[0], k: x[1], v: x[2], causal: causal)]
             }

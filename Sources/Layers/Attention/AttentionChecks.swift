@@ -8,12 +8,12 @@ public enum AttentionChecks {
         OpCheck("rotary_embedding", shapes: [[2, 5, 2, 6]]) { $0[0].rotaryEmbedding(positionOffset: 3) },
         OpCheck("rotary_embedding_odd_dim", shapes: [[1, 4, 1, 5]]) { $0[0].rotaryEmbedding(positionOffset: 0, base: 100) },
         OpCheck("attention==naive_blocks") { _ in
-            FormComparison.check("attention==naive_blocks", shapes: [[1, 300, 1, 3], [1, 300, 1, 3], [1, 300, 1, 3]]) { x, fast in
+            OpCheck.compareForms("attention==naive_blocks", shapes: [[1, 300, 1, 3], [1, 300, 1, 3], [1, 300, 1, 3]], floor: 1e-4) { x, fast in
                 [fast ? scaledDotProductAttention(q: x[0], k: x[1], v: x[2]) : referenceAttention(q: x[0], k: x[1], v: x[2])]
             }
         },
         OpCheck("attention==naive_kv_cache") { _ in
-            FormComparison.check("attention==naive_kv_cache", shapes: [[2, 37, 2, 4], [2, 290, 2, 4], [2, 290, 2, 4]]) { x, fast in
+            OpCheck.compareForms("attention==naive_kv_cache", shapes: [[2, 37, 2, 4], [2, 290, 2, 4], [2, 290, 2, 4]], floor: 1e-4) { x, fast in
                 [fast ? scaledDotProductAttention(q: x[0], k: x[1], v: x[2], scale: 0.3)
                       : referenceAttention(q: x[0], k: x[1], v: x[2], scale: 0.3)]
             }

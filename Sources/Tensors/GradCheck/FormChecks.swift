@@ -21,33 +21,40 @@ extension OpCheck {
     /// random cotangents of all outputs (an input the tape leaves without a gradient counts as zero). The error is
     /// relative to the largest reference magnitude. The one mechanism behind every fast-form == slow-form check.
     public static func formCheck(
-        _ name: String, shapes: [[Int]], tolerance: Double = 1e-10, seed: UInt64 = 77,
+        _ name: String, shapes: [[Int]], tolerance: Double = 1e-10, floor: Double = 1e-300, seed: UInt64 = 77,
         outputs f: @escaping @Sendable ([Tensor<Double>], _ fast: Bool) -> [Tensor<Double>]
     ) -> OpCheck {
-        OpCheck(name) { _ in
-            var rng = RandomGenerator(seed: seed)
-            let base = shapes.map { Tensor<Double>.randn($0, using: &rng) }
-            var results: [[[Double]]] = [], cotangents: [Tensor<Double>] = []
-            for fast in [true, false] {
-                let x = base.map { $0.detached().requiringGrad() }
-                let outputs = f(x, fast)
-                if cotangents.isEmpty { cotangents = outputs.map { Tensor<Double>.randn($0.shape, using: &rng) } }
-                var loss = (outputs[0] * cotangents[0]).sum()
-                for i in 1..<outputs.count { loss = loss + (outputs[i] * cotangents[i]).sum() }
-                loss.backward()
-                results.append(outputs.map(\.data) + x.map { $0.grad ?? [Double](repeating: 0, count: $0.count) })
-            }
-            var worst = 0.0, at = "output 0"
-            for i in 0..<results[0].count {
-                let e = GradientCheck.relativeError(results[0][i], results[1][i])
-                if e > worst || e.isNaN {
-                    worst = e.isNaN ? .infinity : e
-                    at = i < cotangents.count ? "output \(i)" : "gradient of input \(i - cotangents.count)"
-                }
-            }
-            return CheckResult(name: name, passed: worst <= tolerance, error: worst, tolerance: tolerance,
-                               detail: "fast vs reference; worst: \(at)")
+        OpCheck(name) { _ in compareForms(name, shapes: shapes, tolerance: tolerance, floor: floor, seed: seed, f) }
+    }
+
+    /// The comparison behind `formCheck`, run now (tests call it directly): the worst relative difference over
+    /// outputs and input gradients, max |fast - ref| / max(max |ref|, floor) per quantity.
+    public static func compareForms(
+        _ name: String, shapes: [[Int]], tolerance: Double = 1e-10, floor: Double = 1e-300, seed: UInt64 = 77,
+        _ f: ([Tensor<Double>], _ fast: Bool) -> [Tensor<Double>]
+    ) -> CheckResult {
+        var rng = RandomGenerator(seed: seed)
+        let base = shapes.map { Tensor<Double>.randn($0, using: &rng) }
+        var results: [[[Double]]] = [], cotangents: [Tensor<Double>] = []
+        for fast in [true, false] {
+            let x = base.map { $0.detached().requiringGrad() }
+            let outputs = f(x, fast)
+            if cotangents.isEmpty { cotangents = outputs.map { Tensor<Double>.randn($0.shape, using: &rng) } }
+            var loss = (outputs[0] * cotangents[0]).sum()
+            for i in 1..<outputs.count { loss = loss + (outputs[i] * cotangents[i]).sum() }
+            loss.backward()
+            results.append(outputs.map(\.data) + x.map { $0.grad ?? [Double](repeating: 0, count: $0.count) })
         }
+        var worst = 0.0, at = "output 0"
+        for i in 0..<results[0].count {
+            let e = GradientCheck.relativeError(results[0][i], results[1][i], floor: floor)
+            if e > worst || e.isNaN {
+                worst = e.isNaN ? .infinity : e
+                at = i < cotangents.count ? "output \(i)" : "gradient of input \(i - cotangents.count)"
+            }
+        }
+        return CheckResult(name: name, passed: worst <= tolerance, error: worst, tolerance: tolerance,
+                           detail: "fast vs reference; worst: \(at)")
     }
 
     /// `formCheck` for a single-output kernel.

@@ -105,10 +105,11 @@ public enum GradientCheck {
         return CheckResult(name: name, passed: worst <= tolerance, error: worst, tolerance: tolerance, detail: worstDetail)
     }
 
-    /// Compares two arrays: max |a - b| / max(max |b|, tiny). Used for fast form == slow form checks.
-    public static func relativeError<T: TensorScalar>(_ a: [T], _ b: [T]) -> Double {
+    /// Compares two arrays: max |a - b| / max(max |b|, floor). Used for fast form == slow form checks; a floor keeps
+    /// a quantity that is zero in exact arithmetic from turning round-off into a huge ratio.
+    public static func relativeError<T: TensorScalar>(_ a: [T], _ b: [T], floor: Double = 1e-300) -> Double {
         precondition(a.count == b.count, "relativeError: \(a.count) vs \(b.count) scalars")
-        var diff = 0.0, scale = 1e-300
+        var diff = 0.0, scale = floor
         for i in 0..<a.count {
             let (x, y) = (Double(a[i]), Double(b[i]))
             if !x.isFinite || !y.isFinite { return .infinity }
