@@ -68,6 +68,26 @@ final class SweepSpecTests: XCTestCase {
         XCTAssertEqual(Set(shards[0]).intersection(shards[1]), [])
         XCTAssertThrowsError(try SweepRunner(runs: runs, output: out, jobs: 1, shard: (2, 2), executable: exe))
     }
+
+    func testARunDirectoryFromAnEarlierSpecIsRefused() throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("seqlab-sweep-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: out) }
+        let runs = try SweepSpec(["base": ["task": "mqar", "model": ["layer": "attention"]], "grid": ["seed": [0, 1]]]).runs()
+        let exe = URL(fileURLWithPath: "/bin/true")
+        for (run, lr) in [(runs[0], runs[0].config.learningRate), (runs[1], 0.5)] {
+            var config = run.config
+            config.learningRate = lr
+            config.gitCommit = "abc"  // bookkeeping: not a difference
+            let dir = out.appendingPathComponent(run.id)
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            try RunFileCoding.encoder.encode(config).write(to: dir.appendingPathComponent("config.json"))
+        }
+        XCTAssertThrowsError(try SweepRunner(runs: runs, output: out, jobs: 1, executable: exe)) {
+            XCTAssertTrue("\($0)".contains("1 run directory"), "\($0)")
+            XCTAssertTrue("\($0)".contains("first: seed-1"), "\($0)")
+        }
+        XCTAssertNoThrow(try SweepRunner(runs: [runs[0]], output: out, jobs: 1, executable: exe))
+    }
 }
 
 final class ResultTableTests: XCTestCase {

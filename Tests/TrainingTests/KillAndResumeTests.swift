@@ -2,8 +2,8 @@ import Foundation
 import XCTest
 @testable import Training
 
-/// SIGKILL at a random moment, then the same command again: the run ends with the same metrics as an
-/// uninterrupted one (the `seqlab` binary, as a user runs it).
+/// SIGKILL at a random moment, then the same command again: a run ends with the same metrics as an uninterrupted
+/// one, and a sweep completes without redoing its finished runs (the `seqlab` binary, as a user runs it).
 final class KillAndResumeTests: XCTestCase {
     var directory: URL!
 
@@ -73,5 +73,93 @@ final class KillAndResumeTests: XCTestCase {
         XCTAssertEqual(a.testLoss, b.testLoss)
         XCTAssertEqual(a.tests, b.tests)
         XCTAssertEqual(a.steps, b.steps)
+    }
+
+    /// The worker processes a sweep started (Linux: /proc/PID/task/TID/children of each of its threads).
+    private func children(of pid: Int32) -> [Int32] {
+        let threads = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        return threads.flatMap { tid -> [Int32] in
+            let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/children", encoding: .utf8)) ?? ""
+            return text.split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        }
+    }
+
+    private func sweep(_ spec: URL, _ out: URL, output: Pipe? = nil) -> Process {
+        let p = Process()
+        p.executableURL = seqlab
+        p.arguments = ["sweep", spec.path, "--out", out.path, "--jobs", "1"]
+        p.standardOutput = output ?? FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        return p
+    }
+
+    func testStoppedSweepCompletesWithoutRedoingFinishedRuns() throws {
+        guard FileManager.default.isExecutableFile(atPath: seqlab.path) else { throw XCTSkip("seqlab binary not built") }
+        let spec = directory.appendingPathComponent("spec.json")
+        try Data("""
+            {"base": {"task": "parity", "model": {"layer": "diagonal", "d_model": 16, "n_layers": 1},
+                      "task_options": {"train_size": "512", "val_size": "64", "test_size": "64"},
+                      "max_steps": 150, "eval_every": 10, "log_every": 5, "batch_size": 16},
+             "grid": {"seed": [0, 1, 2]}}
+            """.utf8).write(to: spec)
+        let out = directory.appendingPathComponent("sweep")
+        let first = out.appendingPathComponent("seed-0/final.json")
+
+        let p = sweep(spec, out)
+        try p.run()
+        let deadline = Date().addingTimeInterval(300)
+        while !FileManager.default.fileExists(atPath: first.path) && p.isRunning && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        Thread.sleep(forTimeInterval: 0.3)  // into the second run
+        XCTAssertTrue(p.isRunning, "the sweep was still running when stopped")
+        let workers = children(of: p.processIdentifier)
+        XCTAssertFalse(workers.isEmpty, "a worker was running")
+        kill(p.processIdentifier, SIGTERM)  // as `kill PID` or a cluster's time limit would: the workers stop too
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 128 + SIGTERM)
+        for worker in workers { XCTAssertNotEqual(kill(worker, 0), 0, "worker \(worker) outlived the sweep") }
+        let finishedBefore = try FileManager.default.contentsOfDirectory(atPath: out.path)
+            .filter { FileManager.default.fileExists(atPath: out.appendingPathComponent("\($0)/final.json").path) }
+        XCTAssertTrue(finishedBefore.contains("seed-0"))
+        XCTAssertLessThan(finishedBefore.count, 3, "the kill landed before the sweep's end")
+        let firstWritten = try FileManager.default.attributesOfItem(atPath: first.path)[.modificationDate] as? Date
+
+        let pipe = Pipe()
+        let again = sweep(spec, out, output: pipe)
+        try again.run()
+        let log = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        again.waitUntilExit()
+        XCTAssertEqual(again.terminationStatus, 0, log)
+        XCTAssertTrue(log.contains("3 runs, \(finishedBefore.count) finished, \(3 - finishedBefore.count) to run"), log)
+        for seed in 0..<3 {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent("seed-\(seed)/final.json").path))
+        }
+        XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: first.path)[.modificationDate] as? Date, firstWritten,
+                       "the finished run was not redone")
+        let steps = try String(contentsOf: out.appendingPathComponent("seed-1/metrics.jsonl"), encoding: .utf8)
+            .split(separator: "\n").filter { $0.contains("\"split\":\"train\"") }.count
+        XCTAssertEqual(steps, 150 / 5, "the interrupted run resumed without duplicate or missing train records")
+    }
+
+    func testTwoTrainersCannotShareARunDirectory() throws {
+        guard FileManager.default.isExecutableFile(atPath: seqlab.path) else { throw XCTSkip("seqlab binary not built") }
+        let out = directory.appendingPathComponent("shared")
+        let first = train(out)
+        try first.run()
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: out.appendingPathComponent("config.json").path) && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        let second = train(out)
+        let errors = Pipe()
+        second.standardError = errors
+        try second.run()
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        second.waitUntilExit()
+        first.waitUntilExit()
+        XCTAssertNotEqual(second.terminationStatus, 0)
+        XCTAssertTrue(message.contains("is in use by another seqlab process"), message)
+        XCTAssertEqual(first.terminationStatus, 0, "the first trainer is undisturbed")
     }
 }

@@ -5,7 +5,7 @@ import Training
 /// Runs a sweep's runs as `seqlab train` worker processes: `jobs` at a time, each with a fair share of the cores
 /// (SEQLAB_THREADS and OPENBLAS_NUM_THREADS = cores / jobs). A run whose final.json exists is skipped; an interrupted
 /// one resumes (the trainer resumes from its checkpoint). `shard` (i, n) runs every n-th run from the i-th, for
-/// cluster job arrays.
+/// cluster job arrays. A run directory whose config.json differs from the spec's run is an error, never silently reused.
 public struct SweepRunner {
     public let runs: [SweepSpec.Run]
     public let output: URL
@@ -25,6 +25,25 @@ public struct SweepRunner {
         self.output = output
         self.jobs = jobs
         self.executable = executable
+        try checkExistingRuns()
+    }
+
+    /// A run directory left by an earlier version of the spec would be skipped (finished) or refused (checkpointed)
+    /// though the spec now asks for something else: say so before anything starts.
+    private func checkExistingRuns() throws {
+        var changed: [String] = []
+        for run in runs {
+            let file = directory(of: run).appendingPathComponent("config.json")
+            guard let data = FileManager.default.contents(atPath: file.path) else { continue }
+            let saved: TrainConfig
+            do { saved = try RunFileCoding.decoder.decode(TrainConfig.self, from: data) } catch {
+                throw SequenceLabError("sweep: \(file.path) is corrupt: \(error.localizedDescription)")
+            }
+            if !saved.sameRun(as: run.config) { changed.append(run.id) }
+        }
+        guard let first = changed.first else { return }
+        throw SequenceLabError("sweep: \(changed.count) run director\(changed.count == 1 ? "y" : "ies") in \(output.path) hold a "
+            + "different configuration than the spec now gives (first: \(first); see its config.json): move them aside or use another --out")
     }
 
     /// The run directory of a run.
@@ -42,13 +61,15 @@ public struct SweepRunner {
         log("\(runs.count) runs, \(runs.count - pending.count) finished, \(pending.count) to run, \(jobs) at a time")
         let threads = max(1, Parallel.threadCount / jobs)
         let queue = WorkQueue(pending)
+        let signals = Self.forwardingStopSignals(to: queue)
+        defer { signals.forEach { $0.cancel() } }
         let group = DispatchGroup()
         for _ in 0..<min(jobs, pending.count) {
             group.enter()
             Thread.detachNewThread {
                 defer { group.leave() }
                 while let run = queue.next() {
-                    let ok = (try? self.launch(run, threads: threads)) ?? false
+                    let ok = (try? self.launch(run, threads: threads, queue: queue)) ?? false
                     queue.finish(run.id, ok: ok, log: log)
                 }
             }
@@ -57,8 +78,24 @@ public struct SweepRunner {
         return queue.failed
     }
 
+    /// SIGINT / SIGTERM / SIGHUP to the sweep stop its workers too, then the sweep (exit 128 + signal): a worker
+    /// left running would keep its run directory locked. (SIGKILL cannot be forwarded: the workers run on, and a
+    /// rerun's worker for the same run fails on the directory's lock until they end.)
+    private static func forwardingStopSignals(to queue: WorkQueue) -> [DispatchSourceSignal] {
+        [SIGINT, SIGTERM, SIGHUP].map { signalNumber in
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler {
+                queue.stopAll(signalNumber)
+                exit(128 + signalNumber)
+            }
+            source.resume()
+            return source
+        }
+    }
+
     /// One worker process: `seqlab train --config configs/ID.json --out ID`, output to ID/train.log.
-    private func launch(_ run: SweepSpec.Run, threads: Int) throws -> Bool {
+    private func launch(_ run: SweepSpec.Run, threads: Int, queue: WorkQueue) throws -> Bool {
         let configFile = output.appendingPathComponent("configs/\(run.id).json")
         try writeAtomically(try RunFileCoding.encoder.encode(run.config), to: configFile)
         let dir = directory(of: run)
@@ -77,16 +114,19 @@ public struct SweepRunner {
         process.environment = environment
         process.standardOutput = logHandle
         process.standardError = logHandle
-        try process.run()
+        guard try queue.started(process) else { return false }
+        defer { queue.ended(process) }
         process.waitUntilExit()
         return process.terminationStatus == 0
     }
 }
 
-/// The runs still to start, shared by the worker threads.
+/// The runs still to start and the worker processes running, shared by the worker threads.
 private final class WorkQueue: @unchecked Sendable {
     private let lock = NSLock()
     private var pending: [SweepSpec.Run]
+    private var running: [ObjectIdentifier: Process] = [:]
+    private var stopping = false
     private(set) var failed: [String] = []
 
     init(_ runs: [SweepSpec.Run]) { pending = runs.reversed() }
@@ -95,6 +135,33 @@ private final class WorkQueue: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return pending.popLast()
+    }
+
+    /// Starts a worker unless the sweep is stopping (so no worker starts after `stopAll`).
+    func started(_ process: Process) throws -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !stopping else { return false }
+        try process.run()
+        running[ObjectIdentifier(process)] = process
+        return true
+    }
+
+    func ended(_ process: Process) {
+        lock.lock()
+        defer { lock.unlock() }
+        running[ObjectIdentifier(process)] = nil
+    }
+
+    /// Sends `signalNumber` to every running worker and starts no more; waits for them to exit.
+    func stopAll(_ signalNumber: Int32) {
+        lock.lock()
+        stopping = true
+        pending.removeAll()
+        let workers = Array(running.values)
+        lock.unlock()
+        for worker in workers where worker.isRunning { kill(worker.processIdentifier, signalNumber) }
+        for worker in workers { worker.waitUntilExit() }
     }
 
     func finish(_ id: String, ok: Bool, log: (String) -> Void) {

@@ -145,11 +145,7 @@ public final class DeltaProductLayer<T: TensorScalar>: SequenceLayer {
         precondition(x.rank == 2 && x.shape[1] == dModel, "deltaproduct step: input \(x.shape) for d_model \(dModel)")
         let (B, H, NH) = (x.shape[0], heads, householder)
         var q = qProj(x), k = kProj(x), v = vProj(x)  // [B, H K], [B, NH H K], [B, NH H V]
-        if let c = convolutions {
-            q = q.causalConvolutionStep(weight: c.q, window: &state.convolutionWindows[0])
-            k = k.causalConvolutionStep(weight: c.k, window: &state.convolutionWindows[1])
-            v = v.causalConvolutionStep(weight: c.v, window: &state.convolutionWindows[2])
-        }
+        if let c = convolutions { (q, k, v) = state.convolutionStep(q: q, k: k, v: v, weights: c) }
         q = l2Normalized(q.silu().reshaped([B, H, headKeyDim]))              // [B, H, K]
         k = l2Normalized(k.silu().reshaped([B, NH, H, headKeyDim]))          // [B, NH, H, K]
         v = v.silu().reshaped([B, NH, H, headValueDim])                      // [B, NH, H, V]

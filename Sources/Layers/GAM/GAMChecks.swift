@@ -12,10 +12,10 @@ public enum GAMChecks {
         OpCheck("residual_feed_forward", shapes: [[2, 5, 4], [4], [4], [4, 6], [6], [6, 4], [4]]) { x in
             residualFeedForward(x[0], normWeight: x[1], normBias: x[2], upWeight: x[3], upBias: x[4], downWeight: x[5], downBias: x[6])
         },
-        RATChecks.compareForms("gam_memory_mixer==basic_ops", shapes: [[3, 101, 4], [4], [4], [4, 3], [4], [7, 4], [4, 8], [8]]) { x, fast in
+        OpCheck.formCheck("gam_memory_mixer==basic_ops", shapes: [[3, 101, 4], [4], [4], [4, 3], [4], [7, 4], [4, 8], [8]]) { x, fast in
             (fast ? gatedAssociativeMemory : referenceGatedAssociativeMemory)(x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7])
         },
-        RATChecks.compareForms("residual_feed_forward==basic_ops", shapes: [[2, 150, 4], [4], [4], [4, 6], [6], [6, 4], [4]]) { x, fast in
+        OpCheck.formCheck("residual_feed_forward==basic_ops", shapes: [[2, 150, 4], [4], [4], [4, 6], [6], [6, 4], [4]]) { x, fast in
             var rng = RandomGenerator(seed: 3)
             let mask = (0..<(2 * 150 * 4)).map { _ in rng.uniform() < 0.2 ? 0.0 : 1.25 }
             return (fast ? residualFeedForward : referenceResidualFeedForward)(x[0], x[1], x[2], x[3], x[4], x[5], x[6], mask)

@@ -105,9 +105,8 @@ public final class GatedLinearAttentionLayer<T: TensorScalar>: SequenceLayer {
         let batch = x.shape[0]
         var q = qProj(x), k = kProj(x), v = vProj(x)  // [B, key_dim], [B, key_dim], [B, value_dim]
         if let c = convolutions {
-            q = q.causalConvolutionStep(weight: c.q, window: &state.convolutionWindows[0]).silu()
-            k = k.causalConvolutionStep(weight: c.k, window: &state.convolutionWindows[1]).silu()
-            v = v.causalConvolutionStep(weight: c.v, window: &state.convolutionWindows[2]).silu()
+            (q, k, v) = state.convolutionStep(q: q, k: k, v: v, weights: c)
+            (q, k, v) = (q.silu(), k.silu(), v.silu())
         }
         let keyShape = [batch, heads, headKeyDim]
         let (o, memory) = gatedLinearAttentionStep(

@@ -11,4 +11,14 @@ public struct LinearAttentionState<T: TensorScalar> {
         memory = Tensor.zeros([batchSize, heads, keyDim, valueDim])
         convolutionWindows = convolutionWeights.map { Tensor<T>.zeros([batchSize, $0.shape[1] - 1, $0.shape[0]]) }
     }
+
+    /// One token of the short causal convolutions on q, k, v ([B, channels] each, weights [channels, conv_size]):
+    /// their convolved values, advancing the three windows.
+    public mutating func convolutionStep(
+        q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, weights: (q: Tensor<T>, k: Tensor<T>, v: Tensor<T>)
+    ) -> (q: Tensor<T>, k: Tensor<T>, v: Tensor<T>) {
+        (q.causalConvolutionStep(weight: weights.q, window: &convolutionWindows[0]),
+         k.causalConvolutionStep(weight: weights.k, window: &convolutionWindows[1]),
+         v.causalConvolutionStep(weight: weights.v, window: &convolutionWindows[2]))
+    }
 }

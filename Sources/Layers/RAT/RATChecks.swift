@@ -20,30 +20,21 @@ public enum RATChecks {
         OpCheck("token_blocked_gated_linear", shapes: [[2, 150, 3], [2, 150, 3], [3, 4]]) { x in
             tokenBlockedGatedLinear(x[0], gateLogits: x[1], weight: x[2])
         },
-        compareForms("rat_chunk_attention==masked_dense", shapes: [[2, 11, 2, 4], [2, 11, 4, 4], [2, 11, 4, 4]]) { x, fast in
+        OpCheck.formCheck("rat_chunk_attention==masked_dense", shapes: [[2, 11, 2, 4], [2, 11, 4, 4], [2, 11, 4, 4]]) { x, fast in
             (fast ? chunkAttention : referenceChunkAttention)(x[0], x[1], x[2], 3, nil, 10_000)
         },
-        compareForms("rat_chunk_attention==masked_dense_long", shapes: [[1, 150, 1, 6], [1, 150, 2, 6], [1, 150, 2, 6]]) { x, fast in
+        OpCheck.formCheck("rat_chunk_attention==masked_dense_long", shapes: [[1, 150, 1, 6], [1, 150, 2, 6], [1, 150, 2, 6]]) { x, fast in
             (fast ? chunkAttention : referenceChunkAttention)(x[0], x[1], x[2], 2, nil, 100)
         },
-        compareForms("rat_chunk_attention==causal_attention", shapes: [[2, 70, 2, 3], [2, 70, 2, 3], [2, 70, 2, 3]]) { x, fast in
+        OpCheck.formCheck("rat_chunk_attention==causal_attention", shapes: [[2, 70, 2, 3], [2, 70, 2, 3], [2, 70, 2, 3]]) { x, fast in
             fast ? chunkAttention(q: x[0], k: x[1], v: x[2], chunkSize: 1, ropeBase: nil) : scaledDotProductAttention(q: x[0], k: x[1], v: x[2])
         },
-        compareForms("rat_chunk_attention==one_chunk", shapes: [[2, 9, 1, 4], [2, 9, 2, 4], [2, 9, 2, 4]]) { x, fast in
+        OpCheck.formCheck("rat_chunk_attention==one_chunk", shapes: [[2, 9, 1, 4], [2, 9, 2, 4], [2, 9, 2, 4]]) { x, fast in
             (fast ? chunkAttention : referenceChunkAttention)(x[0], x[1], x[2], 16, nil, 10_000)
         },
-        compareForms("rat_chunked_recurrence==stepwise", shapes: [[2, 11, 6], [2, 11, 2], [2, 11, 6], [6]]) { x, fast in
+        OpCheck.formCheck("rat_chunked_recurrence==stepwise", shapes: [[2, 11, 6], [2, 11, 2], [2, 11, 6], [6]]) { x, fast in
             let (vt, kt) = (fast ? chunkedGatedRecurrence : referenceChunkedGatedRecurrence)(x[0], x[1], x[2], x[3], 4)
             return Tensor.concatenate([vt, kt], axis: 2)
         },
     ]
-
-    /// Compares `f(x, fast: true)` with `f(x, fast: false)` in Float64: outputs, and every input gradient under a
-    /// random cotangent; the error is relative to the largest reference magnitude.
-    public static func compareForms(
-        _ name: String, shapes: [[Int]], tolerance: Double = 1e-10,
-        _ f: @escaping @Sendable ([Tensor<Double>], _ fast: Bool) -> Tensor<Double>
-    ) -> OpCheck {
-        OpCheck.formCheck(name, shapes: shapes, tolerance: tolerance, f)
-    }
 }

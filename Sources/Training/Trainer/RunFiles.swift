@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Tensors
 
 /// One line of DIR/metrics.jsonl.
@@ -60,7 +63,8 @@ public struct FinalMetrics: Codable, Equatable, Sendable {
     }
 }
 
-/// The files of a run directory: config.json, metrics.jsonl, checkpoint.safetensors, trainer-state.json, final.json.
+/// The files of a run directory: config.json, metrics.jsonl, checkpoint.safetensors, trainer-state.json, final.json
+/// (and train.lock, held while a process trains there).
 struct RunDirectory {
     let url: URL
     var config: URL { url.appendingPathComponent("config.json") }
@@ -76,6 +80,10 @@ struct RunDirectory {
             throw SequenceLabError("cannot create run directory \(url.path): \(error.localizedDescription)")
         }
     }
+
+    /// Takes the directory's lock for this process: two trainers writing one run directory (a sweep killed without
+    /// its workers, then rerun; two terminals) would interleave its metrics and checkpoints.
+    func lock() throws -> RunLock { try RunLock(url.appendingPathComponent("train.lock"), directory: url) }
 
     func writeJSON<V: Encodable>(_ value: V, to file: URL) throws {
         try writeAtomically(try RunFileCoding.encoder.encode(value), to: file)
@@ -128,4 +136,23 @@ func currentGitCommit() -> String? {
     guard process.terminationStatus == 0 else { return nil }
     let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     return text.trimmingCharacters(in: .whitespacesAndNewlines)
+}
+
+/// An exclusive advisory lock (flock) on a run directory's train.lock, held until this object is released or the
+/// process ends, however it ends (the kernel drops the lock with the descriptor).
+final class RunLock {
+    private let descriptor: Int32
+
+    init(_ file: URL, directory: URL) throws {
+        descriptor = open(file.path, O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
+            throw SequenceLabError("cannot open \(file.path): \(String(cString: strerror(errno)))")
+        }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            close(descriptor)
+            throw SequenceLabError("\(directory.path) is in use by another seqlab process (it holds train.lock); wait for it or stop it")
+        }
+    }
+
+    deinit { close(descriptor) }
 }

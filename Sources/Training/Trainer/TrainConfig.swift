@@ -57,8 +57,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try require(maxTime.map { $0 > 0 } ?? true, "max_time must be positive")
     }
 
-    /// The same run ignoring bookkeeping (for the resume check).
-    func sameRun(as other: TrainConfig) -> Bool {
+    /// Whether two configurations describe the same run (the git commit they were written at aside).
+    public func sameRun(as other: TrainConfig) -> Bool {
         var a = self, b = other
         a.gitCommit = nil
         b.gitCommit = nil

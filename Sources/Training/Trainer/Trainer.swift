@@ -34,7 +34,15 @@ public final class Trainer {
 
     private func run(interruptingAt interruption: Int?) throws -> FinalMetrics? {
         try config.validate()
+        try run.create()
+        let lock = try run.lock()
+        defer { withExtendedLifetime(lock) {} }
         if run.exists(run.final) {
+            if run.exists(run.config) {
+                guard try run.readJSON(TrainConfig.self, from: run.config).sameRun(as: config) else {
+                    throw SequenceLabError("\(run.url.path) holds a finished run with a different configuration (see its config.json); use another --out")
+                }
+            }
             log("\(run.url.path): already finished (final.json exists)")
             return try run.readJSON(FinalMetrics.self, from: run.final)
         }
@@ -45,7 +53,6 @@ public final class Trainer {
             ? SGD(parameters: parameters, learningRate: config.learningRate, weightDecay: config.weightDecay)
             : AdamW(parameters: parameters, learningRate: config.learningRate, weightDecay: config.weightDecay)
         var state = TrainerState()
-        try run.create()
         if run.exists(run.checkpoint) {
             let saved = try run.readJSON(TrainConfig.self, from: run.config)
             guard saved.sameRun(as: config) else {
