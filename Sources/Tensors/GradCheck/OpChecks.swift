@@ -72,6 +72,8 @@ extension OpCheck {
         OpCheck("matmul", shapes: [[3, 4], [4, 5]]) { $0[0].matmul($0[1]) },
         OpCheck("matmul_transposed", shapes: [[4, 3], [5, 4]]) { $0[0].matmul($0[1], transposeSelf: true, transposeOther: true) },
         OpCheck("matmul_shared_weight", shapes: [[2, 3, 4], [4, 5]]) { $0[0].matmul($0[1]) },
+        OpCheck("matmul_shared_weight_transposed", shapes: [[2, 3, 4], [5, 4]]) { $0[0].matmul($0[1], transposeOther: true) },
+        OpCheck("matmul_shared_weight_transposed_self", shapes: [[2, 4, 3], [4, 5]]) { $0[0].matmul($0[1], transposeSelf: true) },
         OpCheck("batched_matmul", shapes: [[2, 3, 4], [2, 4, 5]]) { $0[0].matmul($0[1]) },
         OpCheck("batched_matmul_transposed", shapes: [[2, 4, 3], [2, 5, 4]]) { $0[0].matmul($0[1], transposeSelf: true, transposeOther: true) },
         OpCheck("softmax", shapes: [[3, 5]]) { $0[0].softmax() },

@@ -77,7 +77,11 @@ extension Tensor {
                         if needA {
                             var d = [T](repeating: 0, count: aData.count)
                             d.withUnsafeMutableBufferPointer { dA in
-                                if !tA {  // dA = dC op(B)^T  [M, K]
+                                if sharedB && !tA {  // dA_flat = dC_flat op(B)^T, one tall GEMM [batch*M, K]
+                                    T.gemm(
+                                        transA: false, transB: !tB, m: batch * m, n: k, k: n, alpha: 1,
+                                        a: g.baseAddress!, lda: n, b: b.baseAddress!, ldb: bc, beta: 0, c: dA.baseAddress!, ldc: k)
+                                } else if !tA {  // dA = dC op(B)^T  [M, K]
                                     batchedGemm(
                                         batch: batch, transA: false, transB: !tB, m: m, n: k, k: n,
                                         a: g.baseAddress!, lda: n, strideA: m * n, b: b.baseAddress!, ldb: bc, strideB: strideB,
@@ -99,6 +103,10 @@ extension Tensor {
                                     T.gemm(
                                         transA: true, transB: false, m: k, n: n, k: batch * m, alpha: 1,
                                         a: a.baseAddress!, lda: ac, b: g.baseAddress!, ldb: n, beta: 0, c: dB.baseAddress!, ldc: n)
+                                } else if sharedB && !tA {  // dB = dC_flat^T A_flat, one GEMM [N, K]
+                                    T.gemm(
+                                        transA: true, transB: false, m: n, n: k, k: batch * m, alpha: 1,
+                                        a: g.baseAddress!, lda: n, b: a.baseAddress!, ldb: ac, beta: 0, c: dB.baseAddress!, ldc: k)
                                 } else if !tB {  // dB = op(A)^T dC  [K, N]
                                     batchedGemm(
                                         batch: batch, transA: !tA, transB: false, m: k, n: n, k: m,
