@@ -48,7 +48,7 @@ struct Train: ParsableCommand {
 
     func run() throws {
         let config = reportingErrors { try resolve() }
-        reportingErrors {
+        _ = reportingErrors {
             try Trainer(config: config, directory: URL(fileURLWithPath: out)) { line in
                 print(line)
                 fflush(stdout)

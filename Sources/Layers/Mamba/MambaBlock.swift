@@ -77,7 +77,7 @@ public final class MambaBlock<T: TensorScalar>: SequenceLayer {
         // in_proj as two products with the halves of its weight: x and z come out contiguous, no split copy.
         let x = input.matmul(inProj.weight.slice(axis: 1, 0..<dInner))                   // [B, L, E]
         let z = input.matmul(inProj.weight.slice(axis: 1, dInner..<(2 * dInner)))        // [B, L, E]
-        let u = causalConvolutionSiLU(x, weight: convWeight, bias: convBias)            // [B, L, E]
+        let u = shortConvolutionSiLU(x, weight: convWeight, bias: convBias)            // [B, L, E]
         let dbc = splitLastAxis(xProj(u), sizes: [dtRank, dState, dState])               // [B, L, R], [B, L, N] x 2
         let delta = dbc[0].matmul(dtProj.weight)                                         // [B, L, E]
         let (y, _) = selectiveScan(

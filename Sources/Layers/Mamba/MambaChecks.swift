@@ -19,7 +19,7 @@ public enum MambaChecks {
             ("selective_scan==reference_bare", bare), ("selective_scan==reference_one_token", oneToken),
         ]
         let convSiLU: @Sendable ([Tensor<Double>], Bool) -> [Tensor<Double>] = { x, fused in
-            [fused ? causalConvolutionSiLU(x[0], weight: x[1], bias: x[2])
+            [fused ? shortConvolutionSiLU(x[0], weight: x[1], bias: x[2])
                 : x[0].causalDepthwiseConv1d(weight: x[1], bias: x[2]).silu()]
         }
         let split: @Sendable ([Tensor<Double>], Bool) -> [Tensor<Double>] = { x, fused in
@@ -34,10 +34,10 @@ public enum MambaChecks {
                 }
             }
             + [
-                finiteDifferences("causal_conv_silu", shapes: [[2, 7, 70], [70, 4], [70]]) { convSiLU($0, true) },
+                finiteDifferences("short_conv_silu_bias", shapes: [[2, 7, 70], [70, 4], [70]]) { convSiLU($0, true) },
                 finiteDifferences("split_last_axis", shapes: [[2, 3, 8]]) { split($0, true) },
-                OpCheck.formCheck("causal_conv_silu==conv1d_silu", shapes: [[3, 11, 131], [131, 4], [131]], tolerance: 1e-12, seed: 23, outputs: convSiLU),
-                OpCheck.formCheck("causal_conv_silu==conv1d_silu_wide_kernel", shapes: [[1, 3, 5], [5, 6], [5]], tolerance: 1e-12, seed: 23, outputs: convSiLU),
+                OpCheck.formCheck("short_conv_silu_bias==conv1d_silu", shapes: [[3, 11, 131], [131, 4], [131]], tolerance: 1e-12, seed: 23, outputs: convSiLU),
+                OpCheck.formCheck("short_conv_silu_bias==conv1d_silu_wide_kernel", shapes: [[1, 3, 5], [5, 6], [5]], tolerance: 1e-12, seed: 23, outputs: convSiLU),
                 OpCheck.formCheck("split_last_axis==split", shapes: [[2, 3, 8]], tolerance: 1e-12, seed: 23, outputs: split),
             ]
     }
