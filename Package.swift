@@ -39,7 +39,7 @@ let package = Package(
             swiftSettings: swift5),
         .target(name: "Tasks", dependencies: ["Tensors"], swiftSettings: swift5),
         .target(name: "Training", dependencies: ["Tensors", "Layers", "Tasks"], swiftSettings: swift5),
-        .target(name: "Experiments", dependencies: ["Tensors", "Training"], swiftSettings: swift5),
+        .target(name: "Experiments", dependencies: ["Tensors", "Layers", "Training"], swiftSettings: swift5),
         .executableTarget(
             name: "seqlab",
             dependencies: ["Tensors", "Layers", "Tasks", "Training", "Experiments", .product(name: "ArgumentParser", package: "swift-argument-parser")],

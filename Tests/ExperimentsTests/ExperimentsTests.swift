@@ -153,8 +153,8 @@ final class ResultTableTests: XCTestCase {
         try Data(#"{"layer": "gla", "length": 1024, "fwd_bwd_ms": 10}"#.utf8 + [10] + #"{"layer": "gla", "length": 4096, "fwd_bwd_ms": 45}"#.utf8)
             .write(to: directory.appendingPathComponent("speed.jsonl"))
         let speed = try RunPlots.chart(.speed, directory: directory)
-        XCTAssertTrue(speed.logX && speed.logY)
-        XCTAssertEqual(speed.series[0].points.count, 2)
+        XCTAssertTrue(speed.panels[0].logX && speed.panels[0].logY)
+        XCTAssertEqual(speed.panels[0].series[0].points.count, 2)
     }
 
     func testLogAxisTicksArePowers() {

@@ -51,6 +51,8 @@ public struct ResultTable {
         public var validation: (mean: Double, std: Double)
         public var test: (mean: Double, std: Double)
         public var extraTests: [String: Double]
+        /// The ids (directory names) of the runs behind the row: its seeds at the chosen learning rate.
+        public var runIDs: [String]
         public var isBest = false
     }
 
@@ -77,21 +79,26 @@ public struct ResultTable {
             return Row(settings: group[0].settings, bestLearningRate: lr, learningRates: byLR.count, seeds: runs.count,
                        params: runs[0].final.params, stateSize: runs[0].final.stateSize,
                        validation: meanStd(runs.map(\.final.bestValAccuracy)), test: meanStd(runs.map(\.final.testAccuracy)),
-                       extraTests: extra)
+                       extraTests: extra, runIDs: runs.map(\.id).sorted())
         }
         rows.sort { a, b in
             let ka = columns.map { a.settings[$0] ?? "" }, kb = columns.map { b.settings[$0] ?? "" }
             return ka.lexicographicallyPrecedes(kb) { x, y in Double(x).flatMap { dx in Double(y).map { dx < $0 } } ?? (x < y) }
         }
         // The best entry of each task (a task with its options: parity and each word-problem group apart).
-        func taskKey(_ row: Row) -> String {
-            row.settings.keys.filter { $0 == "task" || $0.hasPrefix("task_options.") }.sorted().map { "\($0)=\(row.settings[$0]!)" }.joined(separator: " ")
-        }
+        let taskKey = Self.taskKey
         for task in Set(rows.map(taskKey)) {
             let best = rows.filter { taskKey($0) == task }.map(\.test.mean).max()
             for i in rows.indices where taskKey(rows[i]) == task && rows[i].test.mean == best { rows[i].isBest = true }
         }
         self.rows = rows
+    }
+
+    /// A row's task with its options ("task=word_problem group=S3"): what "the same task" means for bold entries
+    /// and plot panels.
+    public static func taskKey(_ row: Row) -> String {
+        let keys = row.settings.keys.filter { $0 == "task" || $0.hasPrefix("task_options.") }.sorted()
+        return keys.map { "\($0.split(separator: ".").last!)=\(row.settings[$0]!)" }.joined(separator: " ")
     }
 
     private func header(_ key: String) -> String { key.split(separator: ".").last.map(String.init) ?? key }
