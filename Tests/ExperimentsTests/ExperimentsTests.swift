@@ -81,12 +81,22 @@ final class SweepSpecTests: XCTestCase {
             let dir = out.appendingPathComponent(run.id)
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
             try RunFileCoding.encoder.encode(config).write(to: dir.appendingPathComponent("config.json"))
+            try Data("{}".utf8).write(to: dir.appendingPathComponent("final.json"))  // a finished run (its metrics unread)
         }
         XCTAssertThrowsError(try SweepRunner(runs: runs, output: out, jobs: 1, executable: exe)) {
             XCTAssertTrue("\($0)".contains("1 run directory"), "\($0)")
             XCTAssertTrue("\($0)".contains("first: seed-1"), "\($0)")
         }
         XCTAssertNoThrow(try SweepRunner(runs: [runs[0]], output: out, jobs: 1, executable: exe))
+        // a directory only started (config.json, no checkpoint or final.json) holds nothing to reuse
+        try FileManager.default.removeItem(at: out.appendingPathComponent("\(runs[1].id)/final.json"))
+        XCTAssertNoThrow(try SweepRunner(runs: runs, output: out, jobs: 1, executable: exe))
+        // a finished run with a corrupt config.json: a one-line error naming the file
+        try Data("{}".utf8).write(to: out.appendingPathComponent("\(runs[1].id)/final.json"))
+        try Data("not json".utf8).write(to: out.appendingPathComponent("\(runs[1].id)/config.json"))
+        XCTAssertThrowsError(try SweepRunner(runs: runs, output: out, jobs: 1, executable: exe)) {
+            XCTAssertTrue("\($0)".contains("config.json is corrupt"), "\($0)")
+        }
     }
 }
 

@@ -111,9 +111,13 @@ final class KillAndResumeTests: XCTestCase {
         while !FileManager.default.fileExists(atPath: first.path) && p.isRunning && Date() < deadline {
             Thread.sleep(forTimeInterval: 0.05)
         }
+        var workers: [Int32] = []  // the second run's worker, once it has started
+        while workers.isEmpty && p.isRunning && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.05)
+            workers = children(of: p.processIdentifier)
+        }
         Thread.sleep(forTimeInterval: 0.3)  // into the second run
         XCTAssertTrue(p.isRunning, "the sweep was still running when stopped")
-        let workers = children(of: p.processIdentifier)
         XCTAssertFalse(workers.isEmpty, "a worker was running")
         kill(p.processIdentifier, SIGTERM)  // as `kill PID` or a cluster's time limit would: the workers stop too
         p.waitUntilExit()

@@ -40,14 +40,14 @@ public enum RunPlots {
         return tasks.keys.sorted().map { task in
             let row = tasks[task]![0]
             let title = ([row.settings["task"] ?? "?"] + shownOptions.compactMap { key in
-                row.settings[key].map { "\(key.split(separator: ".").last!)=\($0)" }
+                row.settings[key].map { ResultTable.setting(key, $0) }
             }).joined(separator: " ")
             return curvesPanel(tasks[task]!, table: table, byID: byID, task: tasks.count > 1 ? title : nil)
         }
     }
 
     private static func curvesPanel(_ rows: [ResultTable.Row], table: ResultTable, byID: [String: RunResult], task: String?) -> LineChart {
-        let styles = SeriesStyles(table, naming: rows)
+        let styles = SeriesStyles(rows: rows, columns: table.columns)
         let series = rows.map { row -> LineChart.Series in
             let curves: [[(step: Int, accuracy: Double)]] = row.runIDs.compactMap { byID[$0] }.map { run in
                 let lines = (try? String(contentsOf: run.directory.appendingPathComponent("metrics.jsonl"), encoding: .utf8)) ?? ""
@@ -77,12 +77,11 @@ public enum RunPlots {
             ([row.settings["model.layer"] ?? "?"] + row.settings.keys.filter { $0.hasPrefix("model.layer_options.") }.sorted()
                 .map { "\($0.split(separator: ".").last!)=\(row.settings[$0]!)" }).joined(separator: " ")
         }
-        let styles = SeriesStyles(table)
         let series = groups.keys.sorted().map { name in
             LineChart.Series(name: name, points: groups[name]!.compactMap { row in
                 let x = key == "state_size" ? Double(row.stateSize) : Double(row.settings[key] ?? "")
                 return x.map { ($0, row.test.mean) }
-            }, color: styles.style(of: groups[name]![0]).color)
+            }, color: SeriesStyles.colorIndex(of: groups[name]![0].settings["model.layer"] ?? ""))
         }
         return LineChart(title: "Test accuracy", xLabel: label, yLabel: "test accuracy", logX: log, series: series)
     }
@@ -109,49 +108,42 @@ public enum RunPlots {
     }
 }
 
-/// Line styles and names for a table's rows: one colour per layer (the same in every plot), one dash
-/// pattern per combination of the other settings that vary within the layer (width, options: solid for the first),
-/// names from those settings.
+/// Line styles and names for a panel's rows: one colour per layer (its place in the layer registry, so the same in
+/// every plot), one dash pattern per variant of a layer (solid for the first), names from the settings that vary
+/// within one layer's rows. A setting a recipe gives one layer only (its own learning rate, width or batch) is part
+/// of what the layer's name means there, and stays in the table.
 struct SeriesStyles {
-    let layers: [String]
-    /// Per layer, its rows' other varying settings in order: the dash pattern's index.
-    let others: [String: [String]]
+    /// The table columns that vary within some layer's rows.
     let columns: [String]
+    /// Per layer, its rows' variants (labels of those columns) in order: the dash pattern's index.
+    let variants: [String: [String]]
 
-    /// Colours over all of the table's rows; names and dashes from the columns that vary inside one layer's rows of
-    /// `naming` (all rows): a setting a recipe gives one layer only (its own learning rate, width or batch) is part
-    /// of what the layer's name means, and stays in the table.
-    init(_ table: ResultTable, naming: [ResultTable.Row]? = nil) {
-        let named = naming ?? table.rows
-        let byLayer = Dictionary(grouping: named) { $0.settings["model.layer"] ?? "?" }
-        columns = table.columns.filter { key in
+    init(rows: [ResultTable.Row], columns candidates: [String]) {
+        let byLayer = Dictionary(grouping: rows, by: Self.layer)
+        let columns = candidates.filter { key in
             key != "model.layer" && byLayer.values.contains { rows in Set(rows.map { $0.settings[key] ?? "" }).count > 1 }
         }
-        let present = Set(table.rows.map { $0.settings["model.layer"] ?? "?" })
-        layers = LayerRegistry.names + present.subtracting(LayerRegistry.names).sorted()
-        others = Dictionary(grouping: named) { $0.settings["model.layer"] ?? "?" }.mapValues { [columns] rows in
-            Array(Set(rows.map { Self.rest(of: $0, columns: columns) })).sorted()
-        }
+        self.columns = columns
+        variants = byLayer.mapValues { rows in Array(Set(rows.map { Self.variant(of: $0, columns: columns) })).sorted() }
     }
 
-    private static func rest(of row: ResultTable.Row, columns: [String]) -> String {
-        columns.filter { $0 != "model.layer" }.compactMap { key in
-            row.settings[key].map { "\(key.split(separator: ".").last.map(String.init) ?? key)=\($0)" }
-        }.joined(separator: " ")
+    private static func layer(of row: ResultTable.Row) -> String { row.settings["model.layer"] ?? "?" }
+
+    private static func variant(of row: ResultTable.Row, columns: [String]) -> String {
+        columns.compactMap { key in row.settings[key].map { ResultTable.setting(key, $0) } }.joined(separator: " ")
     }
 
-    /// A layer's palette index: its place in the registry, so it keeps its colour across every plot (diagonal and
-    /// GAM share one; they are rarely plotted together).
+    /// A layer's palette index: its place in the registry (diagonal and GAM share one; they are rarely plotted
+    /// together); nil for a layer outside the registry (the chart then colours by position).
     static func colorIndex(of layer: String) -> Int? { LayerRegistry.names.firstIndex(of: layer) }
 
-    func style(of row: ResultTable.Row) -> (color: Int, dash: Int) {
-        let layer = row.settings["model.layer"] ?? "?"
-        let rest = Self.rest(of: row, columns: columns)
-        return (Self.colorIndex(of: layer) ?? layers.firstIndex(of: layer) ?? 0, others[layer]?.firstIndex(of: rest) ?? 0)
+    func style(of row: ResultTable.Row) -> (color: Int?, dash: Int) {
+        let layer = Self.layer(of: row)
+        return (Self.colorIndex(of: layer), variants[layer]?.firstIndex(of: Self.variant(of: row, columns: columns)) ?? 0)
     }
 
     func name(of row: ResultTable.Row) -> String {
-        let rest = Self.rest(of: row, columns: columns)
-        return ([row.settings["model.layer"] ?? "?"] + (rest.isEmpty ? [] : [rest])).joined(separator: " ")
+        let variant = Self.variant(of: row, columns: columns)
+        return Self.layer(of: row) + (variant.isEmpty ? "" : " " + variant)
     }
 }

@@ -98,14 +98,17 @@ public struct ResultTable {
     /// and plot panels.
     public static func taskKey(_ row: Row) -> String {
         let keys = row.settings.keys.filter { $0 == "task" || $0.hasPrefix("task_options.") }.sorted()
-        return keys.map { "\($0.split(separator: ".").last!)=\(row.settings[$0]!)" }.joined(separator: " ")
+        return keys.map { setting($0, row.settings[$0]!) }.joined(separator: " ")
     }
 
-    private func header(_ key: String) -> String { key.split(separator: ".").last.map(String.init) ?? key }
+    /// A setting as a short label: the last part of its dotted key, "=", its value ("d_model=64").
+    static func setting(_ key: String, _ value: String) -> String { "\(header(key))=\(value)" }
+
+    private static func header(_ key: String) -> String { key.split(separator: ".").last.map(String.init) ?? key }
 
     /// Markdown (GitHub tables).
     public func markdown() -> String {
-        let head = columns.map(header) + ["lr", "params", "state size", "val acc", "test acc"] + extraTestColumns + ["seeds"]
+        let head = columns.map(Self.header) + ["lr", "params", "state size", "val acc", "test acc"] + extraTestColumns + ["seeds"]
         var lines = ["| " + head.joined(separator: " | ") + " |", "|" + head.map { _ in "---" }.joined(separator: "|") + "|"]
         for r in rows {
             let test = String(format: "%.4f ± %.4f", r.test.mean, r.test.std)
@@ -121,7 +124,7 @@ public struct ResultTable {
     /// LaTeX with booktabs rules.
     public func latex() -> String {
         func escape(_ s: String) -> String { s.replacingOccurrences(of: "_", with: "\\_").replacingOccurrences(of: "%", with: "\\%") }
-        let head = columns.map(header) + ["lr", "params", "state size", "val acc", "test acc"] + extraTestColumns + ["seeds"]
+        let head = columns.map(Self.header) + ["lr", "params", "state size", "val acc", "test acc"] + extraTestColumns + ["seeds"]
         var lines = ["\\begin{tabular}{" + String(repeating: "l", count: columns.count) + String(repeating: "r", count: head.count - columns.count) + "}",
                      "\\toprule", head.map(escape).joined(separator: " & ") + " \\\\", "\\midrule"]
         for r in rows {

@@ -31,16 +31,9 @@ public struct SweepRunner {
     /// A run directory left by an earlier version of the spec would be skipped (finished) or refused (checkpointed)
     /// though the spec now asks for something else: say so before anything starts.
     private func checkExistingRuns() throws {
-        var changed: [String] = []
-        for run in runs {
-            let file = directory(of: run).appendingPathComponent("config.json")
-            guard let data = FileManager.default.contents(atPath: file.path) else { continue }
-            let saved: TrainConfig
-            do { saved = try RunFileCoding.decoder.decode(TrainConfig.self, from: data) } catch {
-                throw SequenceLabError("sweep: \(file.path) is corrupt: \(error.localizedDescription)")
-            }
-            if !saved.sameRun(as: run.config) { changed.append(run.id) }
-        }
+        let changed = try runs.filter { run in
+            try TrainConfig.heldRun(in: directory(of: run)).map { !$0.sameRun(as: run.config) } ?? false
+        }.map(\.id)
         guard let first = changed.first else { return }
         throw SequenceLabError("sweep: \(changed.count) run director\(changed.count == 1 ? "y" : "ies") in \(output.path) hold a "
             + "different configuration than the spec now gives (first: \(first); see its config.json): move them aside or use another --out")
@@ -62,7 +55,7 @@ public struct SweepRunner {
         let threads = max(1, Parallel.threadCount / jobs)
         let queue = WorkQueue(pending)
         let signals = Self.forwardingStopSignals(to: queue)
-        defer { signals.forEach { $0.cancel() } }
+        defer { for (number, source) in signals { source.cancel(); signal(number, SIG_DFL) } }
         let group = DispatchGroup()
         for _ in 0..<min(jobs, pending.count) {
             group.enter()
@@ -81,7 +74,7 @@ public struct SweepRunner {
     /// SIGINT / SIGTERM / SIGHUP to the sweep stop its workers too, then the sweep (exit 128 + signal): a worker
     /// left running would keep its run directory locked. (SIGKILL cannot be forwarded: the workers run on, and a
     /// rerun's worker for the same run fails on the directory's lock until they end.)
-    private static func forwardingStopSignals(to queue: WorkQueue) -> [DispatchSourceSignal] {
+    private static func forwardingStopSignals(to queue: WorkQueue) -> [(Int32, DispatchSourceSignal)] {
         [SIGINT, SIGTERM, SIGHUP].map { signalNumber in
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
@@ -90,7 +83,7 @@ public struct SweepRunner {
                 exit(128 + signalNumber)
             }
             source.resume()
-            return source
+            return (signalNumber, source)
         }
     }
 

@@ -93,8 +93,7 @@ public final class GatedLinearAttentionLayer<T: TensorScalar>: SequenceLayer {
 
     /// Zero memory and zero convolution windows.
     public func initialState(batchSize: Int) -> State {
-        State(batchSize: batchSize, heads: heads, keyDim: headKeyDim, valueDim: headValueDim,
-              convolutionWeights: convolutions.map { [$0.q, $0.k, $0.v] } ?? [])
+        State(batchSize: batchSize, heads: heads, keyDim: headKeyDim, valueDim: headValueDim, convolutions: convolutions)
     }
 
     /// One token x [B, D] -> y [B, D], advancing the state.

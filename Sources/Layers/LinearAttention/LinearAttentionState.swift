@@ -6,10 +6,13 @@ public struct LinearAttentionState<T: TensorScalar> {
     public var memory: Tensor<T>
     public var convolutionWindows: [Tensor<T>]
 
-    /// Zero memory and, for each convolution weight [channels, conv_size], a zero window.
-    public init(batchSize: Int, heads: Int, keyDim: Int, valueDim: Int, convolutionWeights: [Tensor<T>]) {
+    /// Zero memory and, for each short convolution's weight [channels, conv_size] (q, k, v; none without them), a
+    /// zero window.
+    public init(batchSize: Int, heads: Int, keyDim: Int, valueDim: Int,
+                convolutions: (q: Tensor<T>, k: Tensor<T>, v: Tensor<T>)?) {
         memory = Tensor.zeros([batchSize, heads, keyDim, valueDim])
-        convolutionWindows = convolutionWeights.map { Tensor<T>.zeros([batchSize, $0.shape[1] - 1, $0.shape[0]]) }
+        let weights = convolutions.map { [$0.q, $0.k, $0.v] } ?? []
+        convolutionWindows = weights.map { Tensor<T>.zeros([batchSize, $0.shape[1] - 1, $0.shape[0]]) }
     }
 
     /// One token of the short causal convolutions on q, k, v ([B, channels] each, weights [channels, conv_size]):

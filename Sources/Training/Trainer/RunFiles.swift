@@ -81,6 +81,13 @@ struct RunDirectory {
         }
     }
 
+    /// The configuration of the run the directory holds: a finished or checkpointed run's config.json; nil when it
+    /// holds none yet (absent, or started without a checkpoint: nothing there would be reused).
+    func heldConfig() throws -> TrainConfig? {
+        if exists(checkpoint) { return try readJSON(TrainConfig.self, from: config) }
+        return exists(final) && exists(config) ? try readJSON(TrainConfig.self, from: config) : nil
+    }
+
     /// Takes the directory's lock for this process: two trainers writing one run directory (a sweep killed without
     /// its workers, then rerun; two terminals) would interleave its metrics and checkpoints.
     func lock() throws -> RunLock { try RunLock(url.appendingPathComponent("train.lock"), directory: url) }

@@ -57,6 +57,10 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try require(maxTime.map { $0 > 0 } ?? true, "max_time must be positive")
     }
 
+    /// The configuration of the run `directory` holds (finished or checkpointed), or nil when it holds none yet; a
+    /// corrupt config.json is a one-line error. A trainer or sweep refuses a directory whose run differs.
+    public static func heldRun(in directory: URL) throws -> TrainConfig? { try RunDirectory(url: directory).heldConfig() }
+
     /// Whether two configurations describe the same run (the git commit they were written at aside).
     public func sameRun(as other: TrainConfig) -> Bool {
         var a = self, b = other

@@ -37,12 +37,10 @@ public final class Trainer {
         try run.create()
         let lock = try run.lock()
         defer { withExtendedLifetime(lock) {} }
+        if let held = try run.heldConfig(), !held.sameRun(as: config) {
+            throw SequenceLabError("\(run.url.path) holds a run with a different configuration (see its config.json); use another --out")
+        }
         if run.exists(run.final) {
-            if run.exists(run.config) {
-                guard try run.readJSON(TrainConfig.self, from: run.config).sameRun(as: config) else {
-                    throw SequenceLabError("\(run.url.path) holds a finished run with a different configuration (see its config.json); use another --out")
-                }
-            }
             log("\(run.url.path): already finished (final.json exists)")
             return try run.readJSON(FinalMetrics.self, from: run.final)
         }
@@ -54,10 +52,6 @@ public final class Trainer {
             : AdamW(parameters: parameters, learningRate: config.learningRate, weightDecay: config.weightDecay)
         var state = TrainerState()
         if run.exists(run.checkpoint) {
-            let saved = try run.readJSON(TrainConfig.self, from: run.config)
-            guard saved.sameRun(as: config) else {
-                throw SequenceLabError("\(run.url.path) holds a run with a different configuration (see its config.json); use another --out")
-            }
             state = try Checkpoint.load(from: run.checkpoint, model: model, optimizer: optimizer)
             try run.truncateMetrics(after: state.step)
             log("resuming \(run.url.path) at step \(state.step)")
