@@ -213,8 +213,8 @@ final class DeltaProductTests: XCTestCase {
         XCTAssertEqual(layer.parameters.map(\.name), [
             "q_proj.weight", "k_proj.weight", "v_proj.weight", "b_proj.weight", "a_proj.weight", "A_log", "dt_bias",
             "g_proj.weight", "o_norm.weight", "q_conv1d.weight", "k_conv1d.weight", "v_conv1d.weight", "o_proj.weight"])
-        XCTAssertEqual(layer.parameters[1].tensor.shape, [128, 256])  // n_h 2 x 4 heads x 32
-        XCTAssertEqual(layer.parameters[3].tensor.shape, [128, 8])
+        XCTAssertEqual(layer.parameters[1].tensor.shape, [256, 128])  // n_h 2 x 4 heads x 32
+        XCTAssertEqual(layer.parameters[3].tensor.shape, [8, 128])
         XCTAssertEqual(layer.stateSize(sequenceLength: 10), 4 * 32 * 32 + 3 * (128 + 256 + 256))
         let net: any SequenceLayer<Float> = try LayerRegistry.make("deltanet", dModel: 64)
         XCTAssertFalse(net.parameters.map(\.name).contains("A_log"))

@@ -121,7 +121,7 @@ final class GLATests: XCTestCase {
         XCTAssertEqual(layer.parameters.map(\.name), [
             "q_proj.weight", "k_proj.weight", "v_proj.weight", "g_proj.weight", "gk_proj.0.weight", "gk_proj.1.weight",
             "gk_proj.1.bias", "g_norm_swish_gate.weight", "o_proj.weight"])
-        XCTAssertEqual(layer.parameters[0].tensor.shape, [128, 64])  // expand_k 0.5
+        XCTAssertEqual(layer.parameters[0].tensor.shape, [64, 128])  // expand_k 0.5
         XCTAssertEqual(layer.parameters[2].tensor.shape, [128, 128])  // expand_v 1
         XCTAssertEqual(layer.stateSize(sequenceLength: 1000), 4 * 16 * 32)  // H K V
         let conv: any SequenceLayer<Float> = try LayerRegistry.make("gla", dModel: 32, options: LayerOptions(["use_short_conv": "true"]))

@@ -208,7 +208,7 @@ final class MambaTests: XCTestCase {
                                "dt_proj.bias", "A_log", "D", "out_proj.weight"])
         let noDecay = layer.parameters.filter { !$0.tags.weightDecay }.map(\.name)
         XCTAssertEqual(noDecay, ["A_log", "D"])
-        XCTAssertEqual(layer.parameters.first { $0.name == "x_proj.weight" }!.tensor.shape, [80, 3 + 32])
+        XCTAssertEqual(layer.parameters.first { $0.name == "x_proj.weight" }!.tensor.shape, [3 + 32, 80])
 
         var again = RandomGenerator(seed: 0)
         var deep = MambaConfiguration()

@@ -14,7 +14,7 @@ final class RATTests: XCTestCase {
 
     /// The layer's pieces, recomputed by hand: z, v, a, q, k from one projection.
     private func projections(_ layer: RAT<Double>, _ x: Tensor<Double>) -> [Tensor<Double>] {
-        x.matmul(layer.inProj.weight).split(axis: 2, sizes: layer.splits)
+        layer.inProj(x).split(axis: 2, sizes: layer.splits)
     }
 
     func testChunkSizeOneIsCausalSoftmaxAttention() {
@@ -29,7 +29,7 @@ final class RATTests: XCTestCase {
         let k = referenceRotary(((1 - g) * p[4]).reshaped([2, 13, 3, 4]), positions: positions, base: 10_000)
         let v = ((1 - g) * p[1]).reshaped([2, 13, 3, 4])
         let o = scaledDotProductAttention(q: q, k: k, v: v).reshaped([2, 13, 12])
-        let expected = (o * p[0].sigmoid()).matmul(layer.outProj.weight)
+        let expected = layer.outProj(o * p[0].sigmoid())
         XCTAssertLessThan(GradientCheck.relativeError(layer(x).data, expected.data), 1e-12)
     }
 
@@ -51,7 +51,7 @@ final class RATTests: XCTestCase {
                 }
             }
         }
-        let y = Tensor(shape: [batch, length, d], data: expected).matmul(layer.outProj.weight)
+        let y = layer.outProj(Tensor(shape: [batch, length, d], data: expected))
         XCTAssertLessThan(GradientCheck.relativeError(layer(x).data, y.data), 1e-12)
         let longer = RAT<Double>(dModel: d, heads: 2, groups: 1, chunkSize: 64, ropeBase: nil, rng: &rng)
         XCTAssertEqual(longer(x).shape, [batch, length, d])

@@ -68,9 +68,9 @@ public final class DeltaProductLayer<T: TensorScalar>: SequenceLayer {
         normWeight = Tensor.ones([headValueDim], requiresGrad: true)
         if let width = shortConvolution {
             let bound = T(1 / Double(width).squareRoot())
-            convolutions = (Tensor.uniform([kd, width], low: -bound, high: bound, using: &rng, requiresGrad: true),
-                            Tensor.uniform([kd * householder, width], low: -bound, high: bound, using: &rng, requiresGrad: true),
-                            Tensor.uniform([vd * householder, width], low: -bound, high: bound, using: &rng, requiresGrad: true))
+            convolutions = (Tensor.uniform([kd, 1, width], low: -bound, high: bound, using: &rng, requiresGrad: true),
+                            Tensor.uniform([kd * householder, 1, width], low: -bound, high: bound, using: &rng, requiresGrad: true),
+                            Tensor.uniform([vd * householder, 1, width], low: -bound, high: bound, using: &rng, requiresGrad: true))
         } else {
             convolutions = nil
         }
@@ -78,10 +78,7 @@ public final class DeltaProductLayer<T: TensorScalar>: SequenceLayer {
 
     /// A bias-free linear map n -> m with fla's init: xavier-uniform with gain 2^-2.5.
     private static func xavierLinear(_ n: Int, _ m: Int, _ rng: inout RandomGenerator) -> Linear<T> {
-        let l = Linear<T>(inputSize: n, outputSize: m, bias: false, rng: &rng)
-        let bound = T(0.176_776_695_296_636_9 * (6 / Double(n + m)).squareRoot())
-        l.weight.data = Tensor<T>.uniform([n, m], low: -bound, high: bound, using: &rng).data
-        return l
+        Linear.xavierUniform(inputSize: n, outputSize: m, gain: flaProjectionGain, rng: &rng)
     }
 
     private var scale: T { 1 / T(headKeyDim).squareRoot() }
@@ -172,6 +169,6 @@ public final class DeltaProductLayer<T: TensorScalar>: SequenceLayer {
     /// H K V (the matrix memory), plus (conv_size - 1)(channels of q, k, v) with short convolutions.
     public func stateSize(sequenceLength: Int) -> Int {
         heads * headKeyDim * headValueDim
-            + (convolutions.map { ($0.q.shape[1] - 1) * ($0.q.shape[0] + $0.k.shape[0] + $0.v.shape[0]) } ?? 0)
+            + (convolutions.map { ($0.q.shape[2] - 1) * ($0.q.shape[0] + $0.k.shape[0] + $0.v.shape[0]) } ?? 0)
     }
 }

@@ -30,7 +30,7 @@ public final class GAM<T: TensorScalar>: SequenceLayer {
     public let dropout: Double
     /// LayerNorm before the mixer: weight, bias [C].
     public let norm1Weight: Tensor<T>, norm1Bias: Tensor<T>
-    /// The depthwise convolution's taps [C, k] (tap k - 1 multiplies the current token) and bias [C].
+    /// The depthwise convolution's taps [C, 1, k] (nn.Conv1d's layout; tap k - 1 multiplies the current token) and bias [C].
     public let convWeight: Tensor<T>, convBias: Tensor<T>
     /// The memory bank M [S, C], xavier-uniform.
     public let memory: Tensor<T>
@@ -52,7 +52,7 @@ public final class GAM<T: TensorScalar>: SequenceLayer {
         norm1Weight = Tensor.ones([c], requiresGrad: true)
         norm1Bias = Tensor.zeros([c], requiresGrad: true)
         let convBound = T(1 / Double(k).squareRoot())  // PyTorch Conv1d default: fan_in = k for a depthwise filter
-        convWeight = Tensor.uniform([c, k], low: -convBound, high: convBound, using: &rng, requiresGrad: true)
+        convWeight = Tensor.uniform([c, 1, k], low: -convBound, high: convBound, using: &rng, requiresGrad: true)
         convBias = Tensor.uniform([c], low: -convBound, high: convBound, using: &rng, requiresGrad: true)
         let xavier = T((6 / Double(slots + c)).squareRoot())
         memory = Tensor.uniform([slots, c], low: -xavier, high: xavier, using: &rng, requiresGrad: true)
@@ -93,7 +93,7 @@ public final class GAM<T: TensorScalar>: SequenceLayer {
         let xh = x.layerNorm(gamma: norm1Weight, beta: norm1Bias)  // [B, C]
         let current = xh.reshaped([batch, 1, c])
         let window = kernelSize > 1 ? Tensor.concatenate([state.history, current], axis: 1) : current  // [B, k, C]
-        let local = (window * convWeight.transposed()).sum(axis: 1) + convBias
+        let local = (window * convWeight.reshaped([c, kernelSize]).transposed()).sum(axis: 1) + convBias
         let global = xh.matmul(memory, transposeOther: true).softmax().matmul(memory)
         let gates = gate(xh).split(axis: 1, sizes: [c, c])
         let h = x + gates[0].sigmoid() * local + gates[1].sigmoid() * global

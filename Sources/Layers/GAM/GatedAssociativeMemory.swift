@@ -5,7 +5,7 @@ import Tensors
 //   xh = LayerNorm(x)                                        [N, C]
 //   local = causal depthwise conv(xh, w [C, k]) + b_conv     local context (kernel k, with bias)
 //   global = softmax(xh M^T) M                               M [S, C] a learned memory bank; softmax over the S slots
-//   [gl, gg] = xh W_g + b_g                                  W_g [C, 2C]
+//   [gl, gg] = xh W_g^T + b_g                                W_g [2C, C] (nn.Linear's layout)
 //   y = x + sigmoid(gl) local + sigmoid(gg) global
 // Token-blocked (GEMM-bound): per block of 256 tokens, one GEMM xh [W_g | M^T] (n = 2C + S) gives the gate logits
 // and the slot scores, then the row softmax, global = P M, the convolution and the gating, all in cache. Saved for
@@ -16,7 +16,8 @@ import Tensors
 //   dxh = dcat [W_g | M^T]^T + conv^T(dy s_l),  d[W_g | M^T] += xh^T dcat,  then dx = dy + LN^T(dxh).
 
 /// The GAM mixer with its residual: x + sigmoid(gl) local + sigmoid(gg) global (see above). x [B, L, C],
-/// LayerNorm weight/bias [C], conv weight [C, k] and bias [C], memory [S, C], gate weight [C, 2C] and bias [2C].
+/// LayerNorm weight/bias [C], conv weight [C, 1, k] (nn.Conv1d's layout; [C, k] is accepted too) and bias [C],
+/// memory [S, C], gate weight [2C, C] (nn.Linear's layout) and bias [2C].
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 public func gatedAssociativeMemory<T: TensorScalar>(
@@ -25,16 +26,16 @@ public func gatedAssociativeMemory<T: TensorScalar>(
 ) -> Tensor<T> {
     precondition(x.rank == 3, "gatedAssociativeMemory: x must be [B, L, C], got \(x.shape)")
     let (length, c) = (x.shape[1], x.shape[2])
-    let (k, s) = (convWeight.shape.count == 2 ? convWeight.shape[1] : 0, memory.shape[0])
-    precondition(normWeight.shape == [c] && normBias.shape == [c] && convWeight.shape == [c, k] && k >= 1 && convBias.shape == [c]
-                 && memory.rank == 2 && memory.shape[1] == c && gateWeight.shape == [c, 2 * c] && gateBias.shape == [2 * c],
+    let (k, s) = (depthwiseTaps(convWeight, channels: c) ?? 0, memory.shape[0])
+    precondition(normWeight.shape == [c] && normBias.shape == [c] && k >= 1 && convBias.shape == [c]
+                 && memory.rank == 2 && memory.shape[1] == c && gateWeight.shape == [2 * c, c] && gateBias.shape == [2 * c],
                  "gatedAssociativeMemory: parameter shapes do not fit C = \(c)")
     let n = x.count / max(c, 1), wide = 2 * c + s
     let (xData, mData, gbData) = (x.data, memory.data, gateBias.data)
     let (gamma, beta, convB) = (normWeight.data, normBias.data, convBias.data)
     var wcat = [T](repeating: 0, count: c * wide)  // [W_g | M^T]  [C, 2C + S]
     for i in 0..<c {
-        for j in 0..<(2 * c) { wcat[i * wide + j] = gateWeight.data[i * 2 * c + j] }
+        for j in 0..<(2 * c) { wcat[i * wide + j] = gateWeight.data[j * c + i] }
         for j in 0..<s { wcat[i * wide + 2 * c + j] = mData[j * c + i] }
     }
     var convT = [T](repeating: 0, count: k * c)  // [k, C]: tap-major, channels contiguous
@@ -155,7 +156,7 @@ public func gatedAssociativeMemory<T: TensorScalar>(
         var dMemory = TokenBlocks.reduce(dM)
         var dGateW = [T](repeating: 0, count: c * 2 * c), dConv = [T](repeating: 0, count: c * k)
         for i in 0..<c {
-            for j in 0..<(2 * c) { dGateW[i * 2 * c + j] = wcatGrad[i * wide + j] }
+            for j in 0..<(2 * c) { dGateW[j * c + i] = wcatGrad[i * wide + j] }
             for j in 0..<s { dMemory[j * c + i] += wcatGrad[i * wide + 2 * c + j] }
             for j in 0..<k { dConv[i * k + j] = small[j * c + i] }
         }
@@ -175,6 +176,6 @@ public func referenceGatedAssociativeMemory<T: TensorScalar>(
     let xh = x.layerNorm(gamma: normWeight, beta: normBias)
     let local = xh.causalDepthwiseConv1d(weight: convWeight, bias: convBias)
     let global = xh.matmul(memory, transposeOther: true).softmax().matmul(memory)
-    let gates = (xh.matmul(gateWeight) + gateBias).split(axis: 2, sizes: [c, c])
+    let gates = (xh.matmul(gateWeight, transposeOther: true) + gateBias).split(axis: 2, sizes: [c, c])
     return x + gates[0].sigmoid() * local + gates[1].sigmoid() * global
 }

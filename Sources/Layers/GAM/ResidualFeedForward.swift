@@ -1,22 +1,23 @@
 import Tensors
 
 // The feed-forward half of a GAM block (and of a Transformer block), one fused tape node:
-//   y = x + m * (gelu(LayerNorm(x) W1 + b1) W2 + b2)      W1 [C, F], W2 [F, C], GELU with the exact erf,
+//   y = x + m * (gelu(LayerNorm(x) W1^T + b1) W2^T + b2)  W1 [F, C], W2 [C, F] (nn.Linear's layout), exact-erf GELU,
 // m an optional dropout mask (0 or 1 / (1 - p) per entry). Token-blocked: per block of 256 tokens the two GEMMs and
 // the GELU run in cache. Saved: xhat, rstd, the pre-activation U and Phi(U) ([N, F] each). Backward per block:
-//   dZ = m dy,  dW2 += gelu(U)^T dZ,  dA = dZ W2^T,  dU = dA (Phi(U) + U phi(U)),  dW1 += h^T dU,
-//   dh = dU W1^T,  dx = dy + LN^T(dh)     (h = LayerNorm(x) recomputed from xhat).
+//   dZ = m dy,  dW2 += dZ^T gelu(U),  dA = dZ W2,  dU = dA (Phi(U) + U phi(U)),  dW1 += dU^T h,
+//   dh = dU W1,  dx = dy + LN^T(dh)     (h = LayerNorm(x) recomputed from xhat).
 
-/// x + dropout(FFN(LayerNorm(x))) over x [B, L, C]: LayerNorm weight/bias [C], W1 [C, F], b1 [F], W2 [F, C], b2 [C].
+/// x + dropout(FFN(LayerNorm(x))) over x [B, L, C]: LayerNorm weight/bias [C], W1 [F, C], b1 [F], W2 [C, F], b2 [C]
+/// (nn.Linear's layout).
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 public func residualFeedForward<T: TensorScalar>(
     _ x: Tensor<T>, normWeight: Tensor<T>, normBias: Tensor<T>, upWeight: Tensor<T>, upBias: Tensor<T>,
     downWeight: Tensor<T>, downBias: Tensor<T>, dropoutMask: [T]? = nil
 ) -> Tensor<T> {
-    let c = x.shape.last ?? 0, f = upWeight.shape.count == 2 ? upWeight.shape[1] : 0
-    precondition(normWeight.shape == [c] && normBias.shape == [c] && upWeight.shape == [c, f] && upBias.shape == [f]
-                 && downWeight.shape == [f, c] && downBias.shape == [c], "residualFeedForward: parameter shapes do not fit C = \(c)")
+    let c = x.shape.last ?? 0, f = upWeight.shape.count == 2 ? upWeight.shape[0] : 0
+    precondition(normWeight.shape == [c] && normBias.shape == [c] && upWeight.shape == [f, c] && upBias.shape == [f]
+                 && downWeight.shape == [c, f] && downBias.shape == [c], "residualFeedForward: parameter shapes do not fit C = \(c)")
     if let dropoutMask { precondition(dropoutMask.count == x.count, "residualFeedForward: dropout mask of \(dropoutMask.count) for \(x.count) values") }
     let n = x.count / max(c, 1)
     let (xData, w1, b1, w2, b2, gamma, beta) = (x.data, upWeight.data, upBias.data, downWeight.data, downBias.data, normWeight.data, normBias.data)
@@ -38,8 +39,8 @@ public func residualFeedForward<T: TensorScalar>(
                                                             xhat: xhat.pointer + (r0 + i) * c, y: h + i * c)
             }
             let (u, phi) = (pre.pointer + r0 * f, cdf.pointer + r0 * f)
-            // U = h W1 + b1  [rows, F]
-            T.gemm(transA: false, transB: false, m: rows, n: f, k: c, alpha: 1, a: h, lda: c, b: w1p.baseAddress!, ldb: f, beta: 0, c: u, ldc: f)
+            // U = h W1^T + b1  [rows, F]
+            T.gemm(transA: false, transB: true, m: rows, n: f, k: c, alpha: 1, a: h, lda: c, b: w1p.baseAddress!, ldb: c, beta: 0, c: u, ldc: f)
             for i in 0..<rows {
                 let (ur, pr, ar) = (u + i * f, phi + i * f, a + i * f)
                 for j in 0..<f {
@@ -49,9 +50,9 @@ public func residualFeedForward<T: TensorScalar>(
                     ar[j] = z * pr[j]
                 }
             }
-            // Z = gelu(U) W2  [rows, C], then y = x + m (Z + b2)
+            // Z = gelu(U) W2^T  [rows, C], then y = x + m (Z + b2)
             let y = op.baseAddress! + r0 * c
-            T.gemm(transA: false, transB: false, m: rows, n: c, k: f, alpha: 1, a: a, lda: f, b: w2p.baseAddress!, ldb: c, beta: 0, c: y, ldc: c)
+            T.gemm(transA: false, transB: true, m: rows, n: c, k: f, alpha: 1, a: a, lda: f, b: w2p.baseAddress!, ldb: f, beta: 0, c: y, ldc: c)
             for i in 0..<rows {
                 let (yr, xr) = (y + i * c, xp.baseAddress! + (r0 + i) * c)
                 if let dropoutMask {
@@ -95,9 +96,9 @@ public func residualFeedForward<T: TensorScalar>(
                 for i in 0..<rows { let row = dz + i * c; for j in 0..<c { db2[j] += row[j] } }
                 let (u, phi) = (pre.pointer + r0 * f, cdf.pointer + r0 * f)
                 for i in 0..<(rows * f) { a[i] = u[i] * phi[i] }  // gelu(U)
-                // dW2 += gelu(U)^T dZ  [F, C];  dA = dZ W2^T  [rows, F]
-                T.gemm(transA: true, transB: false, m: f, n: c, k: rows, alpha: 1, a: a, lda: f, b: dz, ldb: c, beta: 1, c: dW2[worker].pointer, ldc: c)
-                T.gemm(transA: false, transB: true, m: rows, n: f, k: c, alpha: 1, a: dz, lda: c, b: w2p.baseAddress!, ldb: c, beta: 0, c: da, ldc: f)
+                // dW2 += dZ^T gelu(U)  [C, F];  dA = dZ W2  [rows, F]
+                T.gemm(transA: true, transB: false, m: c, n: f, k: rows, alpha: 1, a: dz, lda: c, b: a, ldb: f, beta: 1, c: dW2[worker].pointer, ldc: f)
+                T.gemm(transA: false, transB: false, m: rows, n: f, k: c, alpha: 1, a: dz, lda: c, b: w2p.baseAddress!, ldb: f, beta: 0, c: da, ldc: f)
                 for i in 0..<(rows * f) {  // dU = dA gelu'(U)
                     let z = u[i]
                     da[i] *= phi[i] + z * normPhi * FastScalarMath.exp(-z * z / 2)
@@ -107,9 +108,9 @@ public func residualFeedForward<T: TensorScalar>(
                     let (xr, hr) = (xhat.pointer + (r0 + i) * c, h + i * c)
                     for j in 0..<c { hr[j] = gam[j] * xr[j] + bet[j] }
                 }
-                // dW1 += h^T dU  [C, F];  dh = dU W1^T  [rows, C]
-                T.gemm(transA: true, transB: false, m: c, n: f, k: rows, alpha: 1, a: h, lda: c, b: da, ldb: f, beta: 1, c: dW1[worker].pointer, ldc: f)
-                T.gemm(transA: false, transB: true, m: rows, n: c, k: f, alpha: 1, a: da, lda: f, b: w1p.baseAddress!, ldb: f, beta: 0, c: dh, ldc: c)
+                // dW1 += dU^T h  [F, C];  dh = dU W1  [rows, C]
+                T.gemm(transA: true, transB: false, m: f, n: c, k: rows, alpha: 1, a: da, lda: f, b: h, ldb: c, beta: 1, c: dW1[worker].pointer, ldc: c)
+                T.gemm(transA: false, transB: false, m: rows, n: c, k: f, alpha: 1, a: da, lda: f, b: w1p.baseAddress!, ldb: c, beta: 0, c: dh, ldc: c)
                 for i in 0..<rows {
                     let row = r0 + i, dxr = dxp.baseAddress! + row * c, dyr = dy + i * c
                     for j in 0..<c { dxr[j] = dyr[j] }
@@ -130,7 +131,8 @@ public func referenceResidualFeedForward<T: TensorScalar>(
     _ x: Tensor<T>, normWeight: Tensor<T>, normBias: Tensor<T>, upWeight: Tensor<T>, upBias: Tensor<T>,
     downWeight: Tensor<T>, downBias: Tensor<T>, dropoutMask: [T]? = nil
 ) -> Tensor<T> {
-    var z = (x.layerNorm(gamma: normWeight, beta: normBias).matmul(upWeight) + upBias).gelu().matmul(downWeight) + downBias
+    var z = (x.layerNorm(gamma: normWeight, beta: normBias).matmul(upWeight, transposeOther: true) + upBias).gelu()
+        .matmul(downWeight, transposeOther: true) + downBias
     if let dropoutMask { z = z * Tensor(shape: x.shape, data: dropoutMask) }
     return x + z
 }

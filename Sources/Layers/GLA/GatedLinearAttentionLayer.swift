@@ -40,9 +40,9 @@ public final class GatedLinearAttentionLayer<T: TensorScalar>: SequenceLayer {
         normWeight = Tensor.ones([valueDim / heads], requiresGrad: true)
         if let width = shortConvolution {
             let bound = T(1 / Double(width).squareRoot())  // PyTorch Conv1d default for groups = channels
-            convolutions = (Tensor.uniform([keyDim, width], low: -bound, high: bound, using: &rng, requiresGrad: true),
-                            Tensor.uniform([keyDim, width], low: -bound, high: bound, using: &rng, requiresGrad: true),
-                            Tensor.uniform([valueDim, width], low: -bound, high: bound, using: &rng, requiresGrad: true))
+            convolutions = (Tensor.uniform([keyDim, 1, width], low: -bound, high: bound, using: &rng, requiresGrad: true),
+                            Tensor.uniform([keyDim, 1, width], low: -bound, high: bound, using: &rng, requiresGrad: true),
+                            Tensor.uniform([valueDim, 1, width], low: -bound, high: bound, using: &rng, requiresGrad: true))
         } else {
             convolutions = nil
         }
@@ -50,11 +50,7 @@ public final class GatedLinearAttentionLayer<T: TensorScalar>: SequenceLayer {
 
     /// A linear map n -> m with fla's init: xavier-uniform weight with gain 2^-2.5, zero bias.
     private static func xavierLinear(_ n: Int, _ m: Int, _ bias: Bool, _ rng: inout RandomGenerator) -> Linear<T> {
-        let l = Linear<T>(inputSize: n, outputSize: m, bias: bias, rng: &rng)
-        let bound = T(0.176_776_695_296_636_9 * (6 / Double(n + m)).squareRoot())
-        l.weight.data = Tensor<T>.uniform([n, m], low: -bound, high: bound, using: &rng).data
-        if let b = l.bias { b.data = [T](repeating: 0, count: m) }
-        return l
+        Linear.xavierUniform(inputSize: n, outputSize: m, gain: flaProjectionGain, bias: bias, rng: &rng)
     }
 
     private var scale: T { 1 / T(headKeyDim).squareRoot() }
@@ -127,7 +123,7 @@ public final class GatedLinearAttentionLayer<T: TensorScalar>: SequenceLayer {
 
     /// H K V (the matrix memory), plus (conv_size - 1)(2 key_dim + value_dim) with short convolutions.
     public func stateSize(sequenceLength: Int) -> Int {
-        heads * headKeyDim * headValueDim + (convolutions.map { ($0.q.shape[1] - 1) * (2 * keyDim + valueDim) } ?? 0)
+        heads * headKeyDim * headValueDim + (convolutions.map { ($0.q.shape[2] - 1) * (2 * keyDim + valueDim) } ?? 0)
     }
 }
 

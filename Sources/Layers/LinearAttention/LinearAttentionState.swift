@@ -6,16 +6,16 @@ public struct LinearAttentionState<T: TensorScalar> {
     public var memory: Tensor<T>
     public var convolutionWindows: [Tensor<T>]
 
-    /// Zero memory and, for each short convolution's weight [channels, conv_size] (q, k, v; none without them), a
+    /// Zero memory and, for each short convolution's weight [channels, 1, conv_size] (q, k, v; none without them), a
     /// zero window.
     public init(batchSize: Int, heads: Int, keyDim: Int, valueDim: Int,
                 convolutions: (q: Tensor<T>, k: Tensor<T>, v: Tensor<T>)?) {
         memory = Tensor.zeros([batchSize, heads, keyDim, valueDim])
         let weights = convolutions.map { [$0.q, $0.k, $0.v] } ?? []
-        convolutionWindows = weights.map { Tensor<T>.zeros([batchSize, $0.shape[1] - 1, $0.shape[0]]) }
+        convolutionWindows = weights.map { Tensor<T>.zeros([batchSize, $0.shape[$0.rank - 1] - 1, $0.shape[0]]) }
     }
 
-    /// One token of the short causal convolutions on q, k, v ([B, channels] each, weights [channels, conv_size]):
+    /// One token of the short causal convolutions on q, k, v ([B, channels] each, weights [channels, 1, conv_size]):
     /// their convolved values, advancing the three windows.
     public mutating func convolutionStep(
         q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, weights: (q: Tensor<T>, k: Tensor<T>, v: Tensor<T>)

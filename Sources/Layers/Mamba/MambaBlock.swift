@@ -32,7 +32,7 @@ public final class MambaBlock<T: TensorScalar>: SequenceLayer {
     public let negativeEigenvalues: Bool
     public let tiling: SelectiveScanTiling
     public let inProj, xProj, dtProj, outProj: Linear<T>
-    /// Depthwise convolution weight [E, d_conv] and bias [E].
+    /// Depthwise convolution weight [E, 1, d_conv] (nn.Conv1d's layout) and bias [E].
     public let convWeight, convBias: Tensor<T>
     /// log(-A) [E, N] and the skip D [E]; neither takes weight decay.
     public let aLog, skip: Tensor<T>
@@ -48,7 +48,7 @@ public final class MambaBlock<T: TensorScalar>: SequenceLayer {
         tiling = c.tiling
         inProj = Linear(inputSize: dModel, outputSize: 2 * dInner, bias: false, rng: &rng)
         let convBound = T(1 / Double(dConv).squareRoot())  // PyTorch Conv1d(groups = E): fan_in = d_conv
-        convWeight = Tensor.uniform([dInner, dConv], low: -convBound, high: convBound, using: &rng, requiresGrad: true)
+        convWeight = Tensor.uniform([dInner, 1, dConv], low: -convBound, high: convBound, using: &rng, requiresGrad: true)
         convBias = Tensor.uniform([dInner], low: -convBound, high: convBound, using: &rng, requiresGrad: true)
         xProj = Linear(inputSize: dInner, outputSize: dtRank + 2 * dState, bias: false, rng: &rng)
         dtProj = Linear(inputSize: dtRank, outputSize: dInner, bias: true, rng: &rng)  // W ~ U(+-R^-1/2) as mamba
@@ -75,11 +75,11 @@ public final class MambaBlock<T: TensorScalar>: SequenceLayer {
     public func callAsFunction(_ input: Tensor<T>) -> Tensor<T> {
         precondition(input.rank == 3 && input.shape[2] == dModel, "mamba: input \(input.shape), needs [B, L, \(dModel)]")
         // in_proj as two products with the halves of its weight: x and z come out contiguous, no split copy.
-        let x = input.matmul(inProj.weight.slice(axis: 1, 0..<dInner))                   // [B, L, E]
-        let z = input.matmul(inProj.weight.slice(axis: 1, dInner..<(2 * dInner)))        // [B, L, E]
+        let x = input.matmul(inProj.weight.slice(axis: 0, 0..<dInner), transposeOther: true)             // [B, L, E]
+        let z = input.matmul(inProj.weight.slice(axis: 0, dInner..<(2 * dInner)), transposeOther: true)  // [B, L, E]
         let u = shortConvolutionSiLU(x, weight: convWeight, bias: convBias)            // [B, L, E]
         let dbc = splitLastAxis(xProj(u), sizes: [dtRank, dState, dState])               // [B, L, R], [B, L, N] x 2
-        let delta = dbc[0].matmul(dtProj.weight)                                         // [B, L, E]
+        let delta = dbc[0].matmul(dtProj.weight, transposeOther: true)                   // [B, L, E]
         let (y, _) = selectiveScan(
             u: u, delta: delta, A: stateMatrix, B: dbc[1], C: dbc[2], D: skip, z: z, deltaBias: dtProj.bias,
             deltaSoftplus: true, negativeEigenvalues: negativeEigenvalues, tiling: tiling)  // [B, L, E]
@@ -106,7 +106,7 @@ public final class MambaBlock<T: TensorScalar>: SequenceLayer {
         let xz = inProj(input).split(axis: 1, sizes: [dInner, dInner])                              // [B, E] x 2
         let window = Tensor.concatenate([state.convolution, xz[0].reshaped([batch, 1, dInner])], axis: 1)  // [B, k, E]
         state.convolution = window.slice(axis: 1, 1..<dConv)                                         // [B, k-1, E]
-        let u = ((window * convWeight.transposed()).sum(axis: 1) + convBias).silu()                  // [B, E]
+        let u = ((window * convWeight.reshaped([dInner, dConv]).transposed()).sum(axis: 1) + convBias).silu()  // [B, E]
         let dbc = xProj(u).split(axis: 1, sizes: [dtRank, dState, dState])                           // [B, R], [B, N] x 2
         let dt = dtProj(dbc[0]).softplus()                                                           // [B, E]
         var dA = (dt.reshaped([batch, dInner, 1]) * stateMatrix).exp()                               // [B, E, N]

@@ -13,10 +13,11 @@ import Tensors
 public func shortConvolutionSiLU<T: TensorScalar>(_ x: Tensor<T>, weight: Tensor<T>, bias: Tensor<T>? = nil) -> Tensor<T> {
     precondition(x.rank == 3, "shortConvolutionSiLU: x must be [B, L, E], got \(x.shape)")
     let (batch, length, channels) = (x.shape[0], x.shape[1], x.shape[2])
-    precondition(weight.rank == 2 && weight.shape[0] == channels && weight.shape[1] >= 1,
-                 "shortConvolutionSiLU: weight \(weight.shape) must be [E, k] for x \(x.shape)")
+    guard let k = depthwiseTaps(weight, channels: channels), k >= 1 else {
+        preconditionFailure("shortConvolutionSiLU: weight \(weight.shape) must be [E, 1, k] for x \(x.shape)")
+    }
     precondition(bias.map { $0.shape == [channels] } ?? true, "shortConvolutionSiLU: bias \(bias!.shape) for \(channels) channels")
-    let k = weight.shape[1], rows = batch * length
+    let rows = batch * length
     guard x.count > 0 else { return x.causalDepthwiseConv1d(weight: weight, bias: bias).silu() }
     let xData = x.data
     let weightData = weight.data

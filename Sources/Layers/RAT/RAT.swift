@@ -91,7 +91,7 @@ public final class RAT<T: TensorScalar>: SequenceLayer {
         Tape.withoutGradients {
             let batch = x.shape[0]
             let (d, e, qk) = (dModel, headDim, groups * headDim)
-            let p = x.matmul(inProj.weight).data  // [B, 3D + 2 G E]
+            let p = inProj(x).data  // [B, 3D + 2 G E]
             let width = 3 * d + 2 * qk
             let chunk = state.position / chunkSize, first = state.position % chunkSize == 0
             let rotary = ChunkRotary<T>(positions: 1, dim: e, base: ropeBase, firstPosition: chunk)
@@ -141,7 +141,7 @@ public final class RAT<T: TensorScalar>: SequenceLayer {
                 }
             }
             state.position += 1
-            return Tensor(shape: [batch, d], data: gated).matmul(outProj.weight)
+            return outProj(Tensor(shape: [batch, d], data: gated))
         }
     }
 

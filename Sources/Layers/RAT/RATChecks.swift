@@ -13,11 +13,11 @@ public enum RATChecks {
             let (vt, kt) = chunkedGatedRecurrence(values: x[0], keys: x[1], gateLogits: x[2], gateBias: x[3], chunkSize: 3)
             return Tensor.concatenate([vt, kt], axis: 2)
         },
-        OpCheck("token_blocked_linear", shapes: [[2, 150, 3], [3, 5], [5]]) { x in
+        OpCheck("token_blocked_linear", shapes: [[2, 150, 3], [5, 3], [5]]) { x in
             let parts = tokenBlockedLinear(x[0], weight: x[1], bias: x[2], splits: [2, 3])
             return Tensor.concatenate([parts[0].square(), parts[1]], axis: 2)
         },
-        OpCheck("token_blocked_gated_linear", shapes: [[2, 150, 3], [2, 150, 3], [3, 4]]) { x in
+        OpCheck("token_blocked_gated_linear", shapes: [[2, 150, 3], [2, 150, 3], [4, 3]]) { x in
             tokenBlockedGatedLinear(x[0], gateLogits: x[1], weight: x[2])
         },
         OpCheck.formCheck("rat_chunk_attention==masked_dense", shapes: [[2, 11, 2, 4], [2, 11, 4, 4], [2, 11, 4, 4]]) { x, fast in

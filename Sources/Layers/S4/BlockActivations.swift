@@ -2,7 +2,8 @@ import Tensors
 
 // The S4 block's elementwise stages as fused nodes with vectorised Float32 math (Tensors' VectorMath.swift):
 //   gelu:       y = v Phi(v), Phi the standard normal CDF (PyTorch's exact GELU);
-//   glu_linear: y = GLU(x W + b) = (x W + b)_a * sigmoid((x W + b)_b), the block's output projection, from
+//   glu_linear: y = GLU(x W^T + b) = (x W^T + b)_a * sigmoid((x W^T + b)_b), W [2H, I] (PyTorch's layout), the
+//               block's output projection, from
 //               [..., I] rows or from channel-major [B, I, L] input (the S4 block's FFT convolution output).
 // Float64 uses the exact libm functions (gradient checks).
 
@@ -47,28 +48,29 @@ extension Tensor {
     }
 }
 
-/// y = GLU(x W + b) over the last axis: x [..., I], W [I, 2H], b [2H] -> y [..., H], with y = a sigmoid(g) for
-/// [a, g] = x W + b. One node: a GEMM, a vectorised pass adding the bias and applying the gate; backward
-/// dZ = [dy s, dy a s (1 - s)], dx = dZ W^T, dW = x^T dZ, db = sum over rows of dZ (two GEMMs and a reduction).
+/// y = GLU(x W^T + b) over the last axis: x [..., I], W [2H, I] (nn.Linear's layout), b [2H] -> y [..., H], with
+/// y = a sigmoid(g) for [a, g] = x W^T + b. One node: a GEMM, a vectorised pass adding the bias and applying the
+/// gate; backward dZ = [dy s, dy a s (1 - s)], dx = dZ W, dW = dZ^T x, db = sum over rows of dZ (two GEMMs and a
+/// reduction).
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 public func gluLinear<T: TensorScalar>(_ x: Tensor<T>, weight: Tensor<T>, bias: Tensor<T>?) -> Tensor<T> {
-    precondition(weight.rank == 2 && x.shape.last == weight.shape[0],
-                 "glu_linear: x \(x.shape) with W \(weight.shape) (needs [..., I] and [I, 2H])")
-    let rows = x.count / weight.shape[0]
+    precondition(weight.rank == 2 && x.shape.last == weight.shape[1],
+                 "glu_linear: x \(x.shape) with W \(weight.shape) (needs [..., I] and [2H, I])")
+    let rows = x.count / weight.shape[1]
     return gluLinear(x, weight: weight, bias: bias, layout: RowLayout(batch: 1, length: rows, channelMajor: false),
-                     outputShape: Array(x.shape.dropLast()) + [weight.shape[1] / 2])
+                     outputShape: Array(x.shape.dropLast()) + [weight.shape[0] / 2])
 }
 
-/// GLU(x^T W + b) from channel-major input x [B, I, L] (each batch member's I x L block read transposed by the
+/// GLU(x^T W^T + b) from channel-major input x [B, I, L] (each batch member's I x L block read transposed by the
 /// products): y [B, L, H]. Same node as `gluLinear` otherwise; dx comes back channel-major.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 public func gluLinearChannelMajor<T: TensorScalar>(_ x: Tensor<T>, weight: Tensor<T>, bias: Tensor<T>?) -> Tensor<T> {
-    precondition(weight.rank == 2 && x.rank == 3 && x.shape[1] == weight.shape[0],
-                 "glu_linear: channel-major x \(x.shape) with W \(weight.shape) (needs [B, I, L] and [I, 2H])")
+    precondition(weight.rank == 2 && x.rank == 3 && x.shape[1] == weight.shape[1],
+                 "glu_linear: channel-major x \(x.shape) with W \(weight.shape) (needs [B, I, L] and [2H, I])")
     return gluLinear(x, weight: weight, bias: bias, layout: RowLayout(batch: x.shape[0], length: x.shape[2], channelMajor: true),
-                     outputShape: [x.shape[0], x.shape[2], weight.shape[1] / 2])
+                     outputShape: [x.shape[0], x.shape[2], weight.shape[0] / 2])
 }
 
 /// How the input rows of a GLU-linear node are stored: `batch` blocks of `length` rows, each block row-major
@@ -92,8 +94,8 @@ struct RowLayout {
 private func gluLinear<T: TensorScalar>(
     _ x: Tensor<T>, weight: Tensor<T>, bias: Tensor<T>?, layout: RowLayout, outputShape: [Int]
 ) -> Tensor<T> {
-    let inputs = weight.shape[0], width = weight.shape[1], half = width / 2
-    precondition(width % 2 == 0, "glu_linear: W must have an even number of columns, got \(weight.shape)")
+    let width = weight.shape[0], inputs = weight.shape[1], half = width / 2
+    precondition(width % 2 == 0, "glu_linear: W must have an even number of rows, got \(weight.shape)")
     if let bias { precondition(bias.shape == [width], "glu_linear: bias \(bias.shape), needs [\(width)]") }
     let (batch, length) = (layout.batch, layout.length), rows = batch * length
     // Z = [a, s]: the linear part and, in place of g, the gate s = sigmoid(g), kept for the backward pass.
@@ -108,14 +110,14 @@ private func gluLinear<T: TensorScalar>(
         let zeros = [T](repeating: 0, count: bData == nil ? width : 0)
         (bData ?? zeros).withUnsafeBufferPointer { biasPointer in
             let biasBase = biasPointer.baseAddress!
-            layout.forEachPart { b, r0, m in  // Z = x W over rows b L + r0 ..< b L + r0 + m, then bias and gate
+            layout.forEachPart { b, r0, m in  // Z = x W^T over rows b L + r0 ..< b L + r0 + m, then bias and gate
                 let zRows = zBase + (b * length + r0) * width
                 if layout.channelMajor {
-                    T.gemm(transA: true, transB: false, m: m, n: width, k: inputs, alpha: 1, a: xBase + b * inputs * length + r0,
-                           lda: length, b: wBase, ldb: width, beta: 0, c: zRows, ldc: width)
+                    T.gemm(transA: true, transB: true, m: m, n: width, k: inputs, alpha: 1, a: xBase + b * inputs * length + r0,
+                           lda: length, b: wBase, ldb: inputs, beta: 0, c: zRows, ldc: width)
                 } else {
-                    T.gemm(transA: false, transB: false, m: m, n: width, k: inputs, alpha: 1, a: xBase + (b * length + r0) * inputs,
-                           lda: inputs, b: wBase, ldb: width, beta: 0, c: zRows, ldc: width)
+                    T.gemm(transA: false, transB: true, m: m, n: width, k: inputs, alpha: 1, a: xBase + (b * length + r0) * inputs,
+                           lda: inputs, b: wBase, ldb: inputs, beta: 0, c: zRows, ldc: width)
                 }
                 for r in 0..<m {
                     let row = zRows + r * width
@@ -155,27 +157,27 @@ private func gluLinear<T: TensorScalar>(
                     }
                 }
                 guard let dxBase else { return }
-                if layout.channelMajor {  // dx[b] = W dZ[b]^T, [I, L] columns r0 ..< r0 + m
-                    T.gemm(transA: false, transB: true, m: inputs, n: m, k: width, alpha: 1, a: wBase, lda: width,
+                if layout.channelMajor {  // dx[b] = W^T dZ[b]^T, [I, L] columns r0 ..< r0 + m
+                    T.gemm(transA: true, transB: true, m: inputs, n: m, k: width, alpha: 1, a: wBase, lda: inputs,
                            b: dzBase + first * width, ldb: width, beta: 0, c: dxBase + b * inputs * length + r0, ldc: length)
-                } else {  // dx = dZ W^T
-                    T.gemm(transA: false, transB: true, m: m, n: inputs, k: width, alpha: 1, a: dzBase + first * width, lda: width,
-                           b: wBase, ldb: width, beta: 0, c: dxBase + first * inputs, ldc: inputs)
+                } else {  // dx = dZ W
+                    T.gemm(transA: false, transB: false, m: m, n: inputs, k: width, alpha: 1, a: dzBase + first * width, lda: width,
+                           b: wBase, ldb: inputs, beta: 0, c: dxBase + first * inputs, ldc: inputs)
                 }
             }
             guard dwBase != nil || dbBase != nil else { return }
             [T](repeating: 1, count: rows).withUnsafeBufferPointer { onesPointer in
                 let ones = onesPointer.baseAddress!
-                splitRows(width) { c0, n in  // dW = sum_b x[b]^T dZ[b] and db = 1^T dZ, split over output columns
+                splitRows(width) { c0, n in  // dW = sum_b dZ[b]^T x[b] and db = 1^T dZ, split over output rows
                     if let dwBase {
                         for b in 0..<batch {
                             let dzBlock = dzBase + b * length * width + c0
                             if layout.channelMajor {
-                                T.gemm(transA: false, transB: false, m: inputs, n: n, k: length, alpha: 1, a: xBase + b * inputs * length,
-                                       lda: length, b: dzBlock, ldb: width, beta: b == 0 ? 0 : 1, c: dwBase + c0, ldc: width)
+                                T.gemm(transA: true, transB: true, m: n, n: inputs, k: length, alpha: 1, a: dzBlock, lda: width,
+                                       b: xBase + b * inputs * length, ldb: length, beta: b == 0 ? 0 : 1, c: dwBase + c0 * inputs, ldc: inputs)
                             } else {
-                                T.gemm(transA: true, transB: false, m: inputs, n: n, k: length, alpha: 1, a: xBase + b * length * inputs,
-                                       lda: inputs, b: dzBlock, ldb: width, beta: b == 0 ? 0 : 1, c: dwBase + c0, ldc: width)
+                                T.gemm(transA: true, transB: false, m: n, n: inputs, k: length, alpha: 1, a: dzBlock, lda: width,
+                                       b: xBase + b * length * inputs, ldb: inputs, beta: b == 0 ? 0 : 1, c: dwBase + c0 * inputs, ldc: inputs)
                             }
                         }
                     }

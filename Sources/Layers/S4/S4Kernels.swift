@@ -111,25 +111,25 @@ public enum S4Checks {
             diagonalKernel($0, length: 23, discretization: .bilinear, fast: $1)
         },
         gradientCheck("gelu_fast", [Tensor<Double>.randn([4, 7], std: 2, using: &sharedGenerator)]) { $0[0].fastGELU() },
-        gradientCheck("glu_linear", [[2, 3, 4], [4, 6], [6]].map { Tensor<Double>.randn($0, using: &sharedGenerator) }) {
+        gradientCheck("glu_linear", [[2, 3, 4], [6, 4], [6]].map { Tensor<Double>.randn($0, using: &sharedGenerator) }) {
             gluLinear($0[0], weight: $0[1], bias: $0[2])
         },
         formCheck("gelu_fast==gelu", [Tensor<Double>.randn([3, 11], std: 2, using: &sharedGenerator)]) { $1 ? $0[0].fastGELU() : $0[0].gelu() },
-        formCheck("glu_linear==reference", [[2, 5, 4], [4, 6], [6]].map { Tensor<Double>.randn($0, using: &sharedGenerator) }) {
-            $1 ? gluLinear($0[0], weight: $0[1], bias: $0[2]) : referenceGLU($0[0].matmul($0[1]) + $0[2])
+        formCheck("glu_linear==reference", [[2, 5, 4], [6, 4], [6]].map { Tensor<Double>.randn($0, using: &sharedGenerator) }) {
+            $1 ? gluLinear($0[0], weight: $0[1], bias: $0[2]) : referenceGLU($0[0].matmul($0[1], transposeOther: true) + $0[2])
         },
         gradientCheck("fft_conv_gelu", [[2, 7, 3], [3, 7], [3]].map { Tensor<Double>.randn($0, using: &sharedGenerator) }) {
             fftConvolutionGELU($0[0], kernel: $0[1], skip: $0[2])
         },
-        gradientCheck("glu_linear_channel_major", [[2, 4, 5], [4, 6], [6]].map { Tensor<Double>.randn($0, using: &sharedGenerator) }) {
+        gradientCheck("glu_linear_channel_major", [[2, 4, 5], [6, 4], [6]].map { Tensor<Double>.randn($0, using: &sharedGenerator) }) {
             gluLinearChannelMajor($0[0], weight: $0[1], bias: $0[2])
         },
         formCheck("fft_conv_gelu==reference", [[2, 9, 19], [19, 9], [19, 9], [19]].map { Tensor<Double>.randn($0, using: &sharedGenerator) }) {
             $1 ? fftConvolutionGELU($0[0], kernel: $0[1], anticausalKernel: $0[2], skip: $0[3])
                 : fftConvolution($0[0], kernel: $0[1], anticausalKernel: $0[2], skip: $0[3]).gelu().permuted([0, 2, 1])
         },
-        formCheck("glu_linear_channel_major==reference", [[3, 4, 7], [4, 6], [6]].map { Tensor<Double>.randn($0, using: &sharedGenerator) }) {
-            $1 ? gluLinearChannelMajor($0[0], weight: $0[1], bias: $0[2]) : referenceGLU($0[0].permuted([0, 2, 1]).matmul($0[1]) + $0[2])
+        formCheck("glu_linear_channel_major==reference", [[3, 4, 7], [6, 4], [6]].map { Tensor<Double>.randn($0, using: &sharedGenerator) }) {
+            $1 ? gluLinearChannelMajor($0[0], weight: $0[1], bias: $0[2]) : referenceGLU($0[0].permuted([0, 2, 1]).matmul($0[1], transposeOther: true) + $0[2])
         },
         formCheck("glu==reference", [Tensor<Double>.randn([3, 5, 6], using: &sharedGenerator)]) { $1 ? $0[0].glu() : referenceGLU($0[0]) },
         formCheck("fft_conv==direct_across_channel_blocks", [[2, 11, 19], [19, 11], [19]].map { Tensor<Double>.randn($0, using: &sharedGenerator) }) {

@@ -1,15 +1,15 @@
 import Tensors
 
-/// y = (o * sigmoid(z)) W: an output gate followed by a projection (RAT's `out_proj(z * out)`), o and z [..., Din],
-/// W [Din, Dout]. One tape node, token-blocked: the gated rows u = o sigmoid(z) of a block are formed in cache and
-/// multiplied at once. Backward per block: du = dy W^T, dW += u^T dy (u recomputed), do = du sigmoid(z),
+/// y = (o * sigmoid(z)) W^T: an output gate followed by a projection (RAT's `out_proj(z * out)`), o and z [..., Din],
+/// W [Dout, Din] (PyTorch's nn.Linear layout). One tape node, token-blocked: the gated rows u = o sigmoid(z) of a block are formed in cache and
+/// multiplied at once. Backward per block: du = dy W, dW += dy^T u (u recomputed), do = du sigmoid(z),
 /// dz = du o sigmoid(z) (1 - sigmoid(z)).
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 public func tokenBlockedGatedLinear<T: TensorScalar>(_ o: Tensor<T>, gateLogits z: Tensor<T>, weight: Tensor<T>) -> Tensor<T> {
     precondition(o.shape == z.shape && o.rank >= 1, "tokenBlockedGatedLinear: o \(o.shape) and z \(z.shape) must have one shape")
-    precondition(weight.rank == 2 && weight.shape[0] == o.shape[o.rank - 1], "tokenBlockedGatedLinear: weight \(weight.shape) for inputs \(o.shape)")
-    let (din, dout) = (weight.shape[0], weight.shape[1])
+    precondition(weight.rank == 2 && weight.shape[1] == o.shape[o.rank - 1], "tokenBlockedGatedLinear: weight \(weight.shape) for inputs \(o.shape)")
+    let (dout, din) = (weight.shape[0], weight.shape[1])
     let rows = din == 0 ? 0 : o.count / din
     let oData = o.data, zData = z.data, wData = weight.data
     let workers = TokenBlocks.workers(count: rows)
@@ -27,8 +27,8 @@ public func tokenBlockedGatedLinear<T: TensorScalar>(_ o: Tensor<T>, gateLogits 
         TokenBlocks.forEach(count: rows) { worker, r in
             let u = scratch[worker].pointer
             gated(r, u, op.baseAddress!, zp.baseAddress!)  // [rows, Din]
-            T.gemm(transA: false, transB: false, m: r.count, n: dout, k: din, alpha: 1, a: u, lda: din, b: wp.baseAddress!, ldb: dout,
-                   beta: 0, c: yp.baseAddress! + r.lowerBound * dout, ldc: dout)  // [rows, Dout]
+            T.gemm(transA: false, transB: true, m: r.count, n: dout, k: din, alpha: 1, a: u, lda: din, b: wp.baseAddress!, ldb: din,
+                   beta: 0, c: yp.baseAddress! + r.lowerBound * dout, ldc: dout)  // [rows, Dout] = u W^T
         }
     } } } }
 
@@ -44,14 +44,14 @@ public func tokenBlockedGatedLinear<T: TensorScalar>(_ o: Tensor<T>, gateLogits 
             TokenBlocks.forEach(count: rows) { worker, r in
                 let u = scratch[worker].pointer, du = u + TokenBlocks.rows * din
                 let g = gp.baseAddress! + r.lowerBound * dout
-                if needW {  // dW += u^T dy  [Din, Dout]
+                if needW {  // dW += dy^T u  [Dout, Din]
                     gated(r, u, op.baseAddress!, zp.baseAddress!)
-                    T.gemm(transA: true, transB: false, m: din, n: dout, k: r.count, alpha: 1, a: u, lda: din, b: g, ldb: dout,
-                           beta: 1, c: dW[worker].pointer, ldc: dout)
+                    T.gemm(transA: true, transB: false, m: dout, n: din, k: r.count, alpha: 1, a: g, lda: dout, b: u, ldb: din,
+                           beta: 1, c: dW[worker].pointer, ldc: din)
                 }
                 guard needO || needZ else { return }
-                // du = dy W^T  [rows, Din]
-                T.gemm(transA: false, transB: true, m: r.count, n: din, k: dout, alpha: 1, a: g, lda: dout, b: wp.baseAddress!, ldb: dout,
+                // du = dy W  [rows, Din]
+                T.gemm(transA: false, transB: false, m: r.count, n: din, k: dout, alpha: 1, a: g, lda: dout, b: wp.baseAddress!, ldb: din,
                        beta: 0, c: du, ldc: din)
                 let base = r.lowerBound * din
                 let (o, z) = (op.baseAddress! + base, zp.baseAddress! + base)

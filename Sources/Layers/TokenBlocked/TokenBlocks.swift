@@ -69,19 +69,20 @@ public enum TokenBlocks {
     }
 }
 
-/// y_i = (x W + b)[..., columns of part i]: one affine map over the last axis whose output is cut into parts of
-/// the given widths (RAT's in_proj -> z, v, g, q, k). x [..., Din], W [Din, P], b [P] (optional), P = sum of widths.
+/// y_i = (x W^T + b)[..., columns of part i]: one affine map over the last axis whose output is cut into parts of
+/// the given widths (RAT's in_proj -> z, v, g, q, k). x [..., Din], W [P, Din] (PyTorch's nn.Linear layout), b [P]
+/// (optional), P = sum of widths.
 /// One tape node, token-blocked: per block one GEMM into an L2-resident scratch, scattered into the parts.
 /// Backward per block: dY gathered from the parts' gradients (zero where a part got none),
-/// dX = dY W^T, dW += X^T dY, db += sum dY.
+/// dX = dY W, dW += dY^T X, db += sum dY.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 public func tokenBlockedLinear<T: TensorScalar>(
     _ x: Tensor<T>, weight: Tensor<T>, bias: Tensor<T>? = nil, splits: [Int]? = nil
 ) -> [Tensor<T>] {
-    precondition(x.rank >= 1 && weight.rank == 2 && weight.shape[0] == x.shape[x.rank - 1],
-                 "tokenBlockedLinear: x \(x.shape) with weight \(weight.shape) (needs [..., Din] and [Din, P])")
-    let (din, p) = (weight.shape[0], weight.shape[1])
+    precondition(x.rank >= 1 && weight.rank == 2 && weight.shape[1] == x.shape[x.rank - 1],
+                 "tokenBlockedLinear: x \(x.shape) with weight \(weight.shape) (needs [..., Din] and [P, Din])")
+    let (p, din) = (weight.shape[0], weight.shape[1])
     if let bias { precondition(bias.shape == [p], "tokenBlockedLinear: bias \(bias.shape) for \(p) outputs") }
     let widths = splits ?? [p]
     precondition(widths.reduce(0, +) == p && widths.allSatisfy { $0 > 0 }, "tokenBlockedLinear: splits \(widths) must add up to \(p)")
@@ -98,8 +99,8 @@ public func tokenBlockedLinear<T: TensorScalar>(
             TokenBlocks.forEach(count: rows) { worker, r in
                 let n = r.count
                 let c = single ? outs[0] + r.lowerBound * p : scratch[worker].pointer
-                T.gemm(transA: false, transB: false, m: n, n: p, k: din, alpha: 1, a: xp.baseAddress! + r.lowerBound * din, lda: din,
-                       b: wp.baseAddress!, ldb: p, beta: 0, c: c, ldc: p)  // [rows, P]
+                T.gemm(transA: false, transB: true, m: n, n: p, k: din, alpha: 1, a: xp.baseAddress! + r.lowerBound * din, lda: din,
+                       b: wp.baseAddress!, ldb: din, beta: 0, c: c, ldc: p)  // [rows, P] = X W^T
                 if let bData {
                     bData.withUnsafeBufferPointer { bp in
                         for i in 0..<n { let row = c + i * p; for j in 0..<p { row[j] += bp[j] } }
@@ -135,13 +136,13 @@ public func tokenBlockedLinear<T: TensorScalar>(
                         for i in 0..<n { (g + i * p + off).update(repeating: 0, count: w) }
                     }
                 }
-                if needX {  // dX = dY W^T  [rows, Din]
-                    T.gemm(transA: false, transB: true, m: n, n: din, k: p, alpha: 1, a: g, lda: p, b: wp.baseAddress!, ldb: p,
+                if needX {  // dX = dY W  [rows, Din]
+                    T.gemm(transA: false, transB: false, m: n, n: din, k: p, alpha: 1, a: g, lda: p, b: wp.baseAddress!, ldb: din,
                            beta: 0, c: dxp.baseAddress! + r.lowerBound * din, ldc: din)
                 }
-                if needW {  // dW += X^T dY  [Din, P]
-                    T.gemm(transA: true, transB: false, m: din, n: p, k: n, alpha: 1, a: xp.baseAddress! + r.lowerBound * din, lda: din,
-                           b: g, ldb: p, beta: 1, c: dW[worker].pointer, ldc: p)
+                if needW {  // dW += dY^T X  [P, Din]
+                    T.gemm(transA: true, transB: false, m: p, n: din, k: n, alpha: 1, a: g, lda: p,
+                           b: xp.baseAddress! + r.lowerBound * din, ldb: din, beta: 1, c: dW[worker].pointer, ldc: din)
                 }
                 if needB { let db = dB[worker].pointer; for i in 0..<n { let row = g + i * p; for j in 0..<p { db[j] += row[j] } } }
             }

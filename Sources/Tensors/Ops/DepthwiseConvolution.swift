@@ -4,14 +4,26 @@
 // the loop over d is contiguous and vectorises.
 //   dx[b, s, d] = sum_j w[d, j] dy[b, s + (k - 1) - j, d];  dw[d, j] = sum_{b,t} dy[b,t,d] x[b, t-(k-1)+j, d].
 
+/// The number of taps k of a depthwise convolution weight for `channels` channels: PyTorch's `nn.Conv1d(groups = C)`
+/// layout [C, 1, k] (what layers store, so that the weight is the reference's state_dict tensor) or the plain [C, k]
+/// (the same values in the same order); nil for any other shape.
+public func depthwiseTaps<T>(_ weight: Tensor<T>, channels: Int) -> Int? {
+    switch weight.shape.count {
+    case 2 where weight.shape[0] == channels: return weight.shape[1]
+    case 3 where weight.shape[0] == channels && weight.shape[1] == 1: return weight.shape[2]
+    default: return nil
+    }
+}
+
 extension Tensor {
-    /// Causal depthwise convolution of this [B, L, D] input with `weight` [D, k] and optional `bias` [D].
+    /// Causal depthwise convolution of this [B, L, D] input with `weight` [D, 1, k] (or [D, k]) and optional `bias` [D].
     public func causalDepthwiseConv1d(weight: Tensor, bias: Tensor? = nil) -> Tensor {
         precondition(rank == 3, "causalDepthwiseConv1d: input must be [B, L, D], got \(shape)")
         let (batch, length, channels) = (shape[0], shape[1], shape[2])
-        precondition(weight.rank == 2 && weight.shape[0] == channels, "causalDepthwiseConv1d: weight \(weight.shape) for input \(shape) (needs [\(channels), k])")
+        guard let k = depthwiseTaps(weight, channels: channels) else {
+            preconditionFailure("causalDepthwiseConv1d: weight \(weight.shape) for input \(shape) (needs [\(channels), 1, k])")
+        }
         if let bias { precondition(bias.shape == [channels], "causalDepthwiseConv1d: bias \(bias.shape) for \(channels) channels") }
-        let k = weight.shape[1]
         let wT = transposedKernel(weight.data, channels: channels, k: k)  // [k, D]: tap-major, channels contiguous
         var out = [T](repeating: 0, count: count)
         let x = data

@@ -4,8 +4,13 @@ import Tensors
 /// checkpoint.safetensors: parameters ("param.<name>", F32), buffers ("buffer.<name>"), the optimiser's moments
 /// ("optim.m.<name>", "optim.v.<name>", F64) and, in the metadata, the trainer state as JSON ("trainer_state").
 /// One file written atomically, so weights, moments and progress always agree. The parameters load in PyTorch as
-/// they are (`safetensors.torch.load_file`), under their path names.
+/// they are (`safetensors.torch.load_file`), under their path names, in PyTorch's layouts (format 2: nn.Linear
+/// [out, in], nn.Conv1d [out, in / groups, k]); a format-1 checkpoint (Linear weights [in, out]) is refused, since
+/// a square weight would otherwise load transposed without any error.
 enum Checkpoint {
+    /// The format this build writes and reads.
+    static let format = "seqlab-checkpoint-2"
+
     static func save(to url: URL, model: SequenceModel<Float>, optimizer: any Optimizer<Float>, state: TrainerState) throws {
         var file = SafeTensors()
         for p in model.parameters { file.set("param.\(p.name)", p.tensor) }
@@ -18,13 +23,19 @@ enum Checkpoint {
         saved.optimizerStep = optimizerState.step
         saved.parameterSteps = optimizerState.parameterSteps
         file.metadata["trainer_state"] = String(decoding: try JSONEncoder().encode(saved), as: UTF8.self)
-        file.metadata["format"] = "seqlab-checkpoint-1"
+        file.metadata["format"] = format
         try file.write(to: url)
     }
 
     /// Restores parameters, buffers and optimiser from `url`; returns the trainer state saved with them.
     static func load(from url: URL, model: SequenceModel<Float>, optimizer: any Optimizer<Float>) throws -> TrainerState {
         let file = try SafeTensors.read(from: url)
+        if let written = file.metadata["format"], written != format {
+            let why = written == "seqlab-checkpoint-1"
+                ? "its Linear weights are [in, out] (format 1); this build stores PyTorch layouts (\(format)): rerun the run from scratch in a new directory"
+                : "format '\(written)' is not \(format)"
+            throw SequenceLabError("\(url.path): \(why)")
+        }
         guard let json = file.metadata["trainer_state"],
               let state = try? JSONDecoder().decode(TrainerState.self, from: Data(json.utf8)) else {
             throw SequenceLabError("\(url.path): not a seqlab checkpoint (no trainer state in its metadata)")
