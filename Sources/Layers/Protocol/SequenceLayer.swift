@@ -26,8 +26,17 @@ public protocol SequenceLayer<Scalar>: AnyObject {
     /// The recurrent form: consumes one token per sequence, x [B, D], returns y [B, D] and advances `state`.
     func step(_ x: Tensor<Scalar>, state: inout State) -> Tensor<Scalar>
 
-    /// The trainable parameters, with names relative to the layer (e.g. "A_log", "in_proj.weight") and tags.
+    /// The trainable parameters, with names relative to the layer (e.g. "A_log", "in_proj.weight") and tags. Names and
+    /// shapes are the reference module's `state_dict` keys and PyTorch layouts (docs/interop.md).
     var parameters: [NamedParameter<Scalar>] { get }
+
+    /// The non-trainable tensors the reference module keeps in its `state_dict` (S4's kernel length): saved in
+    /// checkpoints and read by `seqlab layer`, never given gradients.
+    var buffers: [(name: String, tensor: Tensor<Scalar>)] { get }
+
+    /// Called after new values were written into `parameters` and `buffers` (a checkpoint, `seqlab layer`, a
+    /// PyTorch state dict), for layers that derive state from them.
+    func stateDidLoad()
 
     /// The recurrent state size in scalars per sequence after `sequenceLength` tokens (attention: 2 D T; Mamba:
     /// d_inner N; GLA/DeltaNet: H K V), so that tables can report quality against state size.
@@ -36,6 +45,10 @@ public protocol SequenceLayer<Scalar>: AnyObject {
 
 extension SequenceLayer {
     public var supportsStep: Bool { true }
+
+    public var buffers: [(name: String, tensor: Tensor<Scalar>)] { [] }
+
+    public func stateDidLoad() {}
 
     /// Runs the recurrent form over a whole sequence x [B, L, D], one token at a time.
     public func stepThrough(_ x: Tensor<Scalar>) -> Tensor<Scalar> {

@@ -131,7 +131,9 @@ final class ResidualBlock<T: TensorScalar> {
     }
 
     func buffers(_ name: String) -> [(String, Tensor<T>)] {
-        mixerNorm.buffers("\(name).norm1") + (feedForwardNorm?.buffers("\(name).norm2") ?? [])
+        mixer.buffers.map { ("\(name).mixer.\($0.name)", $0.tensor) }
+            + (reverseMixer?.buffers.map { ("\(name).reverse_mixer.\($0.name)", $0.tensor) } ?? [])
+            + mixerNorm.buffers("\(name).norm1") + (feedForwardNorm?.buffers("\(name).norm2") ?? [])
     }
 }
 

@@ -156,6 +156,14 @@ public final class SequenceModel<T: TensorScalar> {
         blocks.enumerated().flatMap { $0.element.buffers("blocks.\($0.offset)") } + finalNorm.buffers("norm")
     }
 
+    /// Tells every mixer that new parameter and buffer values were written (after a checkpoint or state dict load).
+    public func stateDidLoad() {
+        for block in blocks {
+            block.mixer.stateDidLoad()
+            block.reverseMixer?.stateDidLoad()
+        }
+    }
+
     /// Recurrent state of the whole model in scalars per sequence after `sequenceLength` tokens.
     public func stateSize(sequenceLength: Int) -> Int {
         blocks.reduce(0) { $0 + $1.mixer.stateSize(sequenceLength: sequenceLength) * ($1.reverseMixer == nil ? 1 : 2) }

@@ -48,6 +48,7 @@ enum Checkpoint {
             p.tensor.data = stored.data
         }
         for (name, b) in model.buffers { b.data = try file.tensor("buffer.\(name)", as: Float.self).data }
+        model.stateDidLoad()
         var first: [String: [Double]] = [:], second: [String: [Double]] = [:]
         for name in file.names {
             if name.hasPrefix("optim.m.") { first[String(name.dropFirst(8))] = try file.tensor(name, as: Double.self).data }
