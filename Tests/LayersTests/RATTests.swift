@@ -12,9 +12,9 @@ final class RATTests: XCTestCase {
         }
     }
 
-    /// The layer's pieces, recomputed by hand: z, v, a, q, k from one projection.
+    /// The layer's pieces, recomputed by hand: z, v, a, q, k from one projection of the RMS-normalised input.
     private func projections(_ layer: RAT<Double>, _ x: Tensor<Double>) -> [Tensor<Double>] {
-        layer.inProj(x).split(axis: 2, sizes: layer.splits)
+        layer.inProj(x.rmsNorm(gamma: layer.inputNorm, eps: 1e-6)).split(axis: 2, sizes: layer.splits)
     }
 
     func testChunkSizeOneIsCausalSoftmaxAttention() {
@@ -29,7 +29,7 @@ final class RATTests: XCTestCase {
         let k = referenceRotary(((1 - g) * p[4]).reshaped([2, 13, 3, 4]), positions: positions, base: 10_000)
         let v = ((1 - g) * p[1]).reshaped([2, 13, 3, 4])
         let o = scaledDotProductAttention(q: q, k: k, v: v).reshaped([2, 13, 12])
-        let expected = layer.outProj(o * p[0].sigmoid())
+        let expected = x + layer.outProj(o * p[0].sigmoid())
         XCTAssertLessThan(GradientCheck.relativeError(layer(x).data, expected.data), 1e-12)
     }
 
@@ -51,7 +51,7 @@ final class RATTests: XCTestCase {
                 }
             }
         }
-        let y = layer.outProj(Tensor(shape: [batch, length, d], data: expected))
+        let y = x + layer.outProj(Tensor(shape: [batch, length, d], data: expected))
         XCTAssertLessThan(GradientCheck.relativeError(layer(x).data, y.data), 1e-12)
         let longer = RAT<Double>(dModel: d, heads: 2, groups: 1, chunkSize: 64, ropeBase: nil, rng: &rng)
         XCTAssertEqual(longer(x).shape, [batch, length, d])
@@ -85,8 +85,8 @@ final class RATTests: XCTestCase {
     func testLayerCheckAndRegistry() throws {
         for r in try LayerCheck.run("rat", quick: true) { XCTAssertTrue(r.passed, r.row) }
         let layer: any SequenceLayer<Float> = try LayerRegistry.make("rat", dModel: 128)
-        XCTAssertEqual(layer.parameters.map(\.name), ["in_proj.weight", "gate_bias", "out_proj.weight"])
-        XCTAssertEqual(layer.parameterCount, 128 * (3 * 128 + 2 * 2 * 32) + 128 + 128 * 128)
+        XCTAssertEqual(layer.parameters.map(\.name), ["input_norm.weight", "in_proj.weight", "gate_bias", "out_proj.weight"])
+        XCTAssertEqual(layer.parameterCount, 128 + 128 * (3 * 128 + 2 * 2 * 32) + 128 + 128 * 128)
         XCTAssertEqual(layer.stateSize(sequenceLength: 40), 2 * 128 * 3)
         XCTAssertThrowsError(try LayerRegistry.make("rat", dModel: 16, options: LayerOptions(["n_heads": "3"]), as: Float.self)) { error in
             XCTAssertTrue("\(error)".contains("n_heads 3 must divide d_model 16"), "\(error)")

@@ -74,6 +74,6 @@ final class ReferenceParityTests: XCTestCase {
                 XCTFail("\(name): \(error)")
             }
         }
-        XCTAssertTrue(layers.isSuperset(of: ["attention", "mamba", "gla", "deltanet", "deltaproduct", "gam"]), "fixtures missing: \(layers)")
+        XCTAssertTrue(layers.isSuperset(of: ["attention", "mamba", "gla", "deltanet", "deltaproduct", "gam", "rat"]), "fixtures missing: \(layers)")
     }
 }

@@ -64,6 +64,9 @@ public final class GAM<T: TensorScalar>: SequenceLayer {
         dropoutRNG = rng.split()
     }
 
+    /// The block holds its norms and residuals, as the reference `GAMBlock`.
+    public var includesResidual: Bool { true }
+
     /// The parallel form: x [B, L, C] -> y [B, L, C].
     public func callAsFunction(_ x: Tensor<T>) -> Tensor<T> {
         precondition(x.rank == 3 && x.shape[2] == dModel, "GAM: input \(x.shape) for width \(dModel)")

@@ -34,6 +34,10 @@ public protocol SequenceLayer<Scalar>: AnyObject {
     /// checkpoints and read by `seqlab layer`, never given gradients.
     var buffers: [(name: String, tensor: Tensor<Scalar>)] { get }
 
+    /// Whether the layer is a whole pre-norm residual block (its reference module holds the input norm and adds the
+    /// residual: RAT, GAM), so that a model calls it as it is instead of wrapping it in a norm and a residual.
+    var includesResidual: Bool { get }
+
     /// Called after new values were written into `parameters` and `buffers` (a checkpoint, `seqlab layer`, a
     /// PyTorch state dict), for layers that derive state from them.
     func stateDidLoad()
@@ -49,6 +53,8 @@ extension SequenceLayer {
     public var buffers: [(name: String, tensor: Tensor<Scalar>)] { [] }
 
     public func stateDidLoad() {}
+
+    public var includesResidual: Bool { false }
 
     /// Runs the recurrent form over a whole sequence x [B, L, D], one token at a time.
     public func stepThrough(_ x: Tensor<Scalar>) -> Tensor<Scalar> {

@@ -3,14 +3,16 @@ import Tensors
 /// RAT: recurrence within chunks, attention across chunks (Wei, Yadav, Pascanu & Gulcehre 2025, "RAT: Bridging RNN
 /// Efficiency and Attention Accuracy in Language Modeling", arXiv:2507.04416).
 ///
-///     [z, v, a, q, k] = x W_in                       W_in [D, 3D + 2 G E], no bias; q, k shared by G groups
+///     h = RMSNorm(x)                                 input_norm, eps 1e-6, learnable gain
+///     [z, v, a, q, k] = h W_in^T                     W_in [3D + 2 G E, D], no bias; q, k shared by G groups
 ///     g = sigmoid(a + gate_bias)                     one forget gate per channel
 ///     vt_l = g vt_{l-1} + (1 - g) v_l,  kt likewise  inside each chunk of C tokens, from zero (k tiled to D)
 ///     o_t = softmax attention of R(c(t)) q_t over the chunk ends R(j) kt, vt of the chunks j < c(t) and over
 ///           its own partial (kt_t, vt_t), merged exactly by log-sum-exp   (R: rotary embedding by chunk index)
-///     y = (sigmoid(z) * o) W_out                     W_out [D, D], no bias
+///     y = x + (sigmoid(z) * o) W_out^T               W_out [D, D], no bias
 ///
-/// This is the mixer: the pre-norm RMSNorm and the residual of the paper's layer come from the model's block.
+/// This is the whole layer of the reference (CLAIRE-Labo/RAT `rat_slow.RATSlow`): its pre-norm RMSNorm and its
+/// residual are inside (`includesResidual`), so the model's block adds neither a second norm nor a second residual.
 /// C = 1 is causal softmax attention (with keys and values scaled by 1 - g); C >= L is a gated linear RNN.
 /// Fused nodes: `tokenBlockedLinear` (in_proj), `chunkedGatedRecurrence`, `chunkAttention`,
 /// `tokenBlockedGatedLinear` (gate + out_proj). Step mode keeps the partial (kt, vt), resets it at chunk
@@ -29,7 +31,9 @@ public final class RAT<T: TensorScalar>: SequenceLayer {
     public let chunkSize: Int
     /// The rotary base (nil: no rotary embedding).
     public let ropeBase: Double?
-    /// W_in [D, 3D + 2 G E] producing z, v, a, q, k.
+    /// The input RMSNorm gain [D] (`input_norm.weight`, init 1).
+    public let inputNorm: Tensor<T>
+    /// W_in [3D + 2 G E, D] producing z, v, a, q, k.
     public let inProj: Linear<T>
     /// Per-channel forget-gate bias [D], init log U(1, C - 1) (gates sigmoid(bias) between 1/2 and (C - 1) / C).
     public let gateBias: Tensor<T>
@@ -45,12 +49,19 @@ public final class RAT<T: TensorScalar>: SequenceLayer {
         headDim = dModel / heads
         self.chunkSize = chunkSize
         self.ropeBase = ropeBase
+        inputNorm = Tensor.ones([dModel], requiresGrad: true)
         inProj = Linear(inputSize: dModel, outputSize: 3 * dModel + 2 * groups * headDim, bias: false, rng: &rng)
         gateBias = Tensor(shape: [dModel], data: (0..<dModel).map { _ in
             chunkSize > 2 ? T.log(1 + T(rng.uniform()) * T(chunkSize - 2)) : 0
         }, requiresGrad: true)
         outProj = Linear(inputSize: dModel, outputSize: dModel, bias: false, rng: &rng)
     }
+
+    /// The epsilon of the input RMSNorm (the reference's `torch.nn.RMSNorm(d_model, eps=1e-6)`).
+    public static var inputNormEpsilon: T { 1e-6 }
+
+    /// The layer is a whole pre-norm residual block, as the reference's.
+    public var includesResidual: Bool { true }
 
     /// The widths of z, v, a, q, k in the projection.
     var splits: [Int] { [dModel, dModel, dModel, groups * headDim, groups * headDim] }
@@ -59,12 +70,13 @@ public final class RAT<T: TensorScalar>: SequenceLayer {
     public func callAsFunction(_ x: Tensor<T>) -> Tensor<T> {
         precondition(x.rank == 3 && x.shape[2] == dModel, "RAT: input \(x.shape) for width \(dModel)")
         let (batch, length) = (x.shape[0], x.shape[1])
-        let p = tokenBlockedLinear(x, weight: inProj.weight, splits: splits)  // z, v, a [B, L, D]; q, k [B, L, G E]
+        let h = x.rmsNorm(gamma: inputNorm, eps: Self.inputNormEpsilon)        // [B, L, D]
+        let p = tokenBlockedLinear(h, weight: inProj.weight, splits: splits)  // z, v, a [B, L, D]; q, k [B, L, G E]
         let (vt, kt) = chunkedGatedRecurrence(values: p[1], keys: p[4], gateLogits: p[2], gateBias: gateBias, chunkSize: chunkSize)
         let o = chunkAttention(
             q: p[3].reshaped([batch, length, groups, headDim]), k: kt.reshaped([batch, length, heads, headDim]),
             v: vt.reshaped([batch, length, heads, headDim]), chunkSize: chunkSize, ropeBase: ropeBase)  // [B, L, H, E]
-        return tokenBlockedGatedLinear(o.reshaped([batch, length, dModel]), gateLogits: p[0], weight: outProj.weight)
+        return x + tokenBlockedGatedLinear(o.reshaped([batch, length, dModel]), gateLogits: p[0], weight: outProj.weight)
     }
 
     /// The recurrent state: the position, the partial (kt, vt) [B, D], and per sequence the rotated chunk-end keys
@@ -91,7 +103,7 @@ public final class RAT<T: TensorScalar>: SequenceLayer {
         Tape.withoutGradients {
             let batch = x.shape[0]
             let (d, e, qk) = (dModel, headDim, groups * headDim)
-            let p = inProj(x).data  // [B, 3D + 2 G E]
+            let p = inProj(x.rmsNorm(gamma: inputNorm, eps: Self.inputNormEpsilon)).data  // [B, 3D + 2 G E]
             let width = 3 * d + 2 * qk
             let chunk = state.position / chunkSize, first = state.position % chunkSize == 0
             let rotary = ChunkRotary<T>(positions: 1, dim: e, base: ropeBase, firstPosition: chunk)
@@ -141,13 +153,14 @@ public final class RAT<T: TensorScalar>: SequenceLayer {
                 }
             }
             state.position += 1
-            return outProj(Tensor(shape: [batch, d], data: gated))
+            return x + outProj(Tensor(shape: [batch, d], data: gated))
         }
     }
 
     /// in_proj.weight [D, 3D + 2 G E], gate_bias [D] (no weight decay), out_proj.weight [D, D].
     public var parameters: [NamedParameter<T>] {
-        inProj.parameters("in_proj") + [NamedParameter("gate_bias", gateBias, tags: .noWeightDecay)] + outProj.parameters("out_proj")
+        [NamedParameter("input_norm.weight", inputNorm, tags: .noWeightDecay)] + inProj.parameters("in_proj")
+            + [NamedParameter("gate_bias", gateBias, tags: .noWeightDecay)] + outProj.parameters("out_proj")
     }
 
     /// One key and one value of width D per finished chunk, plus the partial (kt, vt): 2 D (floor(T / C) + 1).

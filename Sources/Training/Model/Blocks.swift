@@ -75,11 +75,14 @@ final class FeedForward<T: TensorScalar> {
     }
 }
 
-/// One residual block: a sequence mixer (optionally bidirectional) and an optional feed-forward.
+/// One residual block: a sequence mixer (optionally bidirectional) and an optional feed-forward. A mixer whose
+/// reference is a whole residual block (`includesResidual`: RAT, GAM) is called as it is, without the block's norm
+/// and residual around it.
 final class ResidualBlock<T: TensorScalar> {
     let mixer: any SequenceLayer<T>
     let reverseMixer: (any SequenceLayer<T>)?
-    let mixerNorm: Norm<T>
+    /// The norm before the mixer; nil when the mixer holds its own.
+    let mixerNorm: Norm<T>?
     let feedForward: FeedForward<T>?
     let feedForwardNorm: Norm<T>?
     let prenorm: Bool
@@ -91,7 +94,10 @@ final class ResidualBlock<T: TensorScalar> {
         reverseMixer = config.bidirectional
             ? try LayerRegistry.make(config.layer, dModel: d, options: config.layerOptions, seed: seed &+ UInt64(2 * index + 1))
             : nil
-        mixerNorm = Norm(kind: config.norm, width: d)
+        if mixer.includesResidual && config.bidirectional {
+            throw SequenceLabError("layer \(config.layer) is a whole residual block (norm and residual inside); it has no bidirectional form")
+        }
+        mixerNorm = mixer.includesResidual ? nil : Norm(kind: config.norm, width: d)
         if config.feedForward != .none {
             feedForward = FeedForward(kind: config.feedForward, width: d, expand: config.feedForwardExpand, rng: &rng)
             feedForwardNorm = Norm(kind: config.norm, width: d)
@@ -104,12 +110,17 @@ final class ResidualBlock<T: TensorScalar> {
     }
 
     func callAsFunction(_ x: Tensor<T>, lengths: [Int], training: Bool, rng: inout RandomGenerator) -> Tensor<T> {
-        var h = residual(x, norm: mixerNorm, training: training, rng: &rng) { u in
-            var y = mixer(u)
-            if let reverseMixer {
-                y = y + reverseMixer(u.reversedWithin(lengths: lengths)).reversedWithin(lengths: lengths)
+        var h = x
+        if let mixerNorm {
+            h = residual(x, norm: mixerNorm, training: training, rng: &rng) { u in
+                var y = mixer(u)
+                if let reverseMixer {
+                    y = y + reverseMixer(u.reversedWithin(lengths: lengths)).reversedWithin(lengths: lengths)
+                }
+                return y
             }
-            return y
+        } else {
+            h = mixer(x)
         }
         if let feedForward, let feedForwardNorm {
             h = residual(h, norm: feedForwardNorm, training: training, rng: &rng) { feedForward($0) }
@@ -126,14 +137,14 @@ final class ResidualBlock<T: TensorScalar> {
 
     func parameters(_ name: String) -> [NamedParameter<T>] {
         mixer.parameters.prefixed("\(name).mixer") + (reverseMixer?.parameters.prefixed("\(name).reverse_mixer") ?? [])
-            + mixerNorm.parameters("\(name).norm1") + (feedForward?.parameters("\(name).ff") ?? [])
+            + (mixerNorm?.parameters("\(name).norm1") ?? []) + (feedForward?.parameters("\(name).ff") ?? [])
             + (feedForwardNorm?.parameters("\(name).norm2") ?? [])
     }
 
     func buffers(_ name: String) -> [(String, Tensor<T>)] {
         mixer.buffers.map { ("\(name).mixer.\($0.name)", $0.tensor) }
             + (reverseMixer?.buffers.map { ("\(name).reverse_mixer.\($0.name)", $0.tensor) } ?? [])
-            + mixerNorm.buffers("\(name).norm1") + (feedForwardNorm?.buffers("\(name).norm2") ?? [])
+            + (mixerNorm?.buffers("\(name).norm1") ?? []) + (feedForwardNorm?.buffers("\(name).norm2") ?? [])
     }
 }
 
