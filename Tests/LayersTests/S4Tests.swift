@@ -211,6 +211,31 @@ final class S4Tests: XCTestCase {
         XCTAssertEqual(S4DInitialization.lin.diagonal(stateSize: 8).map(\.imaginary), (0..<4).map { Double.pi * Double($0) })
     }
 
+    /// The references' dropouts: s4d.py one DropoutNd mask per (b, h) after GELU (tied over L); s4.py nn.Dropout
+    /// before and after GELU (elementwise). With H = 1, W = [1, 0] and no bias the block returns GELU(v) / 2 (times the
+    /// masks), so training / eval is the mask itself: constant over t for s4d, varying over t for s4.
+    func testDropoutFollowsTheReferences() throws {
+        var rng = RandomGenerator(seed: 5)
+        let x = Tensor<Double>.randn([4, 16, 1], using: &rng)
+        for name in ["s4", "s4d"] {
+            let layer = try XCTUnwrap(try LayerRegistry.make(name, dModel: 1, options: LayerOptions(["d_state": "4", "dropout": "0.5"]),
+                                                             seed: 1, as: Double.self) as? S4Block<Double>)
+            layer.outputWeight.data = [1, 0]
+            layer.outputBias.data = [0, 0]
+            layer.isTraining = false
+            let eval = Tape.withoutGradients { layer(x) }.data
+            layer.isTraining = true
+            let train = Tape.withoutGradients { layer(x) }.data
+            var tiedRows = 0
+            for b in 0..<4 {
+                let ratios = (0..<16).map { train[b * 16 + $0] / eval[b * 16 + $0] }
+                if ratios.allSatisfy({ abs($0 - ratios[0]) < 1e-12 }) { tiedRows += 1 }
+                if name == "s4d" { XCTAssertTrue(abs(ratios[0]) < 1e-12 || abs(ratios[0] - 2) < 1e-12, "\(ratios[0])") }
+            }
+            XCTAssertEqual(tiedRows, name == "s4d" ? 4 : 0, name)
+        }
+    }
+
     func testLayerChecksPass() throws {
         for name in ["s4", "s4d"] {
             let results = try LayerCheck.run(name, quick: true)

@@ -3,7 +3,8 @@ import Tensors
 
 // The S4 block as in the S4 repository (state-spaces/s4): `s4` = models/s4/s4.py `S4Block(transposed=False)` (FFTConv
 // + SSMKernelDPLR), `s4d` = models/s4/s4d.py `S4D(transposed=False)`:
-//   y = GLU(Linear_{H -> 2H}(Dropout(GELU(K * u + D u))))      (s4d: Conv1d_{H -> 2H, k=1} in place of the Linear)
+//   s4:  y = GLU(Linear_{H -> 2H}(Dropout(GELU(Dropout(K * u + D u)))))      (nn.Dropout, elementwise, twice)
+//   s4d: y = GLU(Conv1d_{H -> 2H, k=1}(DropoutNd(GELU(K * u + D u))))        (one mask per (b, h), tied over L)
 // with K the SSM convolution kernel (S4: DPLR + Cauchy; S4D: diagonal + Vandermonde), causal, or two-sided when
 // bidirectional (K = pad(K0, right L) + pad(flip(K1), left L)). Residual and normalisation belong to the model.
 // Recurrent form (inference): x_t = Abar x_{t-1} + Bbar u_t, y_t = C x_t + D u_t, then the same GELU, Linear, GLU.
@@ -79,13 +80,14 @@ public struct SSMState<T: TensorScalar> {
     public let batch: Int
 }
 
-/// The S4 / S4D block: SSM convolution + D skip -> GELU -> dropout -> Linear (or 1x1 Conv1d) to 2H -> GLU.
+/// The S4 / S4D block: SSM convolution + D skip -> GELU -> Linear (or 1x1 Conv1d) to 2H -> GLU, with the
+/// reference's dropouts.
 public final class S4Block<T: TensorScalar>: SequenceLayer {
     public typealias Scalar = T
     public let dModel: Int
     /// The SSM: kernel, parameters, recurrence.
     public let ssm: any SSMKernelGenerator<T>
-    /// The module whose state_dict keys and layouts the block follows.
+    /// The module whose state_dict keys, layouts and dropouts the block follows.
     public let reference: S4Reference
     /// The skip D: [1, H] (s4) or [H] (s4d).
     public let d: Tensor<T>
@@ -93,7 +95,7 @@ public final class S4Block<T: TensorScalar>: SequenceLayer {
     public let outputWeight: Tensor<T>, outputBias: Tensor<T>
     /// Two-sided convolution (no recurrent form).
     public let bidirectional: Bool
-    /// Dropout probability after GELU (applied only while `isTraining`).
+    /// Dropout probability (applied only while `isTraining`).
     public let dropout: Double
     /// Whether dropout is active.
     public var isTraining = true
@@ -128,9 +130,21 @@ public final class S4Block<T: TensorScalar>: SequenceLayer {
         let length = x.shape[1]
         let k = ssm.kernel(length: length, direction: 0)  // [H, L]
         let k1 = bidirectional ? ssm.kernel(length: length, direction: 1) : nil
+        let training = isTraining && dropout > 0
+        if training && reference == .s4 {  // s4.py: nn.Dropout before GELU (FFTConv) and after it (S4Block)
+            let v = fftConvolution(x, kernel: k, anticausalKernel: k1, skip: skip)  // [B, L, H]
+            let y = v.dropout(dropout, training: true, using: &dropoutGenerator).fastGELU()
+            return gluLinear(y.dropout(dropout, training: true, using: &dropoutGenerator), weight: weight, bias: outputBias)
+        }
         var y = fftConvolutionGELU(x, kernel: k, anticausalKernel: k1, skip: skip)  // GELU(K * u + D u), channel-major [B, H, L]
-        if isTraining && dropout > 0 { y = y.dropout(dropout, training: true, using: &dropoutGenerator) }
+        if training { y = y * tiedDropoutMask(batch: x.shape[0]) }  // s4d.py: DropoutNd, one draw per (b, h)
         return gluLinearChannelMajor(y, weight: weight, bias: outputBias)  // [B, L, H]
+    }
+
+    /// Inverted-dropout mask [B, H, 1] (m / (1 - p), m ~ Bernoulli(1 - p)), broadcast over L.
+    private func tiedDropoutMask(batch: Int) -> Tensor<T> {
+        let scale = T(1 / (1 - dropout))
+        return Tensor(shape: [batch, dModel, 1], data: (0..<(batch * dModel)).map { _ in dropoutGenerator.uniform() >= dropout ? scale : 0 })
     }
 
     @_specialize(where T == Float)
@@ -233,7 +247,7 @@ enum SSMOptions {
         LayerOptionSpec("dt_max", "0.1", "largest initial step size dt (log dt ~ U[log dt_min, log dt_max])"),
         LayerOptionSpec("n_ssm", "0", "independent (A, B) SSMs shared over the channels; 0 = one per channel (untied); must divide d_model"),
         LayerOptionSpec("bidirectional", "false", "two-sided convolution (no recurrent form)"),
-        LayerOptionSpec("dropout", "0", "dropout after GELU"),
+        LayerOptionSpec("dropout", "0", "dropout probability (s4: before and after GELU, elementwise; s4d: after GELU, tied over L)"),
         LayerOptionSpec("lr", "0.001", "learning rate of the SSM parameters (no weight decay; s4's C keeps it); 0 freezes them "
                         + "(buffers, as the references); the references default to None, example.py passes min(0.001, lr)"),
     ]
