@@ -118,8 +118,9 @@ final class S4Tests: XCTestCase {
         let short = ssm.kernel(length: 16, direction: 0).data
         let c = (0..<2).map { ssm.discreteSystem(channel: $0).c(fromCTilde: ssm.cTilde(channel: $0, direction: 0), length: 16) }
         let uncorrected = Tape.withoutGradients { () -> [Double] in  // the old C-tilde, evaluated at 2L
-            s4DPLRKernel(logDt: ssm.logDt, lambdaRe: ssm.logLambdaReal.exp() * -1.0, lambdaIm: ssm.lambdaImag, pRe: ssm.pRe,
-                         pIm: ssm.pIm, bRe: ssm.bRe, bIm: ssm.bIm, cRe: ssm.cRe, cIm: ssm.cIm, length: 32).data
+            let (p, b, c) = (complexParts(ssm.p, shape: [2, 4]), complexParts(ssm.b, shape: [2, 4]), complexParts(ssm.c, shape: [2, 4]))
+            return s4DPLRKernel(logDt: ssm.invDt.reshaped([2]), lambdaRe: ssm.aReal.exp() * -1.0, lambdaIm: ssm.aImag * -1.0,
+                                pRe: p.re, pIm: p.im, bRe: b.re, bIm: b.im, cRe: c.re, cIm: c.im, length: 32).data
         }
         let long = ssm.kernel(length: 32, direction: 0).data  // doubles
         XCTAssertEqual(ssm.kernelLength, 32)
@@ -134,20 +135,105 @@ final class S4Tests: XCTestCase {
         XCTAssertLessThan(GradientCheck.relativeError(prefix, (0..<2).flatMap { h in long[(h * 32)..<(h * 32 + 5)] }), 1e-12)
     }
 
-    /// The kernel length C-tilde belongs to is a listed (frozen) parameter: copying the parameters by name into a
-    /// fresh layer after a doubling reproduces the layer (what loading a checkpoint does).
-    func testKernelLengthTravelsWithTheParameters() throws {
+    /// The kernel length C-tilde belongs to is the buffer `layer.kernel.l_kernel` (s4.py's): copying parameters and
+    /// buffers by name into a fresh layer after a doubling reproduces the layer (what loading a checkpoint does); a
+    /// raw C loaded with l_kernel = 0 (a reference module before its first forward) is set up for l_max on load.
+    func testKernelLengthTravelsWithTheBuffers() throws {
         let options = LayerOptions(["d_state": "8", "l_max": "8"])
         let trained: any SequenceLayer<Double> = try LayerRegistry.make("s4", dModel: 3, options: options, seed: 1)
         var rng = RandomGenerator(seed: 2)
         let x = Tensor<Double>.randn([1, 20, 3], using: &rng)
         let before = Tape.withoutGradients { trained(x) }.data  // doubles 8 -> 16 -> 32
         let restored: any SequenceLayer<Double> = try LayerRegistry.make("s4", dModel: 3, options: options, seed: 7)
-        let source = Dictionary(uniqueKeysWithValues: trained.parameters.map { ($0.name, $0.tensor) })
-        for p in restored.parameters { p.tensor.data = source[p.name]!.data }
-        XCTAssertEqual(source["kernel_length"]?.data, [32])
-        XCTAssertEqual(restored.parameters.first { $0.name == "kernel_length" }?.tags.learningRate, 0)
+        func state(_ layer: any SequenceLayer<Double>) -> [String: Tensor<Double>] {
+            Dictionary(uniqueKeysWithValues: layer.parameters.map { ($0.name, $0.tensor) } + layer.buffers.map { ($0.name, $0.tensor) })
+        }
+        let source = state(trained)
+        XCTAssertEqual(trained.buffers.map(\.name), ["layer.kernel.l_kernel"])
+        XCTAssertNil(trained.parameters.parameter(named: "layer.kernel.l_kernel"))
+        XCTAssertEqual(source["layer.kernel.l_kernel"]?.shape, [])
+        XCTAssertEqual(source["layer.kernel.l_kernel"]?.data, [32])
+        for (name, tensor) in state(restored) { tensor.data = source[name]!.data }
+        restored.stateDidLoad()
         XCTAssertLessThan(GradientCheck.relativeError(Tape.withoutGradients { restored(x) }.data, before), 1e-12)
+
+        // Raw C (l_kernel = 0): C-tilde = C (I - Abar^8) at load, l_kernel 8.
+        let fresh: any SequenceLayer<Double> = try LayerRegistry.make("s4", dModel: 3, options: options, seed: 1)
+        let ssm = try XCTUnwrap((fresh as? S4Block<Double>)?.ssm as? DPLRSSM<Double>)
+        let expected = ssm.c.data
+        let raw = (0..<3).flatMap { h in
+            ssm.discreteSystem(channel: h).c(fromCTilde: ssm.cTilde(channel: h, direction: 0), length: 8).prefix(4)
+                .flatMap { [$0.real, $0.imaginary] }
+        }
+        ssm.c.data = raw
+        ssm.lKernel.data = [0]
+        fresh.stateDidLoad()
+        XCTAssertEqual(ssm.kernelLength, 8)
+        XCTAssertLessThan(GradientCheck.relativeError(ssm.c.data, expected), 1e-12)
+    }
+
+    /// Names and shapes are s4.py's S4Block and s4d.py's S4D state_dict keys and layouts; with lr = 0 the SSM tensors
+    /// are buffers (s4: also C; s4d: C stays trained), as in the references.
+    func testParameterNamesAndShapesAreTheReferences() throws {
+        func layout(_ name: String, _ options: [String: String]) throws -> (params: [String: [Int]], buffers: [String: [Int]]) {
+            let layer: any SequenceLayer<Float> = try LayerRegistry.make(name, dModel: 4, options: LayerOptions(options))
+            layer.parameters.checkUniqueNames()
+            return (Dictionary(uniqueKeysWithValues: layer.parameters.map { ($0.name, $0.tensor.shape) }),
+                    Dictionary(uniqueKeysWithValues: layer.buffers.map { ($0.name, $0.tensor.shape) }))
+        }
+        let s4 = try layout("s4", ["d_state": "8", "n_ssm": "2", "bidirectional": "true"])
+        XCTAssertEqual(s4.params, ["layer.kernel.inv_dt": [4, 1], "layer.kernel.A_real": [2, 4], "layer.kernel.A_imag": [2, 4],
+                                   "layer.kernel.P": [1, 2, 4, 2], "layer.kernel.B": [1, 2, 4, 2], "layer.kernel.C": [2, 4, 4, 2],
+                                   "layer.D": [1, 4], "output_linear.0.weight": [8, 4], "output_linear.0.bias": [8]])
+        XCTAssertEqual(s4.buffers, ["layer.kernel.l_kernel": []])
+        let s4Frozen = try layout("s4", ["d_state": "8", "lr": "0"])
+        XCTAssertEqual(Set(s4Frozen.params.keys), ["layer.D", "output_linear.0.weight", "output_linear.0.bias"])
+        XCTAssertEqual(Set(s4Frozen.buffers.keys), Set(["inv_dt", "A_real", "A_imag", "P", "B", "C", "l_kernel"].map { "layer.kernel." + $0 }))
+        let s4d = try layout("s4d", ["d_state": "8"])
+        XCTAssertEqual(s4d.params, ["kernel.log_dt": [4], "kernel.log_A_real": [4, 4], "kernel.A_imag": [4, 4], "kernel.C": [4, 4, 2],
+                                    "D": [4], "output_linear.0.weight": [8, 4, 1], "output_linear.0.bias": [8]])
+        XCTAssertEqual(s4d.buffers, [:])
+        let s4dFrozen = try layout("s4d", ["d_state": "8", "lr": "0"])
+        XCTAssertEqual(Set(s4dFrozen.params.keys), ["kernel.C", "D", "output_linear.0.weight", "output_linear.0.bias"])
+        XCTAssertEqual(Set(s4dFrozen.buffers.keys), ["kernel.log_dt", "kernel.log_A_real", "kernel.A_imag"])
+    }
+
+    /// s4.py's init: A_imag = -Im Lambda > 0, Im B clipped to [-2, 2] (B_clip); s4d.py's S4D-Lin: A_imag = +pi n.
+    func testInitialisationFollowsTheReferences() throws {
+        var rng = RandomGenerator(seed: 1)
+        let ssm = DPLRSSM<Double>(channels: 2, stateSize: 64, tiedSSMs: 1, dtMin: 0.001, dtMax: 0.1, directions: 1,
+                                  kernelLength: 16, learningRate: 1e-3, rng: &rng)
+        XCTAssertTrue(ssm.aImag.data.allSatisfy { $0 > 0 })
+        XCTAssertEqual(ssm.aImag.data[0], 1303.27, accuracy: 0.01)
+        let bIm = complexValues(ssm.b, from: 0, count: 32).map(\.imaginary)
+        XCTAssertEqual(bIm.filter { abs($0) == 2 }.count, 11)
+        XCTAssertTrue(bIm.allSatisfy { abs($0) <= 2 })
+        XCTAssertEqual(S4DInitialization.lin.diagonal(stateSize: 8).map(\.imaginary), (0..<4).map { Double.pi * Double($0) })
+    }
+
+    /// The references' dropouts: s4d.py one DropoutNd mask per (b, h) after GELU (tied over L); s4.py nn.Dropout
+    /// before and after GELU (elementwise). With H = 1, W = [1, 0] and no bias the block returns GELU(v) / 2 (times the
+    /// masks), so training / eval is the mask itself: constant over t for s4d, varying over t for s4.
+    func testDropoutFollowsTheReferences() throws {
+        var rng = RandomGenerator(seed: 5)
+        let x = Tensor<Double>.randn([4, 16, 1], using: &rng)
+        for name in ["s4", "s4d"] {
+            let layer = try XCTUnwrap(try LayerRegistry.make(name, dModel: 1, options: LayerOptions(["d_state": "4", "dropout": "0.5"]),
+                                                             seed: 1, as: Double.self) as? S4Block<Double>)
+            layer.outputWeight.data = [1, 0]
+            layer.outputBias.data = [0, 0]
+            layer.isTraining = false
+            let eval = Tape.withoutGradients { layer(x) }.data
+            layer.isTraining = true
+            let train = Tape.withoutGradients { layer(x) }.data
+            var tiedRows = 0
+            for b in 0..<4 {
+                let ratios = (0..<16).map { train[b * 16 + $0] / eval[b * 16 + $0] }
+                if ratios.allSatisfy({ abs($0 - ratios[0]) < 1e-12 }) { tiedRows += 1 }
+                if name == "s4d" { XCTAssertTrue(abs(ratios[0]) < 1e-12 || abs(ratios[0] - 2) < 1e-12, "\(ratios[0])") }
+            }
+            XCTAssertEqual(tiedRows, name == "s4d" ? 4 : 0, name)
+        }
     }
 
     func testLayerChecksPass() throws {
@@ -167,10 +253,15 @@ final class S4Tests: XCTestCase {
         XCTAssertEqual(s4d.stateSize(sequenceLength: 100), 4 * 64)
         let byName = Dictionary(uniqueKeysWithValues: s4d.parameters.map { ($0.name, $0) })
         for name in ["log_dt", "log_A_real", "A_imag"] {
-            XCTAssertEqual(byName[name]?.tags, ParameterTags(weightDecay: false, learningRate: 0.002), name)
+            XCTAssertEqual(byName["kernel." + name]?.tags, ParameterTags(weightDecay: false, learningRate: 0.002), name)
         }
-        XCTAssertEqual(byName["A_imag"]?.tensor.shape, [2, 32])
-        XCTAssertEqual(byName["C_re"]?.tags, ParameterTags())
+        XCTAssertEqual(byName["kernel.A_imag"]?.tensor.shape, [2, 32])
+        XCTAssertEqual(byName["kernel.C"]?.tags, ParameterTags())
+        let s4: any SequenceLayer<Float> = try LayerRegistry.make("s4", dModel: 4, options: LayerOptions(["d_state": "4", "lr": "0.002"]))
+        let s4Tags = Dictionary(uniqueKeysWithValues: s4.parameters.map { ($0.name, $0.tags) })
+        XCTAssertEqual(s4Tags["layer.kernel.B"], ParameterTags(weightDecay: false, learningRate: 0.002))
+        XCTAssertEqual(s4Tags["layer.kernel.C"], ParameterTags(weightDecay: true, learningRate: 0.002))  // s4.py: lr, decayed
+        XCTAssertEqual(s4Tags["layer.D"], ParameterTags())
         s4d.parameters.checkUniqueNames()
         XCTAssertThrowsError(try LayerRegistry.make("s4", dModel: 6, options: LayerOptions(["n_ssm": "4"]), as: Float.self)) { error in
             XCTAssertTrue("\(error)".contains("n_ssm 4 must divide d_model 6"))

@@ -4,7 +4,13 @@ import Tensors
 // S4D (Gu, Gupta, Goel, Re, "On the Parameterization and Initialization of Diagonal State Space Models",
 // NeurIPS 2022): a diagonal state matrix with N/2 complex modes per channel (conjugate symmetry), B = 1, learned C,
 // ZOH or bilinear discretisation, and the Vandermonde kernel K_l = 2 Re sum_n C_n Bbar_n Abar_n^l.
-// Parameters as the S4 repository's `s4d.py`: log dt [H], log(-Re A) and Im A [n_ssm, N/2], C [H, N/2] complex.
+// Tensors as s4d.py's `S4DKernel` holds them (state_dict keys under `kernel.`; C as view_as_real pairs):
+//   log_dt [H]                    dt = exp(log_dt)
+//   log_A_real, A_imag [S, N/2]   A = -exp(log_A_real) + i A_imag          (S = H in s4d.py, which has no n_ssm)
+//   C [H, N/2, 2]                 ([2, H, N/2, 2] when bidirectional: a SequenceLab extension)
+// With lr = 0 s4d.py registers log_dt, log_A_real and A_imag as buffers (C stays trained); so does this class.
+// SequenceLab extensions without an s4d.py counterpart: n_ssm < H, bidirectional, bilinear discretisation, and the
+// S4D-Inv / S4D-Real initialisations (s4d.py has S4D-Lin only; s4.py's dplr() builds the others).
 
 /// The diagonal SSM of an S4D block.
 public final class DiagonalSSM<T: TensorScalar>: SSMKernelGenerator {
@@ -17,14 +23,15 @@ public final class DiagonalSSM<T: TensorScalar>: SSMKernelGenerator {
     /// A = -exp(logAReal) + i aImag, [n_ssm, N/2].
     public let logAReal: Tensor<T>
     public let aImag: Tensor<T>
-    /// C: [H, N/2], or [2, H, N/2] when bidirectional.
-    public let cRe: Tensor<T>, cIm: Tensor<T>
+    /// C: [H, N/2, 2], or [2, H, N/2, 2] when bidirectional.
+    public let c: Tensor<T>
     /// ZOH or bilinear.
     public let discretization: Discretization
     private let directions: Int
     private let learningRate: Double
 
     /// A from `initialization` for every SSM, C ~ complex normal (variance 1/2 per part), log dt ~ U[log dt_min, log dt_max].
+    /// `learningRate` 0 freezes log dt and A (buffers, no gradient).
     public init(channels: Int, stateSize: Int, tiedSSMs: Int, initialization: S4DInitialization, discretization: Discretization,
                 dtMin: Double, dtMax: Double, directions: Int, learningRate: Double, rng: inout RandomGenerator) {
         precondition(channels % tiedSSMs == 0, "DiagonalSSM: n_ssm must divide H")
@@ -33,34 +40,39 @@ public final class DiagonalSSM<T: TensorScalar>: SSMKernelGenerator {
         self.discretization = discretization
         self.directions = directions
         self.learningRate = learningRate
-        let modes = stateSize / 2
+        let modes = stateSize / 2, trained = learningRate > 0
         let a = initialization.diagonal(stateSize: stateSize)
-        logDt = initialLogDt(channels: channels, dtMin: dtMin, dtMax: dtMax, rng: &rng)
-        logAReal = Tensor(shape: [tiedSSMs, modes], data: (0..<(tiedSSMs * modes)).map { T(Double.log(-a[$0 % modes].real)) }, requiresGrad: true)
-        aImag = Tensor(shape: [tiedSSMs, modes], data: (0..<(tiedSSMs * modes)).map { T(a[$0 % modes].imaginary) }, requiresGrad: true)
-        let cShape = directions == 1 ? [channels, modes] : [directions, channels, modes]
-        let std = T(0.5.squareRoot())
-        cRe = Tensor.randn(cShape, std: std, using: &rng, requiresGrad: true)
-        cIm = Tensor.randn(cShape, std: std, using: &rng, requiresGrad: true)
+        logDt = Tensor(shape: [channels], data: initialLogDt(channels: channels, dtMin: dtMin, dtMax: dtMax, rng: &rng), requiresGrad: trained)
+        logAReal = Tensor(shape: [tiedSSMs, modes], data: (0..<(tiedSSMs * modes)).map { T(Double.log(-a[$0 % modes].real)) }, requiresGrad: trained)
+        aImag = Tensor(shape: [tiedSSMs, modes], data: (0..<(tiedSSMs * modes)).map { T(a[$0 % modes].imaginary) }, requiresGrad: trained)
+        let cShape = (directions == 1 ? [] : [directions]) + [channels, modes, 2]
+        c = Tensor.randn(cShape, std: T(0.5.squareRoot()), using: &rng, requiresGrad: true)
     }
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func kernel(length: Int, direction: Int) -> Tensor<T> {
         let modes = stateSize / 2
-        func direct(_ c: Tensor<T>) -> Tensor<T> {
-            directions == 1 ? c : c.slice(axis: 0, direction..<(direction + 1)).reshaped([channels, modes])
-        }
+        let (cRe, cIm) = complexParts(c, shape: [channels, modes], offset: direction * channels * modes)
         return s4dKernel(logDt: logDt, aRe: expandTied(logAReal.exp() * T(-1), channels: channels),
-                         aIm: expandTied(aImag, channels: channels), cRe: direct(cRe), cIm: direct(cIm), length: length,
+                         aIm: expandTied(aImag, channels: channels), cRe: cRe, cIm: cIm, length: length,
                          discretization: discretization)  // [H, L]
     }
 
-    /// log dt, log(-Re A), Im A with the SSM tags (own learning rate, no weight decay); C untagged.
+    /// s4d.py's tags: log dt, log(-Re A), Im A with the SSM learning rate and no weight decay (buffers with lr 0);
+    /// C untagged.
     public var parameters: [NamedParameter<T>] {
         let ssm = ParameterTags(weightDecay: false, learningRate: learningRate)
-        return [NamedParameter("log_dt", logDt, tags: ssm), NamedParameter("log_A_real", logAReal, tags: ssm),
-                NamedParameter("A_imag", aImag, tags: ssm), NamedParameter("C_re", cRe), NamedParameter("C_im", cIm)]
+        let dynamics = learningRate > 0
+            ? [NamedParameter("log_dt", logDt, tags: ssm), NamedParameter("log_A_real", logAReal, tags: ssm),
+               NamedParameter("A_imag", aImag, tags: ssm)]
+            : []
+        return dynamics + [NamedParameter("C", c)]
+    }
+
+    /// With lr = 0: log dt and A, frozen.
+    public var buffers: [(name: String, tensor: Tensor<T>)] {
+        learningRate > 0 ? [] : [("log_dt", logDt), ("log_A_real", logAReal), ("A_imag", aImag)]
     }
 
     /// Abar, Bbar, C per (h, n) from the current parameter values.
@@ -79,8 +91,9 @@ public final class DiagonalSSM<T: TensorScalar>: SSMKernelGenerator {
                 (bRe[j], bIm[j]) = (T(mode.bBar.real), T(mode.bBar.imaginary))
             }
         }
-        let c = channels * modes
-        return .diagonal(aRe: aRe, aIm: aIm, bRe: bRe, bIm: bIm, cRe: Array(cRe.data[0..<c]), cIm: Array(cIm.data[0..<c]), modes: modes)
+        let direction0 = complexValues(c, from: 0, count: channels * modes)  // the causal C
+        return .diagonal(aRe: aRe, aIm: aIm, bRe: bRe, bIm: bIm, cRe: direction0.map { T($0.real) }, cIm: direction0.map { T($0.imaginary) },
+                         modes: modes)
     }
 }
 
@@ -111,6 +124,6 @@ public enum S4DFactory: LayerFactory {
         let ssm = DiagonalSSM<T>(channels: dModel, stateSize: v.stateSize, tiedSSMs: v.tiedSSMs, initialization: initialization,
                                  discretization: discretization, dtMin: v.dtMin, dtMax: v.dtMax,
                                  directions: v.bidirectional ? 2 : 1, learningRate: v.lr, rng: &rng)
-        return S4Block(ssm: ssm, bidirectional: v.bidirectional, dropout: v.dropout, rng: &rng)
+        return S4Block(ssm: ssm, reference: .s4d, bidirectional: v.bidirectional, dropout: v.dropout, rng: &rng)
     }
 }

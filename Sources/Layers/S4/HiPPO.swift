@@ -61,11 +61,13 @@ public struct NPLRDecomposition {
     }
 }
 
-/// The diagonal initialisations of S4D (the N/2 modes of a conjugate-symmetric state of size N).
+/// The diagonal initialisations of S4D (the N/2 modes of a conjugate-symmetric state of size N), with the positive
+/// imaginary parts s4d.py stores (A = -exp(log_A_real) + i A_imag, A_imag = pi n); the paper writes the conjugate
+/// system, which has the same kernel distribution (C ~ CN(0, 1) is conjugation invariant).
 public enum S4DInitialization: String, CaseIterable, Sendable {
-    /// S4D-Lin: A_n = -1/2 - i pi n.
+    /// S4D-Lin: A_n = -1/2 + i pi n (s4d.py).
     case lin
-    /// S4D-Inv: A_n = -1/2 - i (N/pi) (N/(2n+1) - 1).
+    /// S4D-Inv: A_n = -1/2 + i (N/pi) (N/(2n+1) - 1) (s4.py's dplr(init='inv'), in s4d.py's sign convention).
     case inv
     /// S4D-Real: A_n = -(n+1) (also Mamba's).
     case real
@@ -75,8 +77,8 @@ public enum S4DInitialization: String, CaseIterable, Sendable {
         (0..<(n / 2)).map { k in
             let m = Double(k)
             switch self {
-            case .lin: return Complex64(-0.5, -Double.pi * m)
-            case .inv: return Complex64(-0.5, -(Double(n) / Double.pi) * (Double(n) / (2 * m + 1) - 1))
+            case .lin: return Complex64(-0.5, Double.pi * m)
+            case .inv: return Complex64(-0.5, (Double(n) / Double.pi) * (Double(n) / (2 * m + 1) - 1))
             case .real: return Complex64(-(m + 1), 0)
             }
         }

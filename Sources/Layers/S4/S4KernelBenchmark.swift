@@ -24,13 +24,18 @@ public enum S4KernelBenchmark {
                                           discretization: .zoh, dtMin: 0.001, dtMax: 0.1, directions: 1, learningRate: 1e-3, rng: &rng)
         for length in lengths {
             // The kernels as `seqlab op` evaluates them, at exactly this length (no truncation of a longer kernel).
+            // The kernels as `seqlab op` evaluates them, at exactly this length (no truncation of a longer kernel).
+            let modes = stateSize / 2
             let s4: (Bool) -> Tensor<Float> = { _ in
-                s4DPLRKernel(logDt: dplr.logDt, lambdaRe: dplr.logLambdaReal.exp() * -1, lambdaIm: dplr.lambdaImag, pRe: dplr.pRe,
-                             pIm: dplr.pIm, bRe: dplr.bRe, bIm: dplr.bIm, cRe: dplr.cRe, cIm: dplr.cIm, length: length)
+                let (p, b, c) = (complexParts(dplr.p, shape: [channels, modes]), complexParts(dplr.b, shape: [channels, modes]),
+                                 complexParts(dplr.c, shape: [channels, modes]))
+                return s4DPLRKernel(logDt: dplr.invDt.reshaped([channels]), lambdaRe: dplr.aReal.exp() * -1, lambdaIm: dplr.aImag * -1,
+                                    pRe: p.re, pIm: p.im, bRe: b.re, bIm: b.im, cRe: c.re, cIm: c.im, length: length)
             }
             let s4d: (Bool) -> Tensor<Float> = { _ in
-                s4dKernel(logDt: diagonal.logDt, aRe: diagonal.logAReal.exp() * -1, aIm: diagonal.aImag, cRe: diagonal.cRe,
-                          cIm: diagonal.cIm, length: length)
+                let c = complexParts(diagonal.c, shape: [channels, modes])
+                return s4dKernel(logDt: diagonal.logDt, aRe: diagonal.logAReal.exp() * -1, aIm: diagonal.aImag, cRe: c.re, cIm: c.im,
+                                 length: length)
             }
             for (name, kernel, parameters) in [("s4_dplr_kernel", s4, dplr.parameters), ("s4d_kernel", s4d, diagonal.parameters)] {
                 let seed = [Float](repeating: 1e-2, count: channels * length)
