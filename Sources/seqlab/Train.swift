@@ -43,6 +43,7 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("log-every")) var logEvery: Int?
     @Option(name: .customLong("eval-examples")) var evalExamples: Int?
     @Option(name: .customLong("target-accuracy")) var targetAccuracy: Double?
+    @Option(name: .customLong("init-from"), help: "Initial weights: a PyTorch state dict (safetensors) keyed by the model's parameter paths (seqlab convert writes one).") var initFrom: String?
 
     @Argument(parsing: .allUnrecognized, help: "Layer and task options: --name value or --flag.") var extra: [String] = []
 
@@ -114,6 +115,7 @@ struct Train: ParsableCommand {
         if let logEvery { c.logEvery = logEvery }
         if let evalExamples { c.evalExamples = evalExamples }
         if let targetAccuracy { c.targetAccuracy = targetAccuracy }
+        if let initFrom { c.initFrom = initFrom }
         try c.validate()
         return c
     }

@@ -29,26 +29,11 @@ enum Checkpoint {
 
     /// Restores parameters, buffers and optimiser from `url`; returns the trainer state saved with them.
     static func load(from url: URL, model: SequenceModel<Float>, optimizer: any Optimizer<Float>) throws -> TrainerState {
-        let file = try SafeTensors.read(from: url)
-        if let written = file.metadata["format"], written != format {
-            let why = written == "seqlab-checkpoint-1"
-                ? "its Linear weights are [in, out] (format 1); this build stores PyTorch layouts (\(format)): rerun the run from scratch in a new directory"
-                : "format '\(written)' is not \(format)"
-            throw SequenceLabError("\(url.path): \(why)")
-        }
+        let file = try loadWeights(from: url, model: model)
         guard let json = file.metadata["trainer_state"],
               let state = try? JSONDecoder().decode(TrainerState.self, from: Data(json.utf8)) else {
             throw SequenceLabError("\(url.path): not a seqlab checkpoint (no trainer state in its metadata)")
         }
-        for p in model.parameters {
-            let stored = try file.tensor("param.\(p.name)", as: Float.self)
-            guard stored.shape == p.tensor.shape else {
-                throw SequenceLabError("\(url.path): param.\(p.name) has shape \(stored.shape), the model needs \(p.tensor.shape)")
-            }
-            p.tensor.data = stored.data
-        }
-        for (name, b) in model.buffers { b.data = try file.tensor("buffer.\(name)", as: Float.self).data }
-        model.stateDidLoad()
         var first: [String: [Double]] = [:], second: [String: [Double]] = [:]
         for name in file.names {
             if name.hasPrefix("optim.m.") { first[String(name.dropFirst(8))] = try file.tensor(name, as: Double.self).data }
@@ -57,5 +42,29 @@ enum Checkpoint {
         optimizer.load(state: OptimizerState(kind: state.optimizerKind, step: state.optimizerStep,
                                              parameterSteps: state.parameterSteps, firstMoments: first, secondMoments: second))
         return state
+    }
+
+    /// Restores the parameters and buffers of `model` from the checkpoint `url` (no optimiser); returns the file.
+    static func loadWeights<T: TensorScalar>(from url: URL, model: SequenceModel<T>) throws -> SafeTensors {
+        let file = try SafeTensors.read(from: url)
+        if let written = file.metadata["format"], written != format {
+            let why = written == "seqlab-checkpoint-1"
+                ? "its Linear weights are [in, out] (format 1); this build stores PyTorch layouts (\(format)): rerun the run from scratch in a new directory"
+                : "format '\(written)' is not \(format)"
+            throw SequenceLabError("\(url.path): \(why)")
+        }
+        guard file.metadata["trainer_state"] != nil else {
+            throw SequenceLabError("\(url.path): not a seqlab checkpoint (no trainer state in its metadata)")
+        }
+        for p in model.parameters {
+            let stored = try file.tensor("param.\(p.name)", as: T.self)
+            guard stored.shape == p.tensor.shape else {
+                throw SequenceLabError("\(url.path): param.\(p.name) has shape \(stored.shape), the model needs \(p.tensor.shape)")
+            }
+            p.tensor.data = stored.data
+        }
+        for (name, b) in model.buffers { b.data = try file.tensor("buffer.\(name)", as: T.self).data }
+        model.stateDidLoad()
+        return file
     }
 }

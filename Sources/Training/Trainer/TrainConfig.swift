@@ -31,6 +31,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var evalExamples: Int? = nil
     /// Stop early once validation accuracy reaches this.
     public var targetAccuracy: Double? = nil
+    /// A PyTorch state dict (safetensors, the model's parameter paths as keys: `seqlab convert` writes one, and so
+    /// does `scripts/interop/torch_model.py`) whose weights replace the initial ones; nil to start from the seed's init.
+    public var initFrom: String? = nil
     /// The commit of the code that ran (filled in by the trainer; ignored when comparing configs on resume).
     public var gitCommit: String? = nil
 
@@ -91,7 +94,7 @@ extension TrainConfig {
         case learningRate = "lr", weightDecay = "weight_decay", warmupSteps = "warmup_steps"
         case minLearningRateFactor = "min_lr_factor", gradientClip = "grad_clip", evalEvery = "eval_every"
         case logEvery = "log_every", evalExamples = "eval_examples", targetAccuracy = "target_accuracy"
-        case gitCommit = "git_commit"
+        case gitCommit = "git_commit", initFrom = "init_from"
     }
 
     /// Decodes a config; every key but `task` and `model` may be absent (its default is used).
@@ -115,6 +118,7 @@ extension TrainConfig {
         evalExamples = try c.decodeIfPresent(Int.self, forKey: .evalExamples)
         targetAccuracy = try c.decodeIfPresent(Double.self, forKey: .targetAccuracy)
         gitCommit = try c.decodeIfPresent(String.self, forKey: .gitCommit)
+        initFrom = try c.decodeIfPresent(String.self, forKey: .initFrom)
     }
 }
 

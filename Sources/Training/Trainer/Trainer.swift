@@ -56,6 +56,11 @@ public final class Trainer {
             try run.truncateMetrics(after: state.step)
             log("resuming \(run.url.path) at step \(state.step)")
         } else {
+            if let path = config.initFrom {
+                let url = URL(fileURLWithPath: path)
+                try StateDict.load(try SafeTensors.read(from: url), into: model, source: url.path)
+                log("initial weights from \(url.path)")
+            }
             var resolved = config
             resolved.gitCommit = currentGitCommit()
             try run.writeJSON(resolved, to: run.config)
