@@ -34,11 +34,11 @@ public final class GAM<T: TensorScalar>: SequenceLayer {
     public let convWeight: Tensor<T>, convBias: Tensor<T>
     /// The memory bank M [S, C], xavier-uniform.
     public let memory: Tensor<T>
-    /// The gate projection W_g [C, 2C], b_g [2C].
+    /// The gate projection W_g [2C, C] (nn.Linear layout), b_g [2C].
     public let gate: Linear<T>
     /// LayerNorm before the feed-forward: weight, bias [C].
     public let norm2Weight: Tensor<T>, norm2Bias: Tensor<T>
-    /// The feed-forward: W1 [C, F] + b1, W2 [F, C] + b2.
+    /// The feed-forward: W1 [F, C] + b1, W2 [C, F] + b2 (nn.Linear layouts).
     public let up: Linear<T>, down: Linear<T>
     private var dropoutRNG: RandomGenerator
 
@@ -104,7 +104,7 @@ public final class GAM<T: TensorScalar>: SequenceLayer {
         return h + down(up(h.layerNorm(gamma: norm2Weight, beta: norm2Bias)).gelu())
     }
 
-    /// Named as the reference GAMBlock (linear weights stored [in, out]); LayerNorm parameters without weight decay.
+    /// Named and shaped as the reference GAMBlock's state_dict; LayerNorm parameters without weight decay.
     public var parameters: [NamedParameter<T>] {
         [NamedParameter("ln1.weight", norm1Weight, tags: .noWeightDecay), NamedParameter("ln1.bias", norm1Bias, tags: .noWeightDecay),
          NamedParameter("causal_conv.weight", convWeight), NamedParameter("causal_conv.bias", convBias),

@@ -3,7 +3,7 @@ import Tensors
 // The token mixer of a GAM block (Acharya 2025, "Gated Associative Memory: A Parallel O(N) Architecture for
 // Efficient Sequence Modeling"), one fused tape node:
 //   xh = LayerNorm(x)                                        [N, C]
-//   local = causal depthwise conv(xh, w [C, k]) + b_conv     local context (kernel k, with bias)
+//   local = causal depthwise conv(xh, w [C, 1, k]) + b_conv  local context (kernel k, with bias)
 //   global = softmax(xh M^T) M                               M [S, C] a learned memory bank; softmax over the S slots
 //   [gl, gg] = xh W_g^T + b_g                                W_g [2C, C] (nn.Linear's layout)
 //   y = x + sigmoid(gl) local + sigmoid(gg) global

@@ -8,9 +8,6 @@ import Tensors
 /// sum(y * grad_y)). Runs in the dtype of `x` (F32 or F64). Any missing, extra or mis-shaped tensor is a one-line
 /// error naming it, raised before anything is written.
 public enum LayerRunner {
-    /// Metadata keys that are not layer options: safetensors' own `format` tag (PyTorch writes "pt").
-    static let nonOptionMetadata: Set<String> = ["format"]
-
     /// Reads IN, evaluates the layer, writes OUT atomically.
     public static func run(_ name: String, input: URL, output: URL) throws {
         let factory = try LayerRegistry.factory(named: name)
@@ -27,7 +24,7 @@ public enum LayerRunner {
         try result.write(to: output)
     }
 
-    /// The layer `name` built with the options of `metadata` for inputs x of shape `inputShape`, its parameters and
+    /// The layer `name` built with the options `metadata` for inputs x of shape `inputShape`, its parameters and
     /// buffers still at their initial values.
     public static func layer<T: TensorScalar>(
         _ factory: LayerFactory.Type, metadata: [String: String], inputShape: [Int], as _: T.Type
@@ -35,7 +32,7 @@ public enum LayerRunner {
         guard inputShape.count == 3, inputShape.allSatisfy({ $0 > 0 }) else {
             throw SequenceLabError("layer \(factory.name): x has shape \(inputShape), needs [B, L, D] with every extent positive")
         }
-        let options = LayerOptions(metadata.filter { !nonOptionMetadata.contains($0.key) })
+        let options = LayerOptions(metadata)
         if let dropout = options.values["dropout"], (Double(dropout) ?? 1) != 0 {
             throw SequenceLabError("layer \(factory.name): option dropout=\(dropout): `seqlab layer` evaluates deterministically (eval mode); use dropout 0")
         }
@@ -45,7 +42,7 @@ public enum LayerRunner {
     static func evaluate<T: TensorScalar>(_ factory: LayerFactory.Type, _ file: SafeTensors, as _: T.Type) throws -> SafeTensors {
         let name = factory.name
         let x = try file.tensor("x", as: T.self)
-        let layer = try layer(factory, metadata: file.metadata, inputShape: x.shape, as: T.self)
+        let layer = try layer(factory, metadata: file.optionMetadata, inputShape: x.shape, as: T.self)
         let stateTensors = layer.parameters.map { ($0.name, $0.tensor) } + layer.buffers.map { ($0.name, $0.tensor) }
         let known = Set(stateTensors.map(\.0) + ["x", "grad_y"])
         if let stray = file.names.first(where: { !known.contains($0) }) {

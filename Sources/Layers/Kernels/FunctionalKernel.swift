@@ -61,7 +61,7 @@ public enum KernelRegistry {
     }
 
     private static func evaluate<T: TensorScalar>(_ kernel: FunctionalKernel.Type, _ file: SafeTensors, as _: T.Type) throws -> SafeTensors {
-        let options = LayerOptions(file.metadata)
+        let options = LayerOptions(file.optionMetadata)
         try options.validate(against: kernel.options, owner: "op \(kernel.name)")
         let known = Set(kernel.inputs.map(\.name) + kernel.outputs.map { "grad_\($0)" })
         if let stray = file.arrays.keys.sorted().first(where: { !known.contains($0) }) {

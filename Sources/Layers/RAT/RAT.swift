@@ -157,7 +157,8 @@ public final class RAT<T: TensorScalar>: SequenceLayer {
         }
     }
 
-    /// in_proj.weight [D, 3D + 2 G E], gate_bias [D] (no weight decay), out_proj.weight [D, D].
+    /// input_norm.weight [D] and gate_bias [D] (no weight decay), in_proj.weight [3D + 2 G E, D], out_proj.weight [D, D]:
+    /// the reference RATSlow's state_dict keys and shapes.
     public var parameters: [NamedParameter<T>] {
         [NamedParameter("input_norm.weight", inputNorm, tags: .noWeightDecay)] + inProj.parameters("in_proj")
             + [NamedParameter("gate_bias", gateBias, tags: .noWeightDecay)] + outProj.parameters("out_proj")

@@ -61,6 +61,10 @@ public struct SafeTensors {
     /// The tensor names, sorted.
     public var names: [String] { arrays.keys.sorted() }
 
+    /// The metadata without safetensors' own `format` tag (PyTorch's `save_file`/`save_model` may write "pt"): what
+    /// `seqlab op` and `seqlab layer` read as options.
+    public var optionMetadata: [String: String] { metadata.filter { $0.key != "format" } }
+
     /// Reads and validates the file at `url`.
     public static func read(from url: URL) throws -> SafeTensors {
         let data: Data

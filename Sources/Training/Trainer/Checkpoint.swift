@@ -47,7 +47,8 @@ enum Checkpoint {
     /// Restores the parameters and buffers of `model` from the checkpoint `url` (no optimiser); returns the file.
     static func loadWeights<T: TensorScalar>(from url: URL, model: SequenceModel<T>) throws -> SafeTensors {
         let file = try SafeTensors.read(from: url)
-        if let written = file.metadata["format"], written != format {
+        let written = file.metadata["format"] ?? "none"
+        if written != format {
             let why = written == "seqlab-checkpoint-1"
                 ? "its Linear weights are [in, out] (format 1); this build stores PyTorch layouts (\(format)): rerun the run from scratch in a new directory"
                 : "format '\(written)' is not \(format)"
@@ -63,7 +64,13 @@ enum Checkpoint {
             }
             p.tensor.data = stored.data
         }
-        for (name, b) in model.buffers { b.data = try file.tensor("buffer.\(name)", as: T.self).data }
+        for (name, b) in model.buffers {
+            let stored = try file.tensor("buffer.\(name)", as: T.self)
+            guard stored.shape == b.shape else {
+                throw SequenceLabError("\(url.path): buffer.\(name) has shape \(stored.shape), the model needs \(b.shape)")
+            }
+            b.data = stored.data
+        }
         model.stateDidLoad()
         return file
     }
