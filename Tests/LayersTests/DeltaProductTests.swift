@@ -218,6 +218,9 @@ final class DeltaProductTests: XCTestCase {
         XCTAssertEqual(layer.stateSize(sequenceLength: 10), 4 * 32 * 32 + 3 * (128 + 256 + 256))
         let net: any SequenceLayer<Float> = try LayerRegistry.make("deltanet", dModel: 64)
         XCTAssertFalse(net.parameters.map(\.name).contains("A_log"))
+        XCTAssertEqual(net.parameters[0].tensor.shape, [64, 64])  // head_dim auto = d_model / heads, fla's expand_k 1
+        XCTAssertThrowsError(try LayerRegistry.make("deltanet", dModel: 30, as: Float.self))  // 4 heads do not divide 30
+        XCTAssertThrowsError(try LayerRegistry.make("deltaproduct", dModel: 16, options: LayerOptions(["head_dim": "3", "expand_v": "1.5"]), as: Float.self))
         XCTAssertThrowsError(try LayerRegistry.make("deltaproduct", dModel: 16, options: LayerOptions(["n_h": "0"]), as: Float.self))
         XCTAssertThrowsError(try LayerRegistry.make("deltanet", dModel: 16, options: LayerOptions(["conv_size": "1"]), as: Float.self))
         XCTAssertThrowsError(try LayerRegistry.make("deltanet", dModel: 16, options: LayerOptions(["chunk_size": "0"]), as: Float.self))
