@@ -111,6 +111,10 @@ public enum S4Checks {
             diagonalKernel($0, length: 23, discretization: .bilinear, fast: $1)
         },
         gradientCheck("gelu_fast", [Tensor<Double>.randn([4, 7], std: 2, using: &sharedGenerator)]) { $0[0].fastGELU() },
+        gradientCheck("complex_parts", [Tensor<Double>.randn([2, 3, 5, 2], using: &sharedGenerator)]) {
+            let (re, im) = complexParts($0[0], shape: [2, 5], offset: 4)  // the second direction of a [2, ...] tensor
+            return Tensor.concatenate([re.square(), im], axis: 1)
+        },
         gradientCheck("glu_linear", [[2, 3, 4], [6, 4], [6]].map { Tensor<Double>.randn($0, using: &sharedGenerator) }) {
             gluLinear($0[0], weight: $0[1], bias: $0[2])
         },
