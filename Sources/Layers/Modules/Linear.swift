@@ -15,6 +15,13 @@ public final class Linear<T: TensorScalar> {
         bias = hasBias ? Tensor.uniform([outputSize], low: -bound, high: bound, using: &rng, requiresGrad: true) : nil
     }
 
+    /// A map with W ~ N(0, std^2) and a zero bias: the `initializer_range` init of transformers-style models, which
+    /// RAT's reference repository configures for its layers (`fixed`, std 0.02).
+    public init(inputSize: Int, outputSize: Int, bias hasBias: Bool = true, normalStd std: Double, rng: inout RandomGenerator) {
+        weight = Tensor.randn([outputSize, inputSize], std: T(std), using: &rng, requiresGrad: true)
+        bias = hasBias ? Tensor.zeros([outputSize], requiresGrad: true) : nil
+    }
+
     /// The number of inputs (the last axis of x).
     public var inputSize: Int { weight.shape[1] }
     /// The number of outputs.
