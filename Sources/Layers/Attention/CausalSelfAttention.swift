@@ -6,6 +6,8 @@ import Tensors
 /// The parallel form runs the flash-attention kernel (`scaledDotProductAttention`: blocked, online softmax, O(L)
 /// memory, backward recomputes the blocks). The recurrent form is a KV cache: each step appends the token's rotated
 /// key and value and attends over the cache.
+/// Init as the reference module built alone (transformers' LlamaAttention: nn.Linear defaults): every W and b
+/// ~ U(+-1/sqrt(D)) (docs/init.md; transformers' models re-initialise weights to N(0, 0.02^2) and biases to 0).
 public final class CausalSelfAttention<T: TensorScalar>: SequenceLayer {
     public typealias Scalar = T
     public let dModel: Int

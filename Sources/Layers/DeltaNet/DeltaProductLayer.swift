@@ -8,6 +8,10 @@ import Tensors
 ///     g = -exp(A_log) softplus(x W_a + dt_bias) [H] (forget gate, optional), A ~ U(0, 16)
 ///     o = delta_product(q, k, v, beta, g) (`deltaProduct`, scale K^-1/2; chunked WY form by default)
 ///     y = (RMSNorm_per_head(o) [* swish(x W_g)]) W_o
+/// Init as the standalone fla layer (`GatedDeltaProduct`, `DeltaNet`), which leaves its modules at PyTorch's default:
+/// every projection W ~ U(+-1/sqrt(fan_in)) (nn.Linear), the convolutions U(+-1/sqrt(conv_size)) (depthwise
+/// nn.Conv1d), the norm weight 1; A_log = log A with A ~ U(0, 16); dt_bias = softplus^-1(dt) with dt log-uniform on
+/// [0.001, 0.1] (floor 1e-4) (docs/init.md; fla's models re-initialise Linear and Conv1d weights to N(0, 0.02^2)).
 /// Step mode runs the recurrence (`deltaProductStep`) with S [B, H, K, V] and the convolution windows carried.
 public final class DeltaProductLayer<T: TensorScalar>: SequenceLayer {
     public typealias Scalar = T
@@ -48,13 +52,14 @@ public final class DeltaProductLayer<T: TensorScalar>: SequenceLayer {
         self.allowNegativeEigenvalues = allowNegativeEigenvalues
         (self.form, self.chunkSize) = (form, chunkSize ?? Self.defaultChunkSize(keyDim: headDim, valueDim: headValueDim))
         let (kd, vd) = (heads * headDim, heads * headValueDim)
-        let linear = Self.xavierLinear
-        qProj = linear(dModel, kd, &rng); kProj = linear(dModel, kd * householder, &rng)
-        vProj = linear(dModel, vd * householder, &rng); bProj = linear(dModel, heads * householder, &rng)
-        oProj = linear(vd, dModel, &rng)
+        func linear(_ n: Int, _ m: Int) -> Linear<T> { Linear(inputSize: n, outputSize: m, bias: false, rng: &rng) }
+        qProj = linear(dModel, kd); kProj = linear(dModel, kd * householder)
+        vProj = linear(dModel, vd * householder); bProj = linear(dModel, heads * householder)
+        oProj = linear(vd, dModel)
         if useForgetGate {
-            let a = linear(dModel, heads, &rng)
-            let aLog = Tensor<T>(shape: [heads], data: (0..<heads).map { _ in T(Foundation.log(rng.uniform() * 16 + 1e-4)) })
+            let a = linear(dModel, heads)
+            // fla: A ~ U(0, 16), A_log = log A (1 - u in (0, 1] keeps log finite).
+            let aLog = Tensor<T>(shape: [heads], data: (0..<heads).map { _ in T(Foundation.log((1 - rng.uniform()) * 16)) })
             // fla: dt = exp(U (log 0.1 - log 0.001) + log 0.001) clamped >= 1e-4; dt_bias = dt + log(-expm1(-dt)).
             let dt = Tensor<T>(shape: [heads], data: (0..<heads).map { _ in
                 let d = max(1e-4, Foundation.exp(rng.uniform() * (Foundation.log(0.1) - Foundation.log(0.001)) + Foundation.log(0.001)))
@@ -64,7 +69,7 @@ public final class DeltaProductLayer<T: TensorScalar>: SequenceLayer {
         } else {
             forgetGate = nil
         }
-        outputGate = useOutputGate ? linear(dModel, vd, &rng) : nil
+        outputGate = useOutputGate ? linear(dModel, vd) : nil
         normWeight = Tensor.ones([headValueDim], requiresGrad: true)
         if let width = shortConvolution {
             let bound = T(1 / Double(width).squareRoot())
@@ -74,11 +79,6 @@ public final class DeltaProductLayer<T: TensorScalar>: SequenceLayer {
         } else {
             convolutions = nil
         }
-    }
-
-    /// A bias-free linear map n -> m with fla's init: xavier-uniform with gain 2^-2.5.
-    private static func xavierLinear(_ n: Int, _ m: Int, _ rng: inout RandomGenerator) -> Linear<T> {
-        Linear.xavierUniform(inputSize: n, outputSize: m, gain: flaProjectionGain, rng: &rng)
     }
 
     private var scale: T { 1 / T(headKeyDim).squareRoot() }

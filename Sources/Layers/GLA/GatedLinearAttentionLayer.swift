@@ -6,8 +6,11 @@ import Tensors
 ///     g = logsigmoid(x W_down W_up + b) / 16        (low-rank gate projection, rank 16: log-gates <= 0)
 ///     o = GLA(q, k, v, g) per head (`gatedLinearAttention`, chunk 64, sub-chunk 16, scale K^-1/2)
 ///     y = (RMSNorm_per_head(o) * swish(x W_g)) W_o
-/// Weights use fla's init: xavier-uniform with gain 2^-2.5, zero biases. Step mode runs the recurrence
-/// (`gatedLinearAttentionStep`) with the state S [B, H, K, V] (and the short convolutions' last inputs) carried.
+/// Init as the standalone fla layer, which leaves every module at PyTorch's default: every projection W and the gate
+/// bias b ~ U(+-1/sqrt(fan_in)) (nn.Linear), the convolutions U(+-1/sqrt(conv_size)) (depthwise nn.Conv1d), the norm
+/// weight 1 (docs/init.md; fla's models re-initialise Linear and Conv1d weights to N(0, 0.02^2) and biases to 0).
+/// Step mode runs the recurrence (`gatedLinearAttentionStep`) with the state S [B, H, K, V] (and the short
+/// convolutions' last inputs) carried.
 public final class GatedLinearAttentionLayer<T: TensorScalar>: SequenceLayer {
     public typealias Scalar = T
     public let dModel, heads, keyDim, valueDim: Int
@@ -32,11 +35,13 @@ public final class GatedLinearAttentionLayer<T: TensorScalar>: SequenceLayer {
         precondition(keyDim % heads == 0 && valueDim % heads == 0 && keyDim > 0 && valueDim > 0,
                      "gla: key_dim \(keyDim) and value_dim \(valueDim) must be positive multiples of \(heads) heads")
         self.gateNormalizer = T(gateNormalizer)
-        let linear = Self.xavierLinear
-        qProj = linear(dModel, keyDim, false, &rng); kProj = linear(dModel, keyDim, false, &rng)
-        vProj = linear(dModel, valueDim, false, &rng); gProj = linear(dModel, valueDim, false, &rng)
-        gateDown = linear(dModel, gateLowRank, false, &rng); gateUp = linear(gateLowRank, keyDim, true, &rng)
-        oProj = linear(valueDim, dModel, false, &rng)
+        func linear(_ n: Int, _ m: Int, bias: Bool = false) -> Linear<T> {
+            Linear(inputSize: n, outputSize: m, bias: bias, rng: &rng)
+        }
+        qProj = linear(dModel, keyDim); kProj = linear(dModel, keyDim)
+        vProj = linear(dModel, valueDim); gProj = linear(dModel, valueDim)
+        gateDown = linear(dModel, gateLowRank); gateUp = linear(gateLowRank, keyDim, bias: true)
+        oProj = linear(valueDim, dModel)
         normWeight = Tensor.ones([valueDim / heads], requiresGrad: true)
         if let width = shortConvolution {
             let bound = T(1 / Double(width).squareRoot())  // PyTorch Conv1d default for groups = channels
@@ -46,11 +51,6 @@ public final class GatedLinearAttentionLayer<T: TensorScalar>: SequenceLayer {
         } else {
             convolutions = nil
         }
-    }
-
-    /// A linear map n -> m with fla's init: xavier-uniform weight with gain 2^-2.5, zero bias.
-    private static func xavierLinear(_ n: Int, _ m: Int, _ bias: Bool, _ rng: inout RandomGenerator) -> Linear<T> {
-        Linear.xavierUniform(inputSize: n, outputSize: m, gain: flaProjectionGain, bias: bias, rng: &rng)
     }
 
     private var scale: T { 1 / T(headKeyDim).squareRoot() }

@@ -15,6 +15,13 @@ public final class Linear<T: TensorScalar> {
         bias = hasBias ? Tensor.uniform([outputSize], low: -bound, high: bound, using: &rng, requiresGrad: true) : nil
     }
 
+    /// A map with W ~ N(0, std^2) and a zero bias: the `initializer_range` init of transformers-style models, which
+    /// RAT's reference repository configures for its layers (`fixed`, std 0.02).
+    public init(inputSize: Int, outputSize: Int, bias hasBias: Bool = true, normalStd std: Double, rng: inout RandomGenerator) {
+        weight = Tensor.randn([outputSize, inputSize], std: T(std), using: &rng, requiresGrad: true)
+        bias = hasBias ? Tensor.zeros([outputSize], requiresGrad: true) : nil
+    }
+
     /// The number of inputs (the last axis of x).
     public var inputSize: Int { weight.shape[1] }
     /// The number of outputs.
@@ -31,20 +38,3 @@ public final class Linear<T: TensorScalar> {
         [NamedParameter("\(name).weight", weight)] + (bias.map { [NamedParameter("\(name).bias", $0)] } ?? [])
     }
 }
-
-extension Linear {
-    /// A linear map with Glorot & Bengio's xavier-uniform weight, W ~ U(+-gain sqrt(6 / (in + out))), and a zero bias:
-    /// fla's `_init_weights` for its layers' projections (gain 2^-2.5).
-    public static func xavierUniform(
-        inputSize: Int, outputSize: Int, gain: Double, bias: Bool = false, rng: inout RandomGenerator
-    ) -> Linear {
-        let l = Linear(inputSize: inputSize, outputSize: outputSize, bias: bias, rng: &rng)
-        let bound = T(gain * (6 / Double(inputSize + outputSize)).squareRoot())
-        l.weight.data = Tensor<T>.uniform([outputSize, inputSize], low: -bound, high: bound, using: &rng).data
-        if let b = l.bias { b.data = [T](repeating: 0, count: outputSize) }
-        return l
-    }
-}
-
-/// The gain of fla's xavier-uniform init of layer projections, 2^-2.5 (`nn.init.xavier_uniform_(w, gain=2 ** -2.5)`).
-public let flaProjectionGain = 0.176_776_695_296_636_9

@@ -40,7 +40,9 @@ public final class RAT<T: TensorScalar>: SequenceLayer {
     /// W_out [D, D].
     public let outProj: Linear<T>
 
-    /// A RAT mixer of width `dModel`; projections initialised as PyTorch `nn.Linear`, gate bias as the paper.
+    /// A RAT mixer of width `dModel`, initialised as the reference repository configures RATSlow.init_weights
+    /// (configs/model/backbone/sequence.yaml: init `fixed`, initializer_range 0.02): W_in, W_out ~ N(0, 0.02^2),
+    /// gate bias log U(1, C - 1) (0 for C <= 2), input norm gain 1 (docs/init.md).
     public init(dModel: Int, heads: Int, groups: Int, chunkSize: Int, ropeBase: Double?, rng: inout RandomGenerator) {
         precondition(dModel % heads == 0 && heads % groups == 0 && chunkSize >= 1, "RAT: d_model \(dModel), heads \(heads), groups \(groups), chunk \(chunkSize)")
         self.dModel = dModel
@@ -50,12 +52,16 @@ public final class RAT<T: TensorScalar>: SequenceLayer {
         self.chunkSize = chunkSize
         self.ropeBase = ropeBase
         inputNorm = Tensor.ones([dModel], requiresGrad: true)
-        inProj = Linear(inputSize: dModel, outputSize: 3 * dModel + 2 * groups * headDim, bias: false, rng: &rng)
+        inProj = Linear(inputSize: dModel, outputSize: 3 * dModel + 2 * groups * headDim, bias: false,
+                        normalStd: Self.initializerRange, rng: &rng)
         gateBias = Tensor(shape: [dModel], data: (0..<dModel).map { _ in
             chunkSize > 2 ? T.log(1 + T(rng.uniform()) * T(chunkSize - 2)) : 0
         }, requiresGrad: true)
-        outProj = Linear(inputSize: dModel, outputSize: dModel, bias: false, rng: &rng)
+        outProj = Linear(inputSize: dModel, outputSize: dModel, bias: false, normalStd: Self.initializerRange, rng: &rng)
     }
+
+    /// The std of the projections' init (the reference repository's `initializer_range`).
+    public static var initializerRange: Double { 0.02 }
 
     /// The epsilon of the input RMSNorm (the reference's `torch.nn.RMSNorm(d_model, eps=1e-6)`).
     public static var inputNormEpsilon: T { 1e-6 }

@@ -177,8 +177,9 @@ public struct ComplexMatrix: Equatable {
     }
 }
 
-/// Eigen-decomposition of a Hermitian matrix (LAPACK zheev from OpenBLAS): eigenvalues ascending, and the unitary
-/// matrix whose columns are the matching eigenvectors, so that H = V diag(w) V^*.
+/// Eigen-decomposition of a Hermitian matrix (LAPACK zheevd from OpenBLAS, the divide-and-conquer driver that
+/// torch.linalg.eigh calls, so that the eigenvectors have its phases: the reference S4's V, hence P and B): eigenvalues
+/// ascending, and the unitary matrix whose columns are the matching eigenvectors, so that H = V diag(w) V^*.
 public func hermitianEigen(_ h: ComplexMatrix) -> (values: [Double], vectors: ComplexMatrix) {
     precondition(h.rows == h.columns, "hermitianEigen: needs a square matrix")
     var n = Int32(h.rows), lda = n, info: Int32 = 0
@@ -186,15 +187,15 @@ public func hermitianEigen(_ h: ComplexMatrix) -> (values: [Double], vectors: Co
     var a = [Complex64](repeating: .zero, count: h.rows * h.rows)
     for i in 0..<h.rows { for j in 0..<h.rows { a[i + j * h.rows] = h[i, j] } }
     var w = [Double](repeating: 0, count: h.rows)
-    var rwork = [Double](repeating: 0, count: max(1, 3 * h.rows - 2))
     var jobz = Int8(UInt8(ascii: "V")), uplo = Int8(UInt8(ascii: "L"))
-    var lwork: Int32 = -1
-    var query = [Complex64](repeating: .zero, count: 1)
-    zheev_(&jobz, &uplo, &n, &a, &lda, &w, &query, &lwork, &rwork, &info)  // workspace query
-    lwork = Int32(max(1, Int(query[0].real)))
+    var lwork: Int32 = -1, lrwork: Int32 = -1, liwork: Int32 = -1
+    var query = [Complex64](repeating: .zero, count: 1), rquery = [Double](repeating: 0, count: 1), iquery = [Int32](repeating: 0, count: 1)
+    zheevd_(&jobz, &uplo, &n, &a, &lda, &w, &query, &lwork, &rquery, &lrwork, &iquery, &liwork, &info)  // workspace query
+    (lwork, lrwork, liwork) = (Int32(max(1, Int(query[0].real))), Int32(max(1, Int(rquery[0]))), max(1, iquery[0]))
     var work = [Complex64](repeating: .zero, count: Int(lwork))
-    zheev_(&jobz, &uplo, &n, &a, &lda, &w, &work, &lwork, &rwork, &info)
-    precondition(info == 0, "zheev failed (info \(info))")
+    var rwork = [Double](repeating: 0, count: Int(lrwork)), iwork = [Int32](repeating: 0, count: Int(liwork))
+    zheevd_(&jobz, &uplo, &n, &a, &lda, &w, &work, &lwork, &rwork, &lrwork, &iwork, &liwork, &info)
+    precondition(info == 0, "zheevd failed (info \(info))")
     let vectors = ComplexMatrix(rows: h.rows, columns: h.rows) { i, j in a[i + j * h.rows] }
     return (w, vectors)
 }

@@ -28,7 +28,9 @@ public enum HiPPO {
 /// with negative imaginary part (the other half are their conjugates).
 ///
 /// A + P P^T = S - I/2 with S skew-symmetric, so its eigenvalues are -1/2 + i w with w the eigenvalues of the
-/// Hermitian matrix -i S (LAPACK zheev, Float64). Then P <- V^* P and B <- V^* B.
+/// Hermitian matrix -i S (LAPACK zheevd, Float64, as s4.py's torch.linalg.eigh: the same eigenvector phases, hence
+/// the same P and B; other phases would be an equivalent basis, but B's clipped imaginary part depends on them).
+/// Then P <- V^* P and B <- V^* B.
 public struct NPLRDecomposition {
     /// The N/2 eigenvalues Lambda (Re = -1/2, Im < 0, ascending imaginary parts).
     public let lambda: [Complex64]
