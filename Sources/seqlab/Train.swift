@@ -43,6 +43,7 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("log-every")) var logEvery: Int?
     @Option(name: .customLong("eval-examples")) var evalExamples: Int?
     @Option(name: .customLong("target-accuracy")) var targetAccuracy: Double?
+    @Option(help: "float32 (default) or float64 (parity runs against a reference trainer).") var precision: String?
     @Option(name: .customLong("init-from"), help: "Initial weights: a PyTorch state dict (safetensors) keyed by the model's parameter paths (seqlab convert writes one).") var initFrom: String?
 
     @Argument(parsing: .allUnrecognized, help: "Layer and task options: --name value or --flag.") var extra: [String] = []
@@ -116,6 +117,10 @@ struct Train: ParsableCommand {
         if let evalExamples { c.evalExamples = evalExamples }
         if let targetAccuracy { c.targetAccuracy = targetAccuracy }
         if let initFrom { c.initFrom = initFrom }
+        if let precision {
+            guard let p = Precision(rawValue: precision) else { throw SequenceLabError("--precision: '\(precision)' is not float32 or float64") }
+            c.precision = p
+        }
         try c.validate()
         return c
     }

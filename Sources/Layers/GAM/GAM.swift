@@ -68,6 +68,8 @@ public final class GAM<T: TensorScalar>: SequenceLayer {
     public var includesResidual: Bool { true }
 
     /// The parallel form: x [B, L, C] -> y [B, L, C].
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func callAsFunction(_ x: Tensor<T>) -> Tensor<T> {
         precondition(x.rank == 3 && x.shape[2] == dModel, "GAM: input \(x.shape) for width \(dModel)")
         let h = gatedAssociativeMemory(x, normWeight: norm1Weight, normBias: norm1Bias, convWeight: convWeight, convBias: convBias,
@@ -91,6 +93,8 @@ public final class GAM<T: TensorScalar>: SequenceLayer {
     public func initialState(batchSize: Int) -> State { State(history: Tensor.zeros([batchSize, kernelSize - 1, dModel])) }
 
     /// One token x [B, D] -> y [B, D], from basic tape ops (differentiable).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func step(_ x: Tensor<T>, state: inout State) -> Tensor<T> {
         let (batch, c) = (x.shape[0], dModel)
         let xh = x.layerNorm(gamma: norm1Weight, beta: norm1Bias)  // [B, C]

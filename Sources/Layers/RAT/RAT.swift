@@ -73,6 +73,8 @@ public final class RAT<T: TensorScalar>: SequenceLayer {
     var splits: [Int] { [dModel, dModel, dModel, groups * headDim, groups * headDim] }
 
     /// The parallel form: x [B, L, D] -> y [B, L, D].
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func callAsFunction(_ x: Tensor<T>) -> Tensor<T> {
         precondition(x.rank == 3 && x.shape[2] == dModel, "RAT: input \(x.shape) for width \(dModel)")
         let (batch, length) = (x.shape[0], x.shape[1])
@@ -105,6 +107,8 @@ public final class RAT<T: TensorScalar>: SequenceLayer {
     }
 
     /// One token x [B, D] -> y [B, D]. Inference only: not recorded on the tape.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func step(_ x: Tensor<T>, state: inout State) -> Tensor<T> {
         Tape.withoutGradients {
             let batch = x.shape[0]

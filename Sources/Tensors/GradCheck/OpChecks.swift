@@ -83,6 +83,8 @@ extension OpCheck {
         },
         OpCheck("layer_norm", shapes: [[3, 6], [6], [6]]) { $0[0].layerNorm(gamma: $0[1], beta: $0[2]) },
         OpCheck("rms_norm", shapes: [[3, 6], [6]]) { $0[0].rmsNorm(gamma: $0[1]) },
+        // enough rows (4100 of width 2: 2048 rows per worker minimum) that rows and the gain gradients split over workers
+        OpCheck("layer_norm_many_rows", shapes: [[4100, 2], [2], [2]]) { ($0[0].layerNorm(gamma: $0[1], beta: $0[2]) * 0.1).square() },
         OpCheck("embedding", shapes: [[5, 3]]) { $0[0].embedding([4, 0, 4, 2], indexShape: [2, 2]).square() },
         OpCheck("causal_depthwise_conv1d", shapes: [[2, 7, 3], [3, 4], [3]]) { $0[0].causalDepthwiseConv1d(weight: $0[1], bias: $0[2]) },
         OpCheck("dropout", shapes: [[4, 5]]) { x in

@@ -11,7 +11,7 @@ enum Checkpoint {
     /// The format this build writes and reads.
     static let format = "seqlab-checkpoint-2"
 
-    static func save(to url: URL, model: SequenceModel<Float>, optimizer: any Optimizer<Float>, state: TrainerState) throws {
+    static func save<T: TensorScalar>(to url: URL, model: SequenceModel<T>, optimizer: any Optimizer<T>, state: TrainerState) throws {
         var file = SafeTensors()
         for p in model.parameters { file.set("param.\(p.name)", p.tensor) }
         for (name, b) in model.buffers { file.set("buffer.\(name)", b) }
@@ -28,7 +28,7 @@ enum Checkpoint {
     }
 
     /// Restores parameters, buffers and optimiser from `url`; returns the trainer state saved with them.
-    static func load(from url: URL, model: SequenceModel<Float>, optimizer: any Optimizer<Float>) throws -> TrainerState {
+    static func load<T: TensorScalar>(from url: URL, model: SequenceModel<T>, optimizer: any Optimizer<T>) throws -> TrainerState {
         let file = try loadWeights(from: url, model: model)
         guard let json = file.metadata["trainer_state"],
               let state = try? JSONDecoder().decode(TrainerState.self, from: Data(json.utf8)) else {

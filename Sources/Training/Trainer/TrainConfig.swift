@@ -31,6 +31,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var evalExamples: Int? = nil
     /// Stop early once validation accuracy reaches this.
     public var targetAccuracy: Double? = nil
+    /// The arithmetic of the run: Float32 (training, benchmarks) or Float64 (parity with a reference trainer).
+    public var precision: Precision = .float32
     /// A PyTorch state dict (safetensors, the model's parameter paths as keys: `seqlab convert` writes one, and so
     /// does `scripts/interop/torch_model.py`) whose weights replace the initial ones; nil to start from the seed's init.
     public var initFrom: String? = nil
@@ -73,6 +75,11 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     }
 }
 
+/// The scalar type a run computes in.
+public enum Precision: String, Codable, Sendable, CaseIterable {
+    case float32, float64
+}
+
 /// A decoding error in one line.
 func oneLine(_ error: Error) -> String {
     if let e = error as? DecodingError {
@@ -94,7 +101,7 @@ extension TrainConfig {
         case learningRate = "lr", weightDecay = "weight_decay", warmupSteps = "warmup_steps"
         case minLearningRateFactor = "min_lr_factor", gradientClip = "grad_clip", evalEvery = "eval_every"
         case logEvery = "log_every", evalExamples = "eval_examples", targetAccuracy = "target_accuracy"
-        case gitCommit = "git_commit", initFrom = "init_from"
+        case gitCommit = "git_commit", initFrom = "init_from", precision
     }
 
     /// Decodes a config; every key but `task` and `model` may be absent (its default is used).
@@ -119,6 +126,7 @@ extension TrainConfig {
         targetAccuracy = try c.decodeIfPresent(Double.self, forKey: .targetAccuracy)
         gitCommit = try c.decodeIfPresent(String.self, forKey: .gitCommit)
         initFrom = try c.decodeIfPresent(String.self, forKey: .initFrom)
+        precision = try c.decodeIfPresent(Precision.self, forKey: .precision) ?? precision
     }
 }
 

@@ -34,6 +34,14 @@ public final class Trainer {
 
     private func run(interruptingAt interruption: Int?) throws -> FinalMetrics? {
         try config.validate()
+        switch config.precision {
+        case .float64: return try run(interruptingAt: interruption, as: Double.self)
+        case .float32: return try run(interruptingAt: interruption, as: Float.self)
+        }
+    }
+
+    /// The run in precision T (`config.precision`): Float32 for training, Float64 for parity checks against a reference.
+    private func run<T: TensorScalar>(interruptingAt interruption: Int?, as _: T.Type) throws -> FinalMetrics? {
         try run.create()
         let lock = try run.lock()
         defer { withExtendedLifetime(lock) {} }
@@ -45,9 +53,9 @@ public final class Trainer {
             return try run.readJSON(FinalMetrics.self, from: run.final)
         }
         let task = try providedTask ?? TaskRegistry.make(config.task, options: config.taskOptions, seed: config.seed)
-        let model = try SequenceModel<Float>(config: config.model, task: task, seed: config.seed)
+        let model = try SequenceModel<T>(config: config.model, task: task, seed: config.seed)
         let parameters = model.parameters
-        let optimizer: any Optimizer<Float> = config.optimizer == "sgd"
+        let optimizer: any Optimizer<T> = config.optimizer == "sgd"
             ? SGD(parameters: parameters, learningRate: config.learningRate, weightDecay: config.weightDecay)
             : AdamW(parameters: parameters, learningRate: config.learningRate, weightDecay: config.weightDecay)
         var state = TrainerState()
@@ -88,7 +96,7 @@ public final class Trainer {
                 throw SequenceLabError("loss is \(loss.item) at step \(state.step + 1): stopping; the last good checkpoint (step \(state.step)) is kept in \(run.url.path)")
             }
             loss.backward()
-            if let clip = config.gradientClip { clipGradientNorm(parameters, maxNorm: Float(clip)) }
+            if let clip = config.gradientClip { clipGradientNorm(parameters, maxNorm: T(clip)) }
             let factor = schedule.factor(step: state.step)
             optimizer.step(scheduleFactor: factor)
             optimizer.zeroGrad()
@@ -141,8 +149,8 @@ public final class Trainer {
     }
 
     /// Validation, the test splits at a new best, an atomic checkpoint, and the early-stopping decision.
-    private func evaluateAndCheckpoint(
-        task: any SequenceTask, model: SequenceModel<Float>, optimizer: any Optimizer<Float>, state: inout TrainerState,
+    private func evaluateAndCheckpoint<T: TensorScalar>(
+        task: any SequenceTask, model: SequenceModel<T>, optimizer: any Optimizer<T>, state: inout TrainerState,
         epoch: Double, lr: Double
     ) throws {
         let validation = Evaluator.evaluate(model, on: task.validation, batchSize: config.batchSize, limit: config.evalExamples, padToken: task.padToken)
@@ -210,8 +218,8 @@ final class BatchSampler {
 
 /// Loss and accuracy of a model on a split (no gradients, no dropout).
 public enum Evaluator {
-    public static func evaluate(
-        _ model: SequenceModel<Float>, on split: Dataset, batchSize: Int, limit: Int?, padToken: Int
+    public static func evaluate<T: TensorScalar>(
+        _ model: SequenceModel<T>, on split: Dataset, batchSize: Int, limit: Int?, padToken: Int
     ) -> (loss: Double, accuracy: Double) {
         let count = min(split.count, limit ?? split.count)
         var totalLoss = 0.0, correct = 0, scored = 0
