@@ -127,6 +127,7 @@ final class GLATests: XCTestCase {
         let conv: any SequenceLayer<Float> = try LayerRegistry.make("gla", dModel: 32, options: LayerOptions(["use_short_conv": "true"]))
         XCTAssertTrue(conv.parameters.map(\.name).contains("v_conv1d.weight"))
         XCTAssertThrowsError(try LayerRegistry.make("gla", dModel: 30, as: Float.self))  // key_dim 15 over 4 heads
+        XCTAssertThrowsError(try LayerRegistry.make("gla", dModel: 33, options: LayerOptions(["heads": "1"]), as: Float.self))  // key_dim 16.5
     }
 
     func testOpWritesOutputsAndGradientsAndRejectsBadInput() throws {

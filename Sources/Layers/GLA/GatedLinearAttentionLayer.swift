@@ -150,7 +150,11 @@ public enum GatedLinearAttentionFactory: LayerFactory {
     public static func make<T: TensorScalar>(dModel: Int, options: LayerOptions, rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
         let heads = try options.int("heads", 4)
         let (expandK, expandV) = (try options.double("expand_k", 0.5), try options.double("expand_v", 1))
-        let keyDim = Int(Double(dModel) * expandK), valueDim = Int(Double(dModel) * expandV)
+        let (keyWidth, valueWidth) = (Double(dModel) * expandK, Double(dModel) * expandV)
+        guard keyWidth == keyWidth.rounded(), valueWidth == valueWidth.rounded() else {
+            throw SequenceLabError("layer gla: expand_k d_model = \(keyWidth) and expand_v d_model = \(valueWidth) must be integers (as fla requires)")
+        }
+        let keyDim = Int(keyWidth), valueDim = Int(valueWidth)
         guard heads >= 1, keyDim > 0, valueDim > 0, keyDim % heads == 0, valueDim % heads == 0 else {
             throw SequenceLabError("layer gla: key_dim \(keyDim) and value_dim \(valueDim) must be positive multiples of heads \(heads)")
         }
