@@ -58,6 +58,17 @@ final class ModelInteropTests: XCTestCase {
         XCTAssertEqual(layers, Set(LayerRegistry.names).subtracting(["diagonal"]), "every registered layer (but the worked example) has model fixtures")
     }
 
+    func testConvertRefusesWhatIsNotAFormatTwoRun() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("seqlab-convert-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        XCTAssertThrowsError(try StateDict.export(run: directory)) { XCTAssertTrue("\($0)".contains("no checkpoint.safetensors"), "\($0)") }
+        var old = SafeTensors(metadata: ["format": "seqlab-checkpoint-1", "trainer_state": "{}"])
+        old.set("param.embedding.weight", Tensor<Float>.zeros([3, 2]))
+        try old.write(to: directory.appendingPathComponent("checkpoint.safetensors"))
+        XCTAssertThrowsError(try StateDict.export(run: directory)) { XCTAssertTrue("\($0)".contains("seqlab-checkpoint-1"), "\($0)") }
+    }
+
     func testAStateDictWithAMissingExtraOrMisshapedTensorIsRefusedByName() throws {
         var state = try SafeTensors.read(from: Self.fixtures.appendingPathComponent("mamba-torch.safetensors"))
         let json = try XCTUnwrap(state.metadata["seqlab_config"])
