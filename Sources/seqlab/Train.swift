@@ -44,6 +44,7 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("eval-examples")) var evalExamples: Int?
     @Option(name: .customLong("target-accuracy")) var targetAccuracy: Double?
     @Option(help: "float32 (default) or float64 (parity runs against a reference trainer).") var precision: String?
+    @Option(name: .customLong("no-decay"), help: "Parameter roles without weight decay, comma-separated, or none: weight, bias, embedding, norm, ssm (default norm,ssm).") var noDecay: String?
     @Option(name: .customLong("init-from"), help: "Initial weights: a PyTorch state dict (safetensors) keyed by the model's parameter paths (seqlab convert writes one).") var initFrom: String?
 
     @Argument(parsing: .allUnrecognized, help: "Layer and task options: --name value or --flag.") var extra: [String] = []
@@ -117,6 +118,14 @@ struct Train: ParsableCommand {
         if let evalExamples { c.evalExamples = evalExamples }
         if let targetAccuracy { c.targetAccuracy = targetAccuracy }
         if let initFrom { c.initFrom = initFrom }
+        if let noDecay {
+            c.noDecay = try noDecay == "none" ? [] : noDecay.split(separator: ",").map { name in
+                guard let role = ParameterRole(rawValue: String(name)) else {
+                    throw SequenceLabError("--no-decay: '\(name)' is not a parameter role (\(ParameterRole.allCases.map(\.rawValue).joined(separator: ", ")), or none)")
+                }
+                return role
+            }
+        }
         if let precision {
             guard let p = Precision(rawValue: precision) else { throw SequenceLabError("--precision: '\(precision)' is not float32 or float64") }
             c.precision = p

@@ -253,14 +253,14 @@ final class S4Tests: XCTestCase {
         XCTAssertEqual(s4d.stateSize(sequenceLength: 100), 4 * 64)
         let byName = Dictionary(uniqueKeysWithValues: s4d.parameters.map { ($0.name, $0) })
         for name in ["log_dt", "log_A_real", "A_imag"] {
-            XCTAssertEqual(byName["kernel." + name]?.tags, ParameterTags(weightDecay: false, learningRate: 0.002), name)
+            XCTAssertEqual(byName["kernel." + name]?.tags, ParameterTags(role: .ssm, learningRate: 0.002), name)
         }
         XCTAssertEqual(byName["kernel.A_imag"]?.tensor.shape, [2, 32])
         XCTAssertEqual(byName["kernel.C"]?.tags, ParameterTags())
         let s4: any SequenceLayer<Float> = try LayerRegistry.make("s4", dModel: 4, options: LayerOptions(["d_state": "4", "lr": "0.002"]))
         let s4Tags = Dictionary(uniqueKeysWithValues: s4.parameters.map { ($0.name, $0.tags) })
-        XCTAssertEqual(s4Tags["layer.kernel.B"], ParameterTags(weightDecay: false, learningRate: 0.002))
-        XCTAssertEqual(s4Tags["layer.kernel.C"], ParameterTags(weightDecay: true, learningRate: 0.002))  // s4.py: lr, decayed
+        XCTAssertEqual(s4Tags["layer.kernel.B"], ParameterTags(role: .ssm, learningRate: 0.002))
+        XCTAssertEqual(s4Tags["layer.kernel.C"], ParameterTags(role: .weight, learningRate: 0.002))  // s4.py: lr, decayed
         XCTAssertEqual(s4Tags["layer.D"], ParameterTags())
         s4d.parameters.checkUniqueNames()
         XCTAssertThrowsError(try LayerRegistry.make("s4", dModel: 6, options: LayerOptions(["n_ssm": "4"]), as: Float.self)) { error in

@@ -21,7 +21,7 @@ final class OptimizerTests: XCTestCase {
     // MARK: - Parameters
 
     func testNamedParameterHelpers() {
-        let params = [param("A_log", [1.0, 2]), param("D", [3.0], tags: .noWeightDecay)].prefixed("blocks.0.mixer")
+        let params = [param("A_log", [1.0, 2]), param("D", [3.0], tags: .norm)].prefixed("blocks.0.mixer")
         XCTAssertEqual(params.map(\.name), ["blocks.0.mixer.A_log", "blocks.0.mixer.D"])
         XCTAssertEqual(params.scalarCount, 3)
         XCTAssertEqual(params.parameter(named: "blocks.0.mixer.D")?.tensor.data, [3])
@@ -66,7 +66,7 @@ final class OptimizerTests: XCTestCase {
     /// With a zero gradient Adam's update is 0 / (0 + ε) = 0, so only the decay moves p: p ← p (1 − lr λ).
     func testWeightDecaySkippedForNoWeightDecayTag() {
         let decayed = param("w", [2.0, -4.0])
-        let exempt = param("norm.gain", [2.0, -4.0], tags: .noWeightDecay)
+        let exempt = param("norm.gain", [2.0, -4.0], tags: .norm)
         let noGrad = param("unused", [2.0, -4.0])
         let opt = AdamW(parameters: [decayed, exempt, noGrad], learningRate: 0.1, weightDecay: 0.5)
         decayed.tensor.setGrad([0, 0])
@@ -126,7 +126,7 @@ final class OptimizerTests: XCTestCase {
     /// L2 decay is added to the gradient, d = g + λ p; without momentum p ← p − lr d. Untagged parameters only.
     func testSGDWeightDecayWithoutMomentum() {
         let decayed = param("w", [2.0])
-        let exempt = param("b", [2.0], tags: .noWeightDecay)
+        let exempt = param("b", [2.0], tags: .norm)
         let opt = SGD(parameters: [decayed, exempt], learningRate: 0.1, momentum: 0, weightDecay: 0.5)
         decayed.tensor.setGrad([1])
         exempt.tensor.setGrad([1])

@@ -167,4 +167,25 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(a.data[2], alone.data[0], accuracy: 1e-12)
         XCTAssertEqual(a.data[3], alone.data[1], accuracy: 1e-12)
     }
+
+    func testWeightDecayGroupsFollowTheRolesAndTheNoDecaySetting() throws {
+        var c = TrainConfig(task: "mqar", model: ModelConfig(layer: "mamba", dModel: 16, nLayers: 1))
+        let model = try SequenceModel<Float>(config: c.model, task: TaskRegistry.make("mqar", options: Options(["train_size": "8"])), seed: 0)
+        func decayed(_ config: TrainConfig) -> Set<String> {
+            Set(config.optimizerGroups(model.parameters).filter(\.tags.weightDecay).map(\.name))
+        }
+        // default: norms and the recurrence's own parameters do not decay; weights, biases and the embedding do
+        XCTAssertEqual(c.noDecay, [.norm, .ssm])
+        XCTAssertTrue(decayed(c).isSuperset(of: ["embedding.weight", "blocks.0.mixer.in_proj.weight", "blocks.0.mixer.dt_proj.bias", "head.output.bias"]))
+        XCTAssertTrue(decayed(c).isDisjoint(with: ["blocks.0.mixer.A_log", "blocks.0.mixer.D", "blocks.0.norm1.weight", "norm.bias"]))
+        // the grouping of mamba's and fla's trainers: only weight matrices decay
+        c.noDecay = [.embedding, .bias, .norm, .ssm]
+        XCTAssertEqual(decayed(c), Set(model.parameters.filter { $0.tags.role == .weight }.map(\.name)))
+        XCTAssertTrue(decayed(c).contains("blocks.0.mixer.conv1d.weight"))
+        // round trip through config.json, and a wrong role is a one-line error naming it
+        let data = try RunFileCoding.encoder.encode(c)
+        XCTAssertEqual(try RunFileCoding.decoder.decode(TrainConfig.self, from: data).noDecay, c.noDecay)
+        let bad = #"{"task": "mqar", "model": {"layer": "mamba", "d_model": 16}, "no_decay": ["norms"]}"#
+        XCTAssertThrowsError(try RunFileCoding.decoder.decode(TrainConfig.self, from: Data(bad.utf8))) { XCTAssertTrue(oneLine($0).contains("no_decay"), oneLine($0)) }
+    }
 }

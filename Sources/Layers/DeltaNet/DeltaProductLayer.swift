@@ -156,10 +156,10 @@ public final class DeltaProductLayer<T: TensorScalar>: SequenceLayer {
         var p = qProj.parameters("q_proj") + kProj.parameters("k_proj") + vProj.parameters("v_proj") + bProj.parameters("b_proj")
         if let f = forgetGate {
             p += f.aProj.parameters("a_proj")
-            p += [NamedParameter("A_log", f.aLog, tags: .noWeightDecay), NamedParameter("dt_bias", f.dtBias, tags: .noWeightDecay)]
+            p += [NamedParameter("A_log", f.aLog, tags: .ssm), NamedParameter("dt_bias", f.dtBias, tags: .ssm)]
         }
         if let gp = outputGate { p += gp.parameters("g_proj") }
-        p.append(NamedParameter("o_norm.weight", normWeight, tags: .noWeightDecay))
+        p.append(NamedParameter("o_norm.weight", normWeight, tags: .norm))
         if let c = convolutions {
             p += [NamedParameter("q_conv1d.weight", c.q), NamedParameter("k_conv1d.weight", c.k), NamedParameter("v_conv1d.weight", c.v)]
         }

@@ -42,7 +42,7 @@ public final class DiagonalRecurrence<T: TensorScalar>: SequenceLayer {
     }
 
     public var parameters: [NamedParameter<T>] {
-        [NamedParameter("a_logit", aLogit, tags: .noWeightDecay), NamedParameter("b", b), NamedParameter("c", c),
+        [NamedParameter("a_logit", aLogit, tags: .ssm), NamedParameter("b", b), NamedParameter("c", c),
          NamedParameter("d", d)] + output.parameters("out_proj")
     }
 

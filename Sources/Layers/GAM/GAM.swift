@@ -110,10 +110,10 @@ public final class GAM<T: TensorScalar>: SequenceLayer {
 
     /// Named and shaped as the reference GAMBlock's state_dict; LayerNorm parameters without weight decay.
     public var parameters: [NamedParameter<T>] {
-        [NamedParameter("ln1.weight", norm1Weight, tags: .noWeightDecay), NamedParameter("ln1.bias", norm1Bias, tags: .noWeightDecay),
+        [NamedParameter("ln1.weight", norm1Weight, tags: .norm), NamedParameter("ln1.bias", norm1Bias, tags: .norm),
          NamedParameter("causal_conv.weight", convWeight), NamedParameter("causal_conv.bias", convBias),
          NamedParameter("memory_bank", memory)] + gate.parameters("gate")
-            + [NamedParameter("ln2.weight", norm2Weight, tags: .noWeightDecay), NamedParameter("ln2.bias", norm2Bias, tags: .noWeightDecay)]
+            + [NamedParameter("ln2.weight", norm2Weight, tags: .norm), NamedParameter("ln2.bias", norm2Bias, tags: .norm)]
             + up.parameters("ffn.0") + down.parameters("ffn.2")
     }
 

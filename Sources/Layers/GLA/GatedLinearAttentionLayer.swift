@@ -114,7 +114,7 @@ public final class GatedLinearAttentionLayer<T: TensorScalar>: SequenceLayer {
     public var parameters: [NamedParameter<T>] {
         var p = qProj.parameters("q_proj") + kProj.parameters("k_proj") + vProj.parameters("v_proj") + gProj.parameters("g_proj")
         p += gateDown.parameters("gk_proj.0") + gateUp.parameters("gk_proj.1")
-        p.append(NamedParameter("g_norm_swish_gate.weight", normWeight, tags: .noWeightDecay))
+        p.append(NamedParameter("g_norm_swish_gate.weight", normWeight, tags: .norm))
         if let c = convolutions {
             p += [NamedParameter("q_conv1d.weight", c.q), NamedParameter("k_conv1d.weight", c.k), NamedParameter("v_conv1d.weight", c.v)]
         }

@@ -121,7 +121,7 @@ public final class MambaBlock<T: TensorScalar>: SequenceLayer {
         inProj.parameters("in_proj")
             + [NamedParameter("conv1d.weight", convWeight), NamedParameter("conv1d.bias", convBias)]
             + xProj.parameters("x_proj") + dtProj.parameters("dt_proj")
-            + [NamedParameter("A_log", aLog, tags: .noWeightDecay), NamedParameter("D", skip, tags: .noWeightDecay)]
+            + [NamedParameter("A_log", aLog, tags: .ssm), NamedParameter("D", skip, tags: .ssm)]
             + outProj.parameters("out_proj")
     }
 

@@ -170,8 +170,8 @@ public final class RAT<T: TensorScalar>: SequenceLayer {
     /// input_norm.weight [D] and gate_bias [D] (no weight decay), in_proj.weight [3D + 2 G E, D], out_proj.weight [D, D]:
     /// the reference RATSlow's state_dict keys and shapes.
     public var parameters: [NamedParameter<T>] {
-        [NamedParameter("input_norm.weight", inputNorm, tags: .noWeightDecay)] + inProj.parameters("in_proj")
-            + [NamedParameter("gate_bias", gateBias, tags: .noWeightDecay)] + outProj.parameters("out_proj")
+        [NamedParameter("input_norm.weight", inputNorm, tags: .norm)] + inProj.parameters("in_proj")
+            + [NamedParameter("gate_bias", gateBias, tags: .ssm)] + outProj.parameters("out_proj")
     }
 
     /// One key and one value of width D per finished chunk, plus the partial (kt, vt): 2 D (floor(T / C) + 1).

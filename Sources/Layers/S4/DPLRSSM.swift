@@ -146,10 +146,10 @@ public final class DPLRSSM<T: TensorScalar>: SSMKernelGenerator {
     /// learning rate and weight decay. None with lr = 0 (then they are buffers, as in s4.py).
     public var parameters: [NamedParameter<T>] {
         guard learningRate > 0 else { return [] }
-        let ssm = ParameterTags(weightDecay: false, learningRate: learningRate)
+        let ssm = ParameterTags(role: .ssm, learningRate: learningRate)
         return [NamedParameter("inv_dt", invDt, tags: ssm), NamedParameter("A_real", aReal, tags: ssm),
                 NamedParameter("A_imag", aImag, tags: ssm), NamedParameter("P", p, tags: ssm), NamedParameter("B", b, tags: ssm),
-                NamedParameter("C", c, tags: ParameterTags(weightDecay: true, learningRate: learningRate))]
+                NamedParameter("C", c, tags: ParameterTags(role: .weight, learningRate: learningRate))]
     }
 
     /// l_kernel; with lr = 0 also the frozen SSM tensors.

@@ -62,7 +62,7 @@ public final class DiagonalSSM<T: TensorScalar>: SSMKernelGenerator {
     /// s4d.py's tags: log dt, log(-Re A), Im A with the SSM learning rate and no weight decay (buffers with lr 0);
     /// C untagged.
     public var parameters: [NamedParameter<T>] {
-        let ssm = ParameterTags(weightDecay: false, learningRate: learningRate)
+        let ssm = ParameterTags(role: .ssm, learningRate: learningRate)
         let dynamics = learningRate > 0
             ? [NamedParameter("log_dt", logDt, tags: ssm), NamedParameter("log_A_real", logAReal, tags: ssm),
                NamedParameter("A_imag", aImag, tags: ssm)]

@@ -1,21 +1,55 @@
-/// Optimiser tags a layer puts on a parameter (S4's SSM parameters and Mamba's `A_log`, `D` need them).
+/// What a parameter is, for the optimiser's groups: which roles take weight decay is a training setting
+/// (`TrainConfig.noDecay`, config key `no_decay`), the role is the layer's to declare.
+public enum ParameterRole: String, Codable, CaseIterable, Sendable {
+    /// A weight matrix or filter (Linear, convolution, memory bank, S4's C and D).
+    case weight
+    /// A bias (a `state_dict` key ending in "bias", unless the layer says otherwise).
+    case bias
+    /// The token embedding.
+    case embedding
+    /// A norm's gain or bias (LayerNorm, RMSNorm, BatchNorm, the layers' own output norms).
+    case norm
+    /// The recurrence's own parameters: S4's Lambda, P, B, dt; Mamba's A_log and D; a gated decay's A_log and dt_bias;
+    /// RAT's forget-gate bias (mamba_ssm and fla exempt these from decay with `_no_weight_decay`).
+    case ssm
+}
+
+/// Optimiser tags a layer puts on a parameter: its role and its own learning rate (S4's SSM parameters).
 ///
 /// The effective learning rate of a tagged parameter is `(learningRate ?? optimiser's base lr) * schedule factor`;
-/// decoupled weight decay (AdamW) or L2 decay (SGD) applies only when `weightDecay` is true.
+/// decoupled weight decay (AdamW) or L2 decay (SGD) applies only when `weightDecay` is true, which the trainer sets
+/// from the role and the run's `no_decay` roles (`ParameterTags.defaultNoDecay` when none are given).
 public struct ParameterTags: Hashable, Codable, Sendable {
+    /// What the parameter is.
+    public var role: ParameterRole
     /// Whether the optimiser's weight decay applies to this parameter.
     public var weightDecay: Bool
     /// The parameter's own base learning rate: overrides the optimiser's base lr (the schedule's factor still applies).
     public var learningRate: Double?
 
-    /// Tags from their values (the defaults: decayed, the optimiser's learning rate).
-    public init(weightDecay: Bool = true, learningRate: Double? = nil) {
-        self.weightDecay = weightDecay
+    /// The roles that take no weight decay unless a run says otherwise: norms and the recurrence's own parameters.
+    public static let defaultNoDecay: [ParameterRole] = [.norm, .ssm]
+
+    /// Tags from their values; `weightDecay` defaults to the role's default (decayed unless in `defaultNoDecay`).
+    public init(role: ParameterRole = .weight, weightDecay: Bool? = nil, learningRate: Double? = nil) {
+        self.role = role
+        self.weightDecay = weightDecay ?? !Self.defaultNoDecay.contains(role)
         self.learningRate = learningRate
     }
 
-    /// No weight decay, the optimiser's learning rate (norm gains, biases, SSM parameters).
-    public static let noWeightDecay = ParameterTags(weightDecay: false)
+    /// A norm's gain or bias.
+    public static let norm = ParameterTags(role: .norm)
+    /// A parameter of the recurrence itself (A_log, D, dt_bias ...).
+    public static let ssm = ParameterTags(role: .ssm)
+    /// The token embedding.
+    public static let embedding = ParameterTags(role: .embedding)
+
+    /// These tags with weight decay set from `noDecay`, the roles that take none.
+    public func decaying(unless noDecay: [ParameterRole]) -> ParameterTags {
+        var t = self
+        t.weightDecay = !noDecay.contains(role)
+        return t
+    }
 }
 
 /// A named parameter: a dotted name path like `"blocks.3.mixer.A_log"`, the leaf tensor, and its optimiser tags.
@@ -24,14 +58,15 @@ public struct NamedParameter<T: TensorScalar> {
     public let name: String
     /// The leaf tensor (`requiresGrad: true`); optimisers update its `data` in place.
     public let tensor: Tensor<T>
-    /// Weight decay and learning-rate overrides.
+    /// Role, weight decay and learning-rate override.
     public var tags: ParameterTags
 
-    /// A parameter from its name, its leaf tensor and its tags.
-    public init(_ name: String, _ tensor: Tensor<T>, tags: ParameterTags = .init()) {
+    /// A parameter from its name, its leaf tensor and its tags (by default: a bias if the name ends in "bias", else a
+    /// weight).
+    public init(_ name: String, _ tensor: Tensor<T>, tags: ParameterTags? = nil) {
         self.name = name
         self.tensor = tensor
-        self.tags = tags
+        self.tags = tags ?? ParameterTags(role: name.hasSuffix("bias") ? .bias : .weight)
     }
 
     /// The same parameter one level down: `prefixed("blocks.0")` turns `"A_log"` into `"blocks.0.A_log"`.

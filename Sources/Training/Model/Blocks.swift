@@ -44,8 +44,8 @@ final class Norm<T: TensorScalar> {
     }
 
     func parameters(_ name: String) -> [NamedParameter<T>] {
-        [NamedParameter("\(name).weight", gamma, tags: .noWeightDecay)]
-            + (beta.map { [NamedParameter("\(name).bias", $0, tags: .noWeightDecay)] } ?? [])
+        [NamedParameter("\(name).weight", gamma, tags: .norm)]
+            + (beta.map { [NamedParameter("\(name).bias", $0, tags: .norm)] } ?? [])
     }
 
     func buffers(_ name: String) -> [(String, Tensor<T>)] {

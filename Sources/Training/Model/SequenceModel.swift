@@ -145,7 +145,7 @@ public final class SequenceModel<T: TensorScalar> {
 
     /// Every trainable parameter, named by its path ("blocks.0.mixer.A_log").
     public var parameters: [NamedParameter<T>] {
-        var all = [NamedParameter("embedding.weight", embedding)]
+        var all = [NamedParameter("embedding.weight", embedding, tags: .embedding)]
         for (i, block) in blocks.enumerated() { all += block.parameters("blocks.\(i)") }
         all += finalNorm.parameters("norm") + (matchingHidden?.parameters("head.hidden") ?? []) + output.parameters("head.output")
         return all

@@ -31,6 +31,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var evalExamples: Int? = nil
     /// Stop early once validation accuracy reaches this.
     public var targetAccuracy: Double? = nil
+    /// The parameter roles that take no weight decay (the rest decay at `weightDecay`); the layers declare the roles.
+    public var noDecay: [ParameterRole] = ParameterTags.defaultNoDecay
     /// The arithmetic of the run: Float32 (training, benchmarks) or Float64 (parity with a reference trainer).
     public var precision: Precision = .float32
     /// A PyTorch state dict (safetensors, the model's parameter paths as keys: `seqlab convert` writes one, and so
@@ -65,6 +67,15 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// The configuration of the run `directory` holds (finished or checkpointed), or nil when it holds none yet; a
     /// corrupt config.json is a one-line error. A trainer or sweep refuses a directory whose run differs.
     public static func heldRun(in directory: URL) throws -> TrainConfig? { try RunDirectory(url: directory).heldConfig() }
+
+    /// The model's parameters with weight decay set from `noDecay` (what the optimiser gets).
+    public func optimizerGroups<T: TensorScalar>(_ parameters: [NamedParameter<T>]) -> [NamedParameter<T>] {
+        parameters.map { p in
+            var q = p
+            q.tags = p.tags.decaying(unless: noDecay)
+            return q
+        }
+    }
 
     /// Whether two configurations describe the same run (the git commit they were written at aside).
     public func sameRun(as other: TrainConfig) -> Bool {
@@ -101,7 +112,7 @@ extension TrainConfig {
         case learningRate = "lr", weightDecay = "weight_decay", warmupSteps = "warmup_steps"
         case minLearningRateFactor = "min_lr_factor", gradientClip = "grad_clip", evalEvery = "eval_every"
         case logEvery = "log_every", evalExamples = "eval_examples", targetAccuracy = "target_accuracy"
-        case gitCommit = "git_commit", initFrom = "init_from", precision
+        case gitCommit = "git_commit", initFrom = "init_from", precision, noDecay = "no_decay"
     }
 
     /// Decodes a config; every key but `task` and `model` may be absent (its default is used).
@@ -127,6 +138,7 @@ extension TrainConfig {
         gitCommit = try c.decodeIfPresent(String.self, forKey: .gitCommit)
         initFrom = try c.decodeIfPresent(String.self, forKey: .initFrom)
         precision = try c.decodeIfPresent(Precision.self, forKey: .precision) ?? precision
+        noDecay = try c.decodeIfPresent([ParameterRole].self, forKey: .noDecay) ?? noDecay
     }
 }
 

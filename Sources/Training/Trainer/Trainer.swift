@@ -54,7 +54,7 @@ public final class Trainer {
         }
         let task = try providedTask ?? TaskRegistry.make(config.task, options: config.taskOptions, seed: config.seed)
         let model = try SequenceModel<T>(config: config.model, task: task, seed: config.seed)
-        let parameters = model.parameters
+        let parameters = config.optimizerGroups(model.parameters)
         let optimizer: any Optimizer<T> = config.optimizer == "sgd"
             ? SGD(parameters: parameters, learningRate: config.learningRate, weightDecay: config.weightDecay)
             : AdamW(parameters: parameters, learningRate: config.learningRate, weightDecay: config.weightDecay)

@@ -9,7 +9,7 @@ import Tensors
 public enum TrainingRecord {
     /// tokens [N, B, L] and targets [N, B, L] (I64; every batch padded to the longest of the N with the pad token and
     /// target -100), labels [N, B] (I64), lr_factor [N] (F64); metadata: `seqlab_config` (the config as JSON),
-    /// `vocabulary`, `classes`, `param_groups` (JSON: [{"name", "weight_decay", "lr"}], lr null = the base lr).
+    /// `vocabulary`, `classes`, `param_groups` (JSON: [{"name", "role", "weight_decay", "lr"}], lr null = the base lr).
     public static func make(config: TrainConfig, steps: Int) throws -> SafeTensors {
         try config.validate()
         guard steps >= 1 else { throw SequenceLabError("batches: steps must be positive, got \(steps)") }
@@ -36,8 +36,9 @@ public enum TrainingRecord {
         let schedule = config.schedule
         file.set("lr_factor", Tensor<Double>(shape: [steps], data: (0..<steps).map { schedule.factor(step: $0) }))
         let model = try SequenceModel<Float>(config: config.model, task: task, seed: config.seed)
-        let groups: [[String: Any]] = model.parameters.map {
-            ["name": $0.name, "weight_decay": $0.tags.weightDecay, "lr": $0.tags.learningRate.map { $0 as Any } ?? NSNull()]
+        let groups: [[String: Any]] = config.optimizerGroups(model.parameters).map {
+            ["name": $0.name, "role": $0.tags.role.rawValue, "weight_decay": $0.tags.weightDecay,
+             "lr": $0.tags.learningRate.map { $0 as Any } ?? NSNull()]
         }
         file.metadata["param_groups"] = String(decoding: try JSONSerialization.data(withJSONObject: groups, options: [.sortedKeys]), as: UTF8.self)
         file.metadata["seqlab_config"] = String(decoding: try RunFileCoding.encoder.encode(config), as: UTF8.self)
