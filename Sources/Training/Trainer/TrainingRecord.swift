@@ -13,6 +13,10 @@ public enum TrainingRecord {
     public static func make(config: TrainConfig, steps: Int) throws -> SafeTensors {
         try config.validate()
         guard steps >= 1 else { throw SequenceLabError("batches: steps must be positive, got \(steps)") }
+        let (examples, limit) = (steps.multipliedReportingOverflow(by: config.batchSize), 10_000_000)
+        guard !examples.overflow, examples.partialValue <= limit else {
+            throw SequenceLabError("batches: \(steps) steps x batch \(config.batchSize) is more than \(limit) examples (the record is held in memory)")
+        }
         let task = try TaskRegistry.make(config.task, options: config.taskOptions, seed: config.seed)
         let sampler = BatchSampler(dataset: task.train, batchSize: config.batchSize, seed: config.seed, padToken: task.padToken)
         let batches = (0..<steps).map { sampler.batch(step: $0) }
