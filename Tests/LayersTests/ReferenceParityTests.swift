@@ -22,16 +22,6 @@ final class ReferenceParityTests: XCTestCase {
         }
     }
 
-    /// sqrt(mean (a - b)^2) / sqrt(mean b^2), or 0 when max |a - b| <= floor.
-    static func relativeRMS(_ got: [Double], _ reference: [Double], floor: Double) -> Double {
-        var (diff, norm, maxDiff) = (0.0, 0.0, 0.0)
-        for (a, b) in zip(got, reference) {
-            guard a.isFinite else { return .infinity }
-            diff += (a - b) * (a - b); norm += b * b; maxDiff = max(maxDiff, abs(a - b))
-        }
-        return maxDiff <= floor ? 0 : (diff / max(norm, 1e-300)).squareRoot()
-    }
-
     /// The in-file with every F64 tensor stored as F32 (integer buffers unchanged).
     static func singlePrecision(_ file: SafeTensors) throws -> SafeTensors {
         var out = SafeTensors(metadata: file.metadata)
@@ -50,7 +40,7 @@ final class ReferenceParityTests: XCTestCase {
             let reference = try expected.tensor(name, as: Double.self)
             let mine = try got.tensor(name, as: Double.self)
             guard mine.shape == reference.shape else { return ("\(name) shape \(mine.shape) vs \(reference.shape)", .infinity) }
-            let e = Self.relativeRMS(mine.data, reference.data, floor: floor)
+            let e = GradientCheck.relativeRMS(mine.data, reference.data, floor: floor)
             if e > worst.1 || worst.0.isEmpty { worst = (name, e) }
         }
         if let extra = got.names.first(where: { expected.arrays[$0] == nil }) { return (extra + " (not in the reference)", .infinity) }

@@ -29,12 +29,6 @@ final class ModelInteropTests: XCTestCase {
         return Tape.withoutGradients { model.logits(Batch(examples, padToken: task.padToken), training: false, rng: &rng).data }
     }
 
-    static func relativeRMS<T: TensorScalar>(_ got: [T], _ reference: [Double]) -> Double {
-        var (diff, norm) = (0.0, 0.0)
-        for (a, b) in zip(got, reference) { diff += (Double(a) - b) * (Double(a) - b); norm += b * b }
-        return (diff / max(norm, 1e-300)).squareRoot()
-    }
-
     func testEveryLayersModelGivesPyTorchsLogitsBothWays() throws {
         let names = try FileManager.default.contentsOfDirectory(atPath: Self.fixtures.path).filter { $0.hasSuffix(".io.safetensors") }.sorted()
         var layers = Set<String>()
@@ -48,9 +42,9 @@ final class ModelInteropTests: XCTestCase {
             do {
                 let f64 = try logits(state, tokens: tokens, batch: batch, as: Double.self, source: base)
                 XCTAssertEqual(f64.count, expected.count, base)
-                XCTAssertLessThanOrEqual(Self.relativeRMS(f64, expected), 1e-10, "\(base) (Float64)")
+                XCTAssertLessThanOrEqual(GradientCheck.relativeRMS(f64, expected), 1e-10, "\(base) (Float64)")
                 let f32 = try logits(state, tokens: tokens, batch: batch, as: Float.self, source: base)
-                XCTAssertLessThanOrEqual(Self.relativeRMS(f32, expected), 1e-5, "\(base) (Float32)")
+                XCTAssertLessThanOrEqual(GradientCheck.relativeRMS(f32, expected), 1e-5, "\(base) (Float32)")
             } catch {
                 XCTFail("\(base): \(error)")
             }

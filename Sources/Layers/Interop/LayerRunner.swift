@@ -43,20 +43,8 @@ public enum LayerRunner {
         let name = factory.name
         let x = try file.tensor("x", as: T.self)
         let layer = try layer(factory, metadata: file.optionMetadata, inputShape: x.shape, as: T.self)
-        let stateTensors = layer.parameters.map { ($0.name, $0.tensor) } + layer.buffers.map { ($0.name, $0.tensor) }
-        let known = Set(stateTensors.map(\.0) + ["x", "grad_y"])
-        if let stray = file.names.first(where: { !known.contains($0) }) {
-            throw SequenceLabError("layer \(name): unexpected tensor '\(stray)' (the layer's state_dict keys: \(stateTensors.map(\.0).joined(separator: ", ")))")
-        }
-        for (key, tensor) in stateTensors {
-            guard let stored = file.arrays[key] else {
-                throw SequenceLabError("layer \(name): missing tensor '\(key)' \(tensor.shape)")
-            }
-            guard stored.shape == tensor.shape else {
-                throw SequenceLabError("layer \(name): tensor '\(key)' has shape \(stored.shape), the layer needs \(tensor.shape) (d_model \(x.shape[2]), options from __metadata__)")
-            }
-            tensor.data = try file.tensor(key, as: T.self).data
-        }
+        try file.assign(to: layer.parameters.map { ($0.name, $0.tensor) } + layer.buffers, extra: ["x", "grad_y"],
+                        owner: "layer \(name)", shapeNote: " (d_model \(x.shape[2]), options from __metadata__)")
         layer.stateDidLoad()
         let gradY = try file.arrays["grad_y"].map { _ in try file.tensor("grad_y", as: T.self) }
         if let gradY, gradY.shape != x.shape {

@@ -105,6 +105,20 @@ public enum GradientCheck {
         return CheckResult(name: name, passed: worst <= tolerance, error: worst, tolerance: tolerance, detail: worstDetail)
     }
 
+    /// fla's comparison metric: sqrt(mean (got - reference)^2) / sqrt(mean reference^2), or 0 when
+    /// max |got - reference| <= `floor` (so that a reference that is exactly zero, such as a gate gradient at one
+    /// token, is matched by values within the floor); infinity for a non-finite value.
+    public static func relativeRMS<T: TensorScalar>(_ got: [T], _ reference: [Double], floor: Double = 0) -> Double {
+        precondition(got.count == reference.count, "relativeRMS: \(got.count) vs \(reference.count) scalars")
+        var (diff, norm, maxDiff) = (0.0, 0.0, 0.0)
+        for (g, b) in zip(got, reference) {
+            let a = Double(g)
+            guard a.isFinite else { return .infinity }
+            diff += (a - b) * (a - b); norm += b * b; maxDiff = max(maxDiff, abs(a - b))
+        }
+        return maxDiff <= floor ? 0 : (diff / max(norm, 1e-300)).squareRoot()
+    }
+
     /// Compares two arrays: max |a - b| / max(max |b|, floor). Used for fast form == slow form checks; a floor keeps
     /// a quantity that is zero in exact arithmetic from turning round-off into a huge ratio.
     public static func relativeError<T: TensorScalar>(_ a: [T], _ b: [T], floor: Double = 1e-300) -> Double {

@@ -38,20 +38,7 @@ public enum StateDict {
     /// Writes the tensors of `file` into `model`: every parameter and buffer must be present with its exact shape,
     /// and no other tensor may be; otherwise a one-line error naming the tensor, with the model left unchanged.
     public static func load<T: TensorScalar>(_ file: SafeTensors, into model: SequenceModel<T>, source: String) throws {
-        let targets = model.parameters.map { ($0.name, $0.tensor) } + model.buffers
-        let known = Set(targets.map(\.0))
-        if let stray = file.names.first(where: { !known.contains($0) }) {
-            throw SequenceLabError("\(source): unexpected tensor '\(stray)' (not a parameter or buffer of this model)")
-        }
-        var values: [(Tensor<T>, [T])] = []
-        for (name, tensor) in targets {
-            guard let stored = file.arrays[name] else { throw SequenceLabError("\(source): missing tensor '\(name)' \(tensor.shape)") }
-            guard stored.shape == tensor.shape else {
-                throw SequenceLabError("\(source): tensor '\(name)' has shape \(stored.shape), the model needs \(tensor.shape)")
-            }
-            values.append((tensor, try file.tensor(name, as: T.self).data))
-        }
-        for (tensor, data) in values { tensor.data = data }
+        try file.assign(to: model.parameters.map { ($0.name, $0.tensor) } + model.buffers.map { (name: $0.0, tensor: $0.1) }, owner: source)
         model.stateDidLoad()
     }
 }
