@@ -11,12 +11,14 @@ struct Batches: ParsableCommand {
     @Option(help: "The run's config (JSON, the format of config.json).") var config: String
     @Option(help: "How many steps.") var steps: Int
     @Option(help: "The file to write (safetensors, atomically).") var out: String
+    @Flag(help: "Also write the validation and test examples the trainer evaluates on (eval.<split>.tokens / targets / labels).")
+    var evaluation = false
 
     func run() throws {
         reportingErrors {
             let object = try TrainConfig.loadObject(from: URL(fileURLWithPath: config))
             let c = try TrainConfig.resolve(object, source: "config file \(config)")
-            try TrainingRecord.make(config: c, steps: steps).write(to: URL(fileURLWithPath: out))
+            try TrainingRecord.make(config: c, steps: steps, evaluation: evaluation).write(to: URL(fileURLWithPath: out))
         }
     }
 }

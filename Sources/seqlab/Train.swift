@@ -28,6 +28,8 @@ struct Train: ParsableCommand {
     @Option var dropout: Double?
     @Option(help: "mean or last.") var pooling: String?
     @Flag(help: "A second mixer on the reversed sequence (classification tasks).") var bidirectional = false
+    @Option(name: .customLong("embedding-init-std"), help: "Std of the embedding's initial normal draw (1: PyTorch's default; 0.02: Zoology, mamba_ssm, fla).")
+    var embeddingInitStd: Double?
 
     @Option var seed: UInt64?
     @Option(name: .customLong("batch-size")) var batchSize: Int?
@@ -103,6 +105,7 @@ struct Train: ParsableCommand {
             c.model.pooling = p
         }
         if bidirectional { c.model.bidirectional = true }
+        if let embeddingInitStd { c.model.embeddingInitStd = embeddingInitStd }
         if let seed { c.seed = seed }
         if let batchSize { c.batchSize = batchSize }
         if let maxSteps { c.maxSteps = maxSteps }

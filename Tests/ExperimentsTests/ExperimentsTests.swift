@@ -110,7 +110,8 @@ final class ResultTableTests: XCTestCase {
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: directory) }
 
     /// Writes the two files `seqlab table` reads, as a finished run leaves them.
-    private func run(_ id: String, layer: String, d: Int, lr: Double, seed: Int, val: Double, test: Double) throws {
+    private func run(_ id: String, layer: String, d: Int, lr: Double, seed: Int, val: Double, test: Double,
+                     implementation: String? = nil) throws {
         var c = TrainConfig(task: "mqar", model: ModelConfig(layer: layer, dModel: d))
         c.learningRate = lr
         c.seed = UInt64(seed)
@@ -118,7 +119,8 @@ final class ResultTableTests: XCTestCase {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         try RunFileCoding.encoder.encode(c).write(to: dir.appendingPathComponent("config.json"))
         let final = FinalMetrics(bestValAccuracy: val, bestValStep: 10, testAccuracy: test, testLoss: 0.1, steps: 10, params: 1000 * d,
-                                 stateSize: d * 4, wallS: 1, stoppedBy: "max_steps", tests: ["test_accuracy": test, "test_len128_accuracy": test / 2])
+                                 stateSize: d * 4, wallS: 1, stoppedBy: "max_steps", tests: ["test_accuracy": test, "test_len128_accuracy": test / 2],
+                                 implementation: implementation)
         try JSONEncoder().encode(final).write(to: dir.appendingPathComponent("final.json"))
     }
 
@@ -147,6 +149,32 @@ final class ResultTableTests: XCTestCase {
         XCTAssertEqual(again.test.mean, 0.7, accuracy: 1e-12)
         XCTAssertEqual(again.test.std, (0.02 as Double).squareRoot(), accuracy: 1e-12)
         XCTAssertEqual(again.seeds, 2)
+    }
+
+    func testReferenceControlsAreRowsOfTheirOwn() throws {
+        try run("s0", layer: "mamba", d: 64, lr: 0.01, seed: 0, val: 0.2, test: 0.2)
+        try run("s1", layer: "mamba", d: 64, lr: 0.01, seed: 1, val: 0.4, test: 0.4)
+        try run("s0_impl-pytorch", layer: "mamba", d: 64, lr: 0.01, seed: 0, val: 0.8, test: 0.8, implementation: "pytorch")
+        let table = ResultTable(try RunResult.collect(in: directory))
+        XCTAssertEqual(table.columns, ["model.layer", "implementation"])
+        XCTAssertEqual(table.rows.map { $0.settings["implementation"] }, ["pytorch", "seqlab"])
+        XCTAssertEqual(table.rows.map(\.seeds), [1, 2])
+        XCTAssertTrue(table.markdown().contains("| mamba | seqlab | 0.01 |"), table.markdown())
+        // Without controls the column stays out of the table.
+        try FileManager.default.removeItem(at: directory.appendingPathComponent("s0_impl-pytorch"))
+        XCTAssertEqual(ResultTable(try RunResult.collect(in: directory)).columns, ["model.layer"])
+    }
+
+    func testListValuedSettingsReadAsJoinedNames() throws {
+        XCTAssertEqual(SweepSpec.text(["embedding", "bias"]), "embedding+bias")
+        XCTAssertEqual(SweepSpec.text([String]()), "none")
+        let json = """
+            {"base": {"task": "mqar", "model": {"layer": "mamba", "d_model": 16}, "max_steps": 10},
+             "grid": {"no_decay": [["norm", "ssm"], []]}}
+            """
+        let runs = try SweepSpec(try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [String: Any]).runs()
+        XCTAssertEqual(runs.map(\.id), ["no_decay-norm+ssm", "no_decay-none"])
+        XCTAssertEqual(runs.map(\.config.noDecay), [[.norm, .ssm], []])
     }
 
     func testPlotsRenderValidSVG() throws {

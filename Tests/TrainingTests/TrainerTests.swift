@@ -188,4 +188,44 @@ final class TrainerTests: XCTestCase {
         let bad = #"{"task": "mqar", "model": {"layer": "mamba", "d_model": 16}, "no_decay": ["norms"]}"#
         XCTAssertThrowsError(try RunFileCoding.decoder.decode(TrainConfig.self, from: Data(bad.utf8))) { XCTAssertTrue(oneLine($0).contains("no_decay"), oneLine($0)) }
     }
+
+    func testTrainingRecordHoldsTheEvaluatedExamples() throws {
+        // What a reference control replays: the batches, and with `evaluation` the examples the trainer evaluates on.
+        var c = TrainConfig(task: "mqar", taskOptions: Options(["train_size": "16", "val_size": "5", "test_size": "7"]),
+                            model: ModelConfig(layer: "attention", dModel: 8, nLayers: 1))
+        c.batchSize = 4
+        c.evalExamples = 6
+        let record = try TrainingRecord.make(config: c, steps: 3, evaluation: true)
+        let task = try TaskRegistry.make("mqar", options: c.taskOptions, seed: c.seed)
+        XCTAssertEqual(record.metadata["eval_splits"], "[\"validation\",\"test\"]")
+        XCTAssertEqual(record.metadata["train_size"], "16")
+        // validation: all 5 (fewer than eval_examples); test: its first 6 of 7
+        let valTokens = try record.integers("eval.validation.tokens"), testTargets = try record.integers("eval.test.targets")
+        let length = task.validation.example(0).tokens.count
+        XCTAssertEqual(valTokens.count, 5 * length)
+        XCTAssertEqual(Array(valTokens[length..<(2 * length)]), task.validation.example(1).tokens)
+        XCTAssertEqual(testTargets.count, 6 * length)
+        XCTAssertEqual(Array(testTargets[(5 * length)...]), task.tests[0].example(5).targets)
+        XCTAssertEqual(try record.integers("eval.test.labels").count, 6)
+        // without the flag, only the training record
+        XCTAssertNil(try TrainingRecord.make(config: c, steps: 3).metadata["eval_splits"])
+    }
+
+    func testEmbeddingInitStdReachesTheModelAndRoundTrips() throws {
+        let task = try TaskRegistry.make("mqar", options: Options(["train_size": "8"]))
+        var config = ModelConfig(layer: "attention", dModel: 32, nLayers: 1)
+        func std(_ m: SequenceModel<Double>) -> Double {
+            let w = m.embedding.data, mean = w.reduce(0, +) / Double(w.count)
+            return (w.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(w.count)).squareRoot()
+        }
+        XCTAssertEqual(std(try SequenceModel<Double>(config: config, task: task, seed: 0)), 1, accuracy: 0.05)
+        config.embeddingInitStd = 0.02
+        XCTAssertEqual(std(try SequenceModel<Double>(config: config, task: task, seed: 0)), 0.02, accuracy: 0.001)
+        let json = #"{"task": "mqar", "model": {"layer": "attention", "embedding_init_std": 0.02}}"#
+        XCTAssertEqual(try RunFileCoding.decoder.decode(TrainConfig.self, from: Data(json.utf8)).model.embeddingInitStd, 0.02)
+        config.embeddingInitStd = 0
+        XCTAssertThrowsError(try SequenceModel<Double>(config: config, task: task, seed: 0)) {
+            XCTAssertTrue(oneLine($0).contains("embedding_init_std"), oneLine($0))
+        }
+    }
 }

@@ -32,14 +32,17 @@ from make_layer_fixtures import load_reference_module  # noqa: E402
 FAMILY = {"mamba": "mamba", "s4": "s4", "s4d": "s4", "gla": "fla", "deltanet": "fla", "deltaproduct": "fla",
           "rat": "others", "gam": "others", "attention": "others"}
 INCLUDES_RESIDUAL = {"rat", "gam"}
+# Layers whose fast reference build (SequenceLabModel(fast=True)) is the reference class as it ships and runs in float32;
+# the others' references are their float64-exact forms (scripts/fixtures/references/) and run in float64 only.
+NATIVE_FLOAT32 = {"mamba"}
 
 
 class Block(nn.Module):
-    def __init__(self, model_config, index, reference, dtype):
+    def __init__(self, model_config, index, reference, dtype, fast=False):
         super().__init__()
         d, layer = model_config["d_model"], model_config["layer"]
         case = dict(name=f"block{index}", layer=layer, options=dict(model_config.get("layer_options", {})),
-                    batch=1, length=1, d_model=d, seed=index)
+                    batch=1, length=1, d_model=d, seed=index, fast=fast)
         self.reference = reference
         self.mixer = reference.build(case).to(dtype)
         self.whole = layer in INCLUDES_RESIDUAL
@@ -62,16 +65,19 @@ class Block(nn.Module):
 
 
 class SequenceLabModel(nn.Module):
-    def __init__(self, config, vocabulary, classes, dtype=torch.float64):
+    def __init__(self, config, vocabulary, classes, dtype=torch.float64, fast=False):
         """`config`: a run's config.json; `vocabulary`, `classes`: the task's (the shapes of embedding.weight and
-        head.output.weight in the run's state dict)."""
+        head.output.weight in the run's state dict). `fast`: a reference's own fast CPU path where the fixtures use
+        its step-by-step form (mamba: mambapy's pscan instead of selective_scan_seq; the same math re-associated)."""
         super().__init__()
         m = config["model"]
         if not m.get("prenorm", True) or m.get("bidirectional", False):
             raise SystemExit("only pre-norm, causal models are built here")
         reference = load_reference_module(FAMILY[m["layer"]])
         self.embedding = nn.Embedding(vocabulary, m["d_model"], dtype=dtype)
-        self.blocks = nn.ModuleList([Block(m, i, reference, dtype) for i in range(m["n_layers"])])
+        if m.get("embedding_init_std", 1.0) != 1.0:  # SequenceLab's embedding_init_std (1: nn.Embedding's own N(0, 1))
+            nn.init.normal_(self.embedding.weight, std=m["embedding_init_std"])
+        self.blocks = nn.ModuleList([Block(m, i, reference, dtype, fast) for i in range(m["n_layers"])])
         norm = nn.RMSNorm if m.get("norm", "layer_norm") == "rms_norm" else nn.LayerNorm
         self.norm = norm(m["d_model"], eps=1e-5, dtype=dtype)
         self.head = nn.Module()

@@ -75,7 +75,8 @@ public enum RunPlots {
         guard !table.rows.isEmpty else { throw SequenceLabError("\(directory.path): no finished runs") }
         let groups = Dictionary(grouping: table.rows) { row in
             ([row.settings["model.layer"] ?? "?"] + row.settings.keys.filter { $0.hasPrefix("model.layer_options.") }.sorted()
-                .map { "\($0.split(separator: ".").last!)=\(row.settings[$0]!)" }).joined(separator: " ")
+                .map { "\($0.split(separator: ".").last!)=\(row.settings[$0]!)" }
+                + (row.settings["implementation"].flatMap { $0 == "seqlab" ? nil : "(\($0))" }.map { [$0] } ?? [])).joined(separator: " ")
         }
         let series = groups.keys.sorted().map { name in
             LineChart.Series(name: name, points: groups[name]!.compactMap { row in

@@ -6,7 +6,8 @@ import Training
 public struct RunResult {
     public let id: String
     public let directory: URL
-    /// The config as dotted keys ("model.layer", "lr", "task_options.seq_len") and their values as text.
+    /// The config as dotted keys ("model.layer", "lr", "task_options.seq_len") and their values as text, and
+    /// `implementation` (final.json's: "seqlab" for SequenceLab's own runs, "pytorch" for a reference control).
     public let settings: [String: String]
     public let final: FinalMetrics
 
@@ -23,7 +24,9 @@ public struct RunResult {
                   let object = try? JSONSerialization.jsonObject(with: configData) as? [String: Any] else {
                 throw SequenceLabError("\(dir.path): final.json or config.json is corrupt")
             }
-            return RunResult(id: dir.lastPathComponent, directory: dir, settings: flatten(object), final: final)
+            var settings = flatten(object)
+            settings["implementation"] = final.implementation ?? "seqlab"
+            return RunResult(id: dir.lastPathComponent, directory: dir, settings: settings, final: final)
         }
     }
 

@@ -144,12 +144,13 @@ public struct SweepSpec {
         case let n as NSNumber where String(cString: n.objCType) == "c": return n.boolValue ? "true" : "false"
         case let n as NSNumber: return "\(n)"
         case let s as String: return s
+        case let a as [Any]: return a.isEmpty ? "none" : a.map(text).joined(separator: "+")
         default: return "\(value)"
         }
     }
 
     static func sanitized(_ id: String) -> String {
-        String(id.map { $0.isLetter || $0.isNumber || "-_.=".contains($0) ? $0 : "-" })
+        String(id.map { $0.isLetter || $0.isNumber || "-_.=+".contains($0) ? $0 : "-" })
     }
 
     /// Sets `value` at a dotted path, creating objects on the way. Values under *_options are stored as strings.

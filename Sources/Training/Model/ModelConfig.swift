@@ -36,11 +36,14 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// Overrides the task's pooling (mean, or the last valid position).
     public var pooling: ClassificationPooling?
     public var bidirectional: Bool
+    /// The standard deviation of the token embedding's initial N(0, std^2) draw: 1 is PyTorch's nn.Embedding
+    /// default; Zoology, mamba_ssm's MixerModel and fla's models draw 0.02 (their `initializer_range`).
+    public var embeddingInitStd: Double
 
     public init(
         layer: String, layerOptions: Options = Options(), dModel: Int = 64, nLayers: Int = 2, norm: NormKind = .layerNorm,
         prenorm: Bool = true, feedForward: FeedForwardKind = .mlp, feedForwardExpand: Int = 2, dropout: Double = 0,
-        pooling: ClassificationPooling? = nil, bidirectional: Bool = false
+        pooling: ClassificationPooling? = nil, bidirectional: Bool = false, embeddingInitStd: Double = 1
     ) {
         self.layer = layer
         self.layerOptions = layerOptions
@@ -53,6 +56,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         self.dropout = dropout
         self.pooling = pooling
         self.bidirectional = bidirectional
+        self.embeddingInitStd = embeddingInitStd
     }
 }
 
@@ -60,7 +64,7 @@ extension ModelConfig {
     enum CodingKeys: String, CodingKey {
         case layer, norm, prenorm, dropout, pooling, bidirectional
         case layerOptions = "layer_options", dModel = "d_model", nLayers = "n_layers", feedForward = "feed_forward"
-        case feedForwardExpand = "feed_forward_expand"
+        case feedForwardExpand = "feed_forward_expand", embeddingInitStd = "embedding_init_std"
     }
 
     /// Decodes a model config; every key but `layer` may be absent (its default is used).
@@ -77,6 +81,7 @@ extension ModelConfig {
         dropout = try c.decodeIfPresent(Double.self, forKey: .dropout) ?? dropout
         pooling = try c.decodeIfPresent(ClassificationPooling.self, forKey: .pooling)
         bidirectional = try c.decodeIfPresent(Bool.self, forKey: .bidirectional) ?? bidirectional
+        embeddingInitStd = try c.decodeIfPresent(Double.self, forKey: .embeddingInitStd) ?? embeddingInitStd
     }
 }
 

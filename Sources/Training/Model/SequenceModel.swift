@@ -70,6 +70,9 @@ public final class SequenceModel<T: TensorScalar> {
         guard config.dModel > 0, config.nLayers >= 0 else {
             throw SequenceLabError("model: d_model must be positive and n_layers non-negative")
         }
+        guard config.embeddingInitStd > 0, config.embeddingInitStd.isFinite else {
+            throw SequenceLabError("model: embedding_init_std must be positive, got \(config.embeddingInitStd)")
+        }
         if task.requiresCausalModel && config.bidirectional {
             throw SequenceLabError("task \(task.name) is scored per position: a bidirectional model would see the answers")
         }
@@ -77,7 +80,7 @@ public final class SequenceModel<T: TensorScalar> {
         self.config = config
         head = task.head
         pooling = config.pooling ?? task.classificationPooling
-        embedding = Tensor.randn([task.inputVocabulary, config.dModel], std: 1, using: &rng, requiresGrad: true)
+        embedding = Tensor.randn([task.inputVocabulary, config.dModel], std: T(config.embeddingInitStd), using: &rng, requiresGrad: true)
         blocks = try (0..<config.nLayers).map { i in
             try ResidualBlock(config: config, index: i, seed: seed &+ 1000, rng: &rng)
         }

@@ -55,9 +55,12 @@ public struct FinalMetrics: Codable, Equatable, Sendable {
     public var stoppedBy: String
     /// Every test split's metrics at the best validation step (length extrapolation: "test_len256_accuracy").
     public var tests: [String: Double]
+    /// Who trained the run when not SequenceLab's trainer: a reference control (scripts/interop/reference_control.py
+    /// writes "pytorch"); nil for SequenceLab's own runs. Result tables show it as the `implementation` column.
+    public var implementation: String? = nil
 
     enum CodingKeys: String, CodingKey {
-        case steps, params, tests
+        case steps, params, tests, implementation
         case bestValAccuracy = "best_val_accuracy", bestValStep = "best_val_step", testAccuracy = "test_accuracy"
         case testLoss = "test_loss", stateSize = "state_size", wallS = "wall_s", stoppedBy = "stopped_by"
     }
