@@ -14,7 +14,8 @@ struct Sweep: ParsableCommand {
     @Flag(name: .customLong("dry-run"), help: "List the runs and exit.") var dryRun = false
 
     func run() throws {
-        let runs = reportingErrors { try SweepSpec.load(from: URL(fileURLWithPath: spec)).runs() }
+        let sweep = reportingErrors { try SweepSpec.load(from: URL(fileURLWithPath: spec)) }
+        let runs = reportingErrors { try sweep.runs() }
         var shardPair: (Int, Int)? = nil
         if let shard {
             let parts = shard.split(separator: "/").compactMap { Int($0) }
@@ -23,7 +24,8 @@ struct Sweep: ParsableCommand {
         }
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         let runner = reportingErrors {
-            try SweepRunner(runs: runs, output: URL(fileURLWithPath: out), jobs: jobs, shard: shardPair, executable: executable)
+            try SweepRunner(runs: runs, output: URL(fileURLWithPath: out), jobs: jobs, shard: shardPair, executable: executable,
+                            notes: sweep.notes)
         }
         if dryRun {
             for r in runner.runs { print("\(runner.isFinished(r) ? "finished" : "pending ")  \(r.id)") }
@@ -44,7 +46,7 @@ struct Table: ParsableCommand {
     @Option(help: "Write to this file (atomically) instead of standard output.") var out: String?
 
     func run() throws {
-        let table = ResultTable(reportingErrors { try RunResult.collect(in: URL(fileURLWithPath: directory)) })
+        let table = reportingErrors { try ResultTable(directory: URL(fileURLWithPath: directory)) }
         guard !table.rows.isEmpty else { fail("\(directory): no finished runs") }
         let text: String
         switch format {

@@ -165,6 +165,31 @@ final class ResultTableTests: XCTestCase {
         XCTAssertEqual(ResultTable(try RunResult.collect(in: directory)).columns, ["model.layer"])
     }
 
+    func testRowNotesFromTheSpecReachTheTable() throws {
+        try run("g", layer: "gla", d: 32, lr: 0.001, seed: 0, val: 0.9, test: 0.9)
+        try run("s", layer: "s4d", d: 32, lr: 0.001, seed: 0, val: 0.1, test: 0.1)
+        let json = """
+            {"base": {"task": "mqar", "model": {"layer": "s4d"}}, "grid": {"seed": [0]},
+             "notes": {"model.layer=s4d": "a convolution | cannot recall", "model.layer=s4d d_model=64": "not this row"}}
+            """
+        let spec = try SweepSpec(try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [String: Any])
+        try RowNotes.write(spec.notes, in: directory)
+        let table = try ResultTable(directory: directory)
+        XCTAssertEqual(table.rows.map(\.note), [nil, "a convolution | cannot recall"])
+        XCTAssertTrue(table.markdown().hasPrefix("| layer | lr | params | state size | val acc | test acc | test_len128_accuracy | seeds | note |"), table.markdown())
+        XCTAssertTrue(table.markdown().contains("| 1 | a convolution \\| cannot recall |"), table.markdown())
+        XCTAssertTrue(table.csv().contains(",a convolution | cannot recall\n"), table.csv())
+        XCTAssertTrue(table.latex().contains("{lrrrrrrrl}"), table.latex())
+        // no notes: no column, and the file goes
+        try RowNotes.write([:], in: directory)
+        XCTAssertFalse(try ResultTable(directory: directory).markdown().contains("note"))
+        // a malformed selector is refused, in a spec and in a file
+        let bad = #"{"base": {"task": "mqar", "model": {"layer": "s4d"}}, "notes": {"s4d": "x"}}"#
+        XCTAssertThrowsError(try SweepSpec(try JSONSerialization.jsonObject(with: Data(bad.utf8)) as! [String: Any]))
+        try Data(#"{"layer": "x"}"#.utf8).write(to: directory.appendingPathComponent("notes.json"))
+        XCTAssertThrowsError(try ResultTable(directory: directory))
+    }
+
     func testListValuedSettingsReadAsJoinedNames() throws {
         XCTAssertEqual(SweepSpec.text(["embedding", "bias"]), "embedding+bias")
         XCTAssertEqual(SweepSpec.text([String]()), "none")

@@ -28,7 +28,7 @@ final class ResultsConsistencyTests: XCTestCase {
         for folder in try folders() {
             let runs = try RunResult.collect(in: folder)
             guard !runs.isEmpty else { continue }  // e.g. Results/speed: a benchmark log, not training runs
-            let table = ResultTable(runs)
+            let table = ResultTable(runs, notes: try RowNotes.read(in: folder))
             for (format, text) in [("md", table.markdown()), ("tex", table.latex()), ("csv", table.csv())] {
                 let file = folder.appendingPathComponent("table.\(format)")
                 guard let saved = committed(file) else { continue }

@@ -57,6 +57,8 @@ public struct ResultTable {
         /// The ids (directory names) of the runs behind the row: its seeds at the chosen learning rate.
         public var runIDs: [String]
         public var isBest = false
+        /// Why the row reads as it does, from DIR/notes.json (the sweep spec's `notes`); nil for none.
+        public var note: String? = nil
     }
 
     /// The settings that differ between rows (the table's leading columns).
@@ -66,7 +68,12 @@ public struct ResultTable {
 
     static let ignoredKeys: Set = ["seed", "lr", "git_commit"]
 
-    public init(_ results: [RunResult]) {
+    /// The table of a directory of runs, with the row notes of its notes.json.
+    public init(directory: URL) throws {
+        self.init(try RunResult.collect(in: directory), notes: try RowNotes.read(in: directory))
+    }
+
+    public init(_ results: [RunResult], notes: [String: String] = [:]) {
         let keys = Set(results.flatMap(\.settings.keys)).subtracting(Self.ignoredKeys)
         let varying = keys.filter { k in Set(results.map { $0.settings[k] ?? "" }).count > 1 }
         let preferred = ["task", "model.layer"]
@@ -94,8 +101,15 @@ public struct ResultTable {
             let best = rows.filter { taskKey($0) == task }.map(\.test.mean).max()
             for i in rows.indices where taskKey(rows[i]) == task && rows[i].test.mean == best { rows[i].isBest = true }
         }
+        for i in rows.indices {
+            let matching = notes.keys.sorted().filter { RowNotes.matches($0, rows[i].settings) }.map { notes[$0]! }
+            if !matching.isEmpty { rows[i].note = matching.joined(separator: "; ") }
+        }
         self.rows = rows
     }
+
+    /// Whether any row carries a note (the tables then end with a note column).
+    var hasNotes: Bool { rows.contains { $0.note != nil } }
 
     /// A row's task with its options ("task=word_problem group=S3"): what "the same task" means for bold entries
     /// and plot panels.
@@ -112,6 +126,7 @@ public struct ResultTable {
     /// Markdown (GitHub tables).
     public func markdown() -> String {
         let head = columns.map(Self.header) + ["lr", "params", "state size", "val acc", "test acc"] + extraTestColumns + ["seeds"]
+            + (hasNotes ? ["note"] : [])
         var lines = ["| " + head.joined(separator: " | ") + " |", "|" + head.map { _ in "---" }.joined(separator: "|") + "|"]
         for r in rows {
             let test = String(format: "%.4f ± %.4f", r.test.mean, r.test.std)
@@ -119,6 +134,7 @@ public struct ResultTable {
             cells += [r.bestLearningRate, "\(r.params)", "\(r.stateSize)", String(format: "%.4f", r.validation.mean),
                       r.isBest ? "**\(test)**" : test]
             cells += extraTestColumns.map { r.extraTests[$0].map { String(format: "%.4f", $0) } ?? "" } + ["\(r.seeds)"]
+            if hasNotes { cells.append((r.note ?? "").replacingOccurrences(of: "|", with: "\\|")) }
             lines.append("| " + cells.joined(separator: " | ") + " |")
         }
         return lines.joined(separator: "\n") + "\n"
@@ -128,7 +144,10 @@ public struct ResultTable {
     public func latex() -> String {
         func escape(_ s: String) -> String { s.replacingOccurrences(of: "_", with: "\\_").replacingOccurrences(of: "%", with: "\\%") }
         let head = columns.map(Self.header) + ["lr", "params", "state size", "val acc", "test acc"] + extraTestColumns + ["seeds"]
-        var lines = ["\\begin{tabular}{" + String(repeating: "l", count: columns.count) + String(repeating: "r", count: head.count - columns.count) + "}",
+            + (hasNotes ? ["note"] : [])
+        let alignment = String(repeating: "l", count: columns.count) + String(repeating: "r", count: head.count - columns.count - (hasNotes ? 1 : 0))
+            + (hasNotes ? "l" : "")
+        var lines = ["\\begin{tabular}{" + alignment + "}",
                      "\\toprule", head.map(escape).joined(separator: " & ") + " \\\\", "\\midrule"]
         for r in rows {
             let test = String(format: "%.4f $\\pm$ %.4f", r.test.mean, r.test.std)
@@ -136,6 +155,7 @@ public struct ResultTable {
             cells += [r.bestLearningRate, "\(r.params)", "\(r.stateSize)", String(format: "%.4f", r.validation.mean),
                       r.isBest ? "\\textbf{\(test)}" : test]
             cells += extraTestColumns.map { r.extraTests[$0].map { String(format: "%.4f", $0) } ?? "" } + ["\(r.seeds)"]
+            if hasNotes { cells.append(escape(r.note ?? "")) }
             lines.append(cells.joined(separator: " & ") + " \\\\")
         }
         lines += ["\\bottomrule", "\\end{tabular}"]
@@ -146,14 +166,54 @@ public struct ResultTable {
     public func csv() -> String {
         func quote(_ s: String) -> String { s.contains(",") || s.contains("\"") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s }
         let head = columns + ["lr", "params", "state_size", "val_acc_mean", "val_acc_std", "test_acc_mean", "test_acc_std"] + extraTestColumns + ["seeds", "best"]
+            + (hasNotes ? ["note"] : [])
         var lines = [head.map(quote).joined(separator: ",")]
         for r in rows {
             var cells = columns.map { r.settings[$0] ?? "" }
             cells += [r.bestLearningRate, "\(r.params)", "\(r.stateSize)", "\(r.validation.mean)", "\(r.validation.std)", "\(r.test.mean)", "\(r.test.std)"]
             cells += extraTestColumns.map { r.extraTests[$0].map { "\($0)" } ?? "" } + ["\(r.seeds)", r.isBest ? "1" : "0"]
+                + (hasNotes ? [r.note ?? ""] : [])
             lines.append(cells.map(quote).joined(separator: ","))
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+/// DIR/notes.json: row selectors ("model.layer=s4d", "model.layer=gla d_model=64": every dotted key=value of a row's
+/// settings must match) and the one-line note each selected row carries in the tables.
+public enum RowNotes {
+    static let fileName = "notes.json"
+
+    /// The key=value pairs of a selector; nil when malformed.
+    static func selector(_ text: String) -> [(key: String, value: String)]? {
+        let pairs = text.split(separator: " ").map { $0.split(separator: "=", maxSplits: 1).map(String.init) }
+        guard !pairs.isEmpty, pairs.allSatisfy({ $0.count == 2 && !$0[0].isEmpty }) else { return nil }
+        return pairs.map { ($0[0], $0[1]) }
+    }
+
+    static func matches(_ selector: String, _ settings: [String: String]) -> Bool {
+        Self.selector(selector)?.allSatisfy { settings[$0.key] == $0.value } ?? false
+    }
+
+    /// The notes of a directory (none without notes.json); a malformed file is a one-line error.
+    public static func read(in directory: URL) throws -> [String: String] {
+        let url = directory.appendingPathComponent(fileName)
+        guard let data = FileManager.default.contents(atPath: url.path) else { return [:] }
+        guard let notes = try? JSONSerialization.jsonObject(with: data) as? [String: String],
+              notes.keys.allSatisfy({ selector($0) != nil }) else {
+            throw SequenceLabError("\(url.path) is not an object of row selectors ('key=value ...') and notes")
+        }
+        return notes
+    }
+
+    /// Writes (atomically) or, for no notes, removes DIR/notes.json.
+    static func write(_ notes: [String: String], in directory: URL) throws {
+        let url = directory.appendingPathComponent(fileName)
+        if notes.isEmpty {
+            if FileManager.default.fileExists(atPath: url.path) { try FileManager.default.removeItem(at: url) }
+            return
+        }
+        try writeAtomically(try JSONSerialization.data(withJSONObject: notes, options: [.prettyPrinted, .sortedKeys]), to: url)
     }
 }
 

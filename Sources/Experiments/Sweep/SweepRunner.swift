@@ -11,8 +11,11 @@ public struct SweepRunner {
     public let output: URL
     public let jobs: Int
     public let executable: URL
+    /// The spec's row notes, written to DIR/notes.json before the runs start.
+    public let notes: [String: String]
 
-    public init(runs: [SweepSpec.Run], output: URL, jobs: Int, shard: (index: Int, count: Int)? = nil, executable: URL) throws {
+    public init(runs: [SweepSpec.Run], output: URL, jobs: Int, shard: (index: Int, count: Int)? = nil, executable: URL,
+                notes: [String: String] = [:]) throws {
         guard jobs >= 1 else { throw SequenceLabError("sweep: --jobs must be at least 1") }
         if let shard {
             guard shard.count >= 1, shard.index >= 0, shard.index < shard.count else {
@@ -25,6 +28,7 @@ public struct SweepRunner {
         self.output = output
         self.jobs = jobs
         self.executable = executable
+        self.notes = notes
         try checkExistingRuns()
     }
 
@@ -50,6 +54,7 @@ public struct SweepRunner {
     /// Runs every unfinished run; returns the ids of runs that failed.
     public func execute(log: @escaping (String) -> Void) throws -> [String] {
         try FileManager.default.createDirectory(at: output.appendingPathComponent("configs"), withIntermediateDirectories: true)
+        try RowNotes.write(notes, in: output)
         let pending = runs.filter { !isFinished($0) }
         log("\(runs.count) runs, \(runs.count - pending.count) finished, \(pending.count) to run, \(jobs) at a time")
         let threads = max(1, Parallel.threadCount / jobs)

@@ -17,10 +17,16 @@ import Training
 /// `"lists": [[...], [...]]` crosses several lists of variations (tasks x layer variants). Several such sweeps over one
 /// base are written as `"parts": [{"grid": ..., "list": ..., "lists": ...}, ...]` (their union: say, every layer on
 /// two tasks plus a few layers on two more). The task's recipe (`TrainingRecipe`) lies under the base.
+///
+/// `"notes": {"model.layer=s4d": "one line"}` annotates table rows: the sweep writes them to DIR/notes.json and
+/// `seqlab table` shows a row's note (every `key=value` of the selector, space-separated, matches the row) in a last
+/// column: why a layer does not learn in that setting, said where the number is.
 public struct SweepSpec {
     public let description: String
     let base: [String: Any]
     let parts: [Part]
+    /// Row selector ("key=value key=value") -> note.
+    public let notes: [String: String]
 
     /// One grid crossed with one list of variations.
     struct Part {
@@ -49,10 +55,15 @@ public struct SweepSpec {
 
     /// A spec from its JSON object.
     public init(_ object: [String: Any], source: String = "sweep spec") throws {
-        let known: Set = ["description", "base", "grid", "list", "lists", "parts"]
+        let known: Set = ["description", "base", "grid", "list", "lists", "parts", "notes"]
         if let stray = object.keys.sorted().first(where: { !known.contains($0) }) {
-            throw SequenceLabError("\(source): unknown key '\(stray)' (keys: base, grid, list, lists, parts, description)")
+            throw SequenceLabError("\(source): unknown key '\(stray)' (keys: base, grid, list, lists, parts, notes, description)")
         }
+        guard let notes = object["notes"].map({ $0 as? [String: String] }) ?? [:],
+              notes.keys.allSatisfy({ RowNotes.selector($0) != nil }) else {
+            throw SequenceLabError("\(source): 'notes' must map row selectors ('key=value key=value') to one-line notes")
+        }
+        self.notes = notes
         guard let base = object["base"] as? [String: Any] else { throw SequenceLabError("\(source): needs a 'base' object") }
         self.base = base
         description = object["description"] as? String ?? ""
