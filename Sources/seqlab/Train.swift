@@ -28,7 +28,7 @@ struct Train: ParsableCommand {
     @Option var dropout: Double?
     @Option(help: "mean or last.") var pooling: String?
     @Flag(help: "A second mixer on the reversed sequence (classification tasks).") var bidirectional = false
-    @Option(name: .customLong("embedding-init-std"), help: "Std of the embedding's initial normal draw (1: PyTorch's default; 0.02: Zoology, mamba_ssm, fla).")
+    @Option(name: .customLong("embedding-init-std"), help: "Std of the embedding's initial normal draw (default 0.02: Zoology, mamba_ssm, fla; 1: PyTorch's nn.Embedding).")
     var embeddingInitStd: Double?
 
     @Option var seed: UInt64?

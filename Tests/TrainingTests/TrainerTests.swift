@@ -218,11 +218,15 @@ final class TrainerTests: XCTestCase {
             let w = m.embedding.data, mean = w.reduce(0, +) / Double(w.count)
             return (w.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(w.count)).squareRoot()
         }
-        XCTAssertEqual(std(try SequenceModel<Double>(config: config, task: task, seed: 0)), 1, accuracy: 0.05)
-        config.embeddingInitStd = 0.02
         XCTAssertEqual(std(try SequenceModel<Double>(config: config, task: task, seed: 0)), 0.02, accuracy: 0.001)
-        let json = #"{"task": "mqar", "model": {"layer": "attention", "embedding_init_std": 0.02}}"#
-        XCTAssertEqual(try RunFileCoding.decoder.decode(TrainConfig.self, from: Data(json.utf8)).model.embeddingInitStd, 0.02)
+        config.embeddingInitStd = 1
+        XCTAssertEqual(std(try SequenceModel<Double>(config: config, task: task, seed: 0)), 1, accuracy: 0.05)
+        let json = #"{"task": "mqar", "model": {"layer": "attention", "embedding_init_std": 0.5}}"#
+        XCTAssertEqual(try RunFileCoding.decoder.decode(TrainConfig.self, from: Data(json.utf8)).model.embeddingInitStd, 0.5)
+        // a run's config.json from before the key existed: the N(0, 1) those runs drew; a resolved config has the default
+        let old = #"{"task": "mqar", "model": {"layer": "attention"}}"#
+        XCTAssertEqual(try RunFileCoding.decoder.decode(TrainConfig.self, from: Data(old.utf8)).model.embeddingInitStd, 1)
+        XCTAssertEqual(try TrainConfig.resolve(["task": "mqar", "model": ["layer": "attention"]], source: "test").model.embeddingInitStd, 0.02)
         config.embeddingInitStd = 0
         XCTAssertThrowsError(try SequenceModel<Double>(config: config, task: task, seed: 0)) {
             XCTAssertTrue(oneLine($0).contains("embedding_init_std"), oneLine($0))

@@ -16,7 +16,8 @@ What is shared with SequenceLab, and what is not:
     grad_clip; mean cross-entropy over the scored positions; evaluation every eval_every steps, model selection on
     validation accuracy (ties by loss), early stop at target_accuracy: as SequenceLab's trainer;
   - initial weights: NOT shared. The PyTorch model starts from the reference modules' own init
-    (torch.manual_seed(seed); nn.Embedding N(0, 1), nn.Linear / nn.LayerNorm defaults), so a control is a
+    (torch.manual_seed(seed), block i's mixer from seed 1000 (seed + 1) + i; nn.Embedding N(0, 1), nn.Linear /
+    nn.LayerNorm defaults), so a control is a
     statistical comparison: compare it with SequenceLab's seeds, not run for run. (Step-for-step equality from
     shared weights is what scripts/interop/train_parity.py and TrainingParityTests establish.)
 Precision: the run's, where the reference runs in float32 as it ships (torch_model.NATIVE_FLOAT32: mamba, whose
@@ -88,7 +89,7 @@ def control(run_dir, args, torch, F, load_file, safe_open, SequenceLabModel, NAT
     dtype = torch.float32 if float32 else torch.float64
     vocabulary, classes = int(meta["vocabulary"]), int(meta["classes"])
     torch.manual_seed(config.get("seed", 0))
-    model = SequenceLabModel(config, vocabulary, classes, dtype=dtype, fast=True)
+    model = SequenceLabModel(config, vocabulary, classes, dtype=dtype, fast=True, seed=config.get("seed", 0))
     named = dict(model.named_parameters())
     groups = {}
     for g in json.loads(meta["param_groups"]):

@@ -38,11 +38,13 @@ NATIVE_FLOAT32 = {"mamba"}
 
 
 class Block(nn.Module):
-    def __init__(self, model_config, index, reference, dtype, fast=False):
+    def __init__(self, model_config, index, reference, dtype, fast=False, seed=None):
         super().__init__()
         d, layer = model_config["d_model"], model_config["layer"]
+        # A reference's build() seeds torch with its case's seed: block i draws from seed i (fixtures), or, for a
+        # model of a run's seed, from 1000 (seed + 1) + i, so that runs of different seeds draw different mixers.
         case = dict(name=f"block{index}", layer=layer, options=dict(model_config.get("layer_options", {})),
-                    batch=1, length=1, d_model=d, seed=index, fast=fast)
+                    batch=1, length=1, d_model=d, seed=index if seed is None else 1000 * (seed + 1) + index, fast=fast)
         self.reference = reference
         self.mixer = reference.build(case).to(dtype)
         self.whole = layer in INCLUDES_RESIDUAL
@@ -65,10 +67,12 @@ class Block(nn.Module):
 
 
 class SequenceLabModel(nn.Module):
-    def __init__(self, config, vocabulary, classes, dtype=torch.float64, fast=False):
+    def __init__(self, config, vocabulary, classes, dtype=torch.float64, fast=False, seed=None):
         """`config`: a run's config.json; `vocabulary`, `classes`: the task's (the shapes of embedding.weight and
         head.output.weight in the run's state dict). `fast`: a reference's own fast CPU path where the fixtures use
-        its step-by-step form (mamba: mambapy's pscan instead of selective_scan_seq; the same math re-associated)."""
+        its step-by-step form (mamba: mambapy's pscan instead of selective_scan_seq; the same math re-associated).
+        `seed`: the run's seed, for models whose every draw must depend on it (reference controls); None keeps the
+        fixtures' per-block seeds 0, 1, ... (every reference's build() reseeds torch with its case's seed)."""
         super().__init__()
         m = config["model"]
         if not m.get("prenorm", True) or m.get("bidirectional", False):
@@ -77,7 +81,7 @@ class SequenceLabModel(nn.Module):
         self.embedding = nn.Embedding(vocabulary, m["d_model"], dtype=dtype)
         if m.get("embedding_init_std", 1.0) != 1.0:  # SequenceLab's embedding_init_std (1: nn.Embedding's own N(0, 1))
             nn.init.normal_(self.embedding.weight, std=m["embedding_init_std"])
-        self.blocks = nn.ModuleList([Block(m, i, reference, dtype, fast) for i in range(m["n_layers"])])
+        self.blocks = nn.ModuleList([Block(m, i, reference, dtype, fast, seed) for i in range(m["n_layers"])])
         norm = nn.RMSNorm if m.get("norm", "layer_norm") == "rms_norm" else nn.LayerNorm
         self.norm = norm(m["d_model"], eps=1e-5, dtype=dtype)
         self.head = nn.Module()

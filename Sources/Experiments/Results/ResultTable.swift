@@ -213,7 +213,7 @@ public enum RowNotes {
             if FileManager.default.fileExists(atPath: url.path) { try FileManager.default.removeItem(at: url) }
             return
         }
-        try writeAtomically(try JSONSerialization.data(withJSONObject: notes, options: [.prettyPrinted, .sortedKeys]), to: url)
+        try writeAtomically(try JSONSerialization.data(withJSONObject: notes, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]), to: url)
     }
 }
 

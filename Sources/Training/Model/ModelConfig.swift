@@ -36,14 +36,19 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// Overrides the task's pooling (mean, or the last valid position).
     public var pooling: ClassificationPooling?
     public var bidirectional: Bool
-    /// The standard deviation of the token embedding's initial N(0, std^2) draw: 1 is PyTorch's nn.Embedding
-    /// default; Zoology, mamba_ssm's MixerModel and fla's models draw 0.02 (their `initializer_range`).
+    /// The standard deviation of the token embedding's initial N(0, std^2) draw. Default 0.02: Zoology's, mamba_ssm
+    /// MixerModel's and fla's models' `initializer_range` (PyTorch's nn.Embedding alone draws N(0, 1)); measured on
+    /// MQAR with Mamba in Results/protocol.
     public var embeddingInitStd: Double
+
+    /// What a run's config.json without an `embedding_init_std` key used: it was written before the key existed
+    /// (2026-12-06), when the embedding was drawn from N(0, 1).
+    public static let legacyEmbeddingInitStd = 1.0
 
     public init(
         layer: String, layerOptions: Options = Options(), dModel: Int = 64, nLayers: Int = 2, norm: NormKind = .layerNorm,
         prenorm: Bool = true, feedForward: FeedForwardKind = .mlp, feedForwardExpand: Int = 2, dropout: Double = 0,
-        pooling: ClassificationPooling? = nil, bidirectional: Bool = false, embeddingInitStd: Double = 1
+        pooling: ClassificationPooling? = nil, bidirectional: Bool = false, embeddingInitStd: Double = 0.02
     ) {
         self.layer = layer
         self.layerOptions = layerOptions
@@ -81,7 +86,8 @@ extension ModelConfig {
         dropout = try c.decodeIfPresent(Double.self, forKey: .dropout) ?? dropout
         pooling = try c.decodeIfPresent(ClassificationPooling.self, forKey: .pooling)
         bidirectional = try c.decodeIfPresent(Bool.self, forKey: .bidirectional) ?? bidirectional
-        embeddingInitStd = try c.decodeIfPresent(Double.self, forKey: .embeddingInitStd) ?? embeddingInitStd
+        // A config without the key predates it (TrainConfig.resolve always writes it): what such runs used.
+        embeddingInitStd = try c.decodeIfPresent(Double.self, forKey: .embeddingInitStd) ?? Self.legacyEmbeddingInitStd
     }
 }
 
