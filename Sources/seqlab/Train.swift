@@ -46,7 +46,7 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("eval-examples")) var evalExamples: Int?
     @Option(name: .customLong("target-accuracy")) var targetAccuracy: Double?
     @Option(help: "float32 (default) or float64 (parity runs against a reference trainer).") var precision: String?
-    @Option(name: .customLong("no-decay"), help: "Parameter roles without weight decay, comma-separated, or none: weight, bias, embedding, norm, ssm (default norm,ssm).") var noDecay: String?
+    @Option(name: .customLong("no-decay"), help: "Parameter roles without weight decay, comma-separated, or none: weight, bias, embedding, norm, ssm (default embedding,bias,norm,ssm).") var noDecay: String?
     @Option(name: .customLong("init-from"), help: "Initial weights: a PyTorch state dict (safetensors) keyed by the model's parameter paths (seqlab convert writes one).") var initFrom: String?
 
     @Argument(parsing: .allUnrecognized, help: "Layer and task options: --name value or --flag.") var extra: [String] = []

@@ -174,14 +174,17 @@ final class TrainerTests: XCTestCase {
         func decayed(_ config: TrainConfig) -> Set<String> {
             Set(config.optimizerGroups(model.parameters).filter(\.tags.weightDecay).map(\.name))
         }
-        // default: norms and the recurrence's own parameters do not decay; weights, biases and the embedding do
-        XCTAssertEqual(c.noDecay, [.norm, .ssm])
-        XCTAssertTrue(decayed(c).isSuperset(of: ["embedding.weight", "blocks.0.mixer.in_proj.weight", "blocks.0.mixer.dt_proj.bias", "head.output.bias"]))
-        XCTAssertTrue(decayed(c).isDisjoint(with: ["blocks.0.mixer.A_log", "blocks.0.mixer.D", "blocks.0.norm1.weight", "norm.bias"]))
-        // the grouping of mamba's and fla's trainers: only weight matrices decay
-        c.noDecay = [.embedding, .bias, .norm, .ssm]
+        // default (the S4 codebase's grouping): only weight matrices and filters decay
+        XCTAssertEqual(c.noDecay, [.embedding, .bias, .norm, .ssm])
         XCTAssertEqual(decayed(c), Set(model.parameters.filter { $0.tags.role == .weight }.map(\.name)))
         XCTAssertTrue(decayed(c).contains("blocks.0.mixer.conv1d.weight"))
+        // the earlier default: norms and the recurrence's own parameters do not decay; weights, biases and the embedding do
+        c.noDecay = [.norm, .ssm]
+        XCTAssertTrue(decayed(c).isSuperset(of: ["embedding.weight", "blocks.0.mixer.in_proj.weight", "blocks.0.mixer.dt_proj.bias", "head.output.bias"]))
+        XCTAssertTrue(decayed(c).isDisjoint(with: ["blocks.0.mixer.A_log", "blocks.0.mixer.D", "blocks.0.norm1.weight", "norm.bias"]))
+        // a run's config.json from before the key existed reads back as the grouping it used
+        let old = #"{"task": "mqar", "model": {"layer": "mamba", "d_model": 16}}"#
+        XCTAssertEqual(try RunFileCoding.decoder.decode(TrainConfig.self, from: Data(old.utf8)).noDecay, [.norm, .ssm])
         // round trip through config.json, and a wrong role is a one-line error naming it
         let data = try RunFileCoding.encoder.encode(c)
         XCTAssertEqual(try RunFileCoding.decoder.decode(TrainConfig.self, from: data).noDecay, c.noDecay)

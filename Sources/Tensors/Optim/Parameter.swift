@@ -27,8 +27,16 @@ public struct ParameterTags: Hashable, Codable, Sendable {
     /// The parameter's own base learning rate: overrides the optimiser's base lr (the schedule's factor still applies).
     public var learningRate: Double?
 
-    /// The roles that take no weight decay unless a run says otherwise: norms and the recurrence's own parameters.
-    public static let defaultNoDecay: [ParameterRole] = [.norm, .ssm]
+    /// The roles that take no weight decay unless a run says otherwise: everything but the weight matrices and
+    /// filters. The grouping of the S4 codebase's trainer (state-spaces/s4 `add_optimizer_hooks`: biases, norms,
+    /// nn.Embedding and `_no_weight_decay` parameters exempt; also H3, Hyena, safari), of Hugging Face's Trainer (biases
+    /// and norms) and of mamba_ssm's and fla's `_no_weight_decay` marks (A_log, D, dt_bias); Zoology decays every
+    /// parameter. Measured on MQAR with Mamba: Results/protocol.
+    public static let defaultNoDecay: [ParameterRole] = [.embedding, .bias, .norm, .ssm]
+
+    /// What a run's config.json without a `no_decay` key used: it was written before the key existed (2026-12-06),
+    /// when norms and the recurrence's own parameters were the only roles without decay.
+    public static let legacyNoDecay: [ParameterRole] = [.norm, .ssm]
 
     /// Tags from their values; `weightDecay` defaults to the role's default (decayed unless in `defaultNoDecay`).
     public init(role: ParameterRole = .weight, weightDecay: Bool? = nil, learningRate: Double? = nil) {

@@ -138,7 +138,8 @@ extension TrainConfig {
         gitCommit = try c.decodeIfPresent(String.self, forKey: .gitCommit)
         initFrom = try c.decodeIfPresent(String.self, forKey: .initFrom)
         precision = try c.decodeIfPresent(Precision.self, forKey: .precision) ?? precision
-        noDecay = try c.decodeIfPresent([ParameterRole].self, forKey: .noDecay) ?? noDecay
+        // A config without the key predates it (TrainConfig.resolve always writes it): what such runs used.
+        noDecay = try c.decodeIfPresent([ParameterRole].self, forKey: .noDecay) ?? ParameterTags.legacyNoDecay
     }
 }
 
