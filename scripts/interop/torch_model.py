@@ -4,7 +4,8 @@ Same module names as SequenceLab's parameter paths, so `model.load_state_dict(fi
 `seqlab convert RUN --out FILE` as it is (strict), and `save_file(model.state_dict(), FILE)` gives the input of
 `seqlab train --init-from FILE`:
 
-    embedding            nn.Embedding(V, D)                       embedding.weight [V, D]
+    embedding            nn.Embedding(V, D), N(0, s^2)            embedding.weight [V, D]; s = model.embedding_init_std
+                                                                  (1, nn.Embedding's own draw, when the config lacks it)
     blocks.i.norm1       nn.LayerNorm(D, eps 1e-5) (or RMSNorm)   before the mixer (pre-norm), absent for RAT and GAM
     blocks.i.mixer       the layer's reference module             (scripts/fixtures/references/*.py)
     blocks.i.norm2, .ff  LayerNorm + MLP (Linear, GELU, Linear)   only with feed_forward = mlp
