@@ -202,6 +202,7 @@ final class TrainerTests: XCTestCase {
         let task = try TaskRegistry.make("mqar", options: c.taskOptions, seed: c.seed)
         XCTAssertEqual(record.metadata["eval_splits"], "[\"validation\",\"test\"]")
         XCTAssertEqual(record.metadata["train_size"], "16")
+        XCTAssertEqual(record.metadata["state_size"], String(2 * 8 * task.train.example(0).tokens.count))  // attention: 2 D T
         // validation: all 5 (fewer than eval_examples); test: its first 6 of 7
         let valTokens = try record.integers("eval.validation.tokens"), testTargets = try record.integers("eval.test.targets")
         let length = task.validation.example(0).tokens.count

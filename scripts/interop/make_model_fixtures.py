@@ -21,18 +21,17 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-LAYERS = ["attention", "s4", "s4d", "mamba", "gla", "deltanet", "deltaproduct", "rat", "gam"]
+sys.path.insert(0, HERE)
+from tool_arguments import LAYERS, add_tool_arguments  # noqa: E402
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seqlab", required=True, help="the seqlab binary")
-    parser.add_argument("--refsrc", required=True, help="folder with the unpacked reference snapshots (s4/, RAT/, gam/)")
+    add_tool_arguments(parser)
     parser.add_argument("--out", default=os.path.join(HERE, "..", "..", "Tests", "Fixtures", "models"))
     parser.add_argument("--layers", default=",".join(LAYERS))
     args = parser.parse_args()
     os.environ["SEQLAB_REFSRC"] = os.path.abspath(args.refsrc)
-    sys.path.insert(0, HERE)
     import torch
     from safetensors.torch import save_file
     from torch_model import SequenceLabModel, from_state_dict

@@ -20,10 +20,10 @@ What is shared with SequenceLab, and what is not:
     nn.LayerNorm defaults), so a control is a
     statistical comparison: compare it with SequenceLab's seeds, not run for run. (Step-for-step equality from
     shared weights is what scripts/interop/train_parity.py and TrainingParityTests establish.)
-Precision: the run's, where the reference runs in float32 as it ships (torch_model.NATIVE_FLOAT32: mamba, whose
-control also uses mambapy's own pscan); otherwise float64, since those references are the float64-exact forms of
-scripts/fixtures/references/ (the control's config.json says which precision ran). Only per-token tasks (recall, state tracking) and causal pre-norm
-models are built (torch_model.py refuses the rest); max_time is refused (a budget in steps is what compares).
+Precision: the run's, where the reference runs in float32 as it ships (torch_model.runs_in_float32: mamba without
+negative_eigenvalues, whose control also uses mambapy's own pscan); otherwise float64, since those references are the float64-exact forms of
+scripts/fixtures/references/ (the control's config.json says which precision ran). Only per-token tasks (MQAR and the other recall tasks, the word
+problems; not parity, which is scored by one label) and causal pre-norm models are built (torch_model.py refuses the rest); max_time is refused (a budget in steps is what compares).
 """
 import argparse
 import json
@@ -34,6 +34,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from tool_arguments import add_tool_arguments  # noqa: E402
 SUFFIX = "_impl-pytorch"
 
 
@@ -64,7 +66,7 @@ def evaluate(model, tokens, targets, batch_size, torch, F):
     return total / max(1, scored), correct / max(1, scored)
 
 
-def control(run_dir, args, torch, F, load_file, safe_open, SequenceLabModel, NATIVE_FLOAT32):
+def control(run_dir, args, torch, F, load_file, safe_open, SequenceLabModel, runs_in_float32):
     with open(os.path.join(run_dir, "config.json")) as f:
         config = json.load(f)
     out = run_dir.rstrip("/") + SUFFIX
@@ -85,7 +87,10 @@ def control(run_dir, args, torch, F, load_file, safe_open, SequenceLabModel, NAT
         record = load_file(record_path)
         with safe_open(record_path, "pt") as f:
             meta = f.metadata()
-    float32 = config.get("precision", "float32") == "float32" and config["model"]["layer"] in NATIVE_FLOAT32
+    if not bool((record["targets"] != -100).any()):
+        raise SystemExit(f"{run_dir}: task {config['task']} is scored by one label per sequence, not per token; "
+                         "controls are built for per-token tasks only (MQAR, the word problems)")
+    float32 = config.get("precision", "float32") == "float32" and runs_in_float32(config)
     dtype = torch.float32 if float32 else torch.float64
     vocabulary, classes = int(meta["vocabulary"]), int(meta["classes"])
     torch.manual_seed(config.get("seed", 0))
@@ -167,12 +172,10 @@ def control(run_dir, args, torch, F, load_file, safe_open, SequenceLabModel, NAT
     metrics.close()
     os.replace(metrics_path + ".tmp", metrics_path)
     assert last_eval == step
-    seqlab_final = os.path.join(run_dir, "final.json")
-    state_size = json.load(open(seqlab_final))["state_size"] if os.path.exists(seqlab_final) else 0
     final = {"best_val_accuracy": best["acc"], "best_val_step": best["step"],
              "test_accuracy": best["tests"].get("test_accuracy", float("nan")),
              "test_loss": best["tests"].get("test_loss", float("nan")), "tests": best["tests"], "steps": step,
-             "params": sum(p.numel() for p in model.parameters()), "state_size": state_size,
+             "params": sum(p.numel() for p in model.parameters()), "state_size": int(meta["state_size"]),
              "wall_s": time.time() - started, "stopped_by": stopped_by or "max_steps", "implementation": "pytorch"}
     write_json_atomically(os.path.join(out, "final.json"), final)
     print(f"{out}: best val acc {final['best_val_accuracy']:.4f} at step {final['best_val_step']}, "
@@ -182,20 +185,18 @@ def control(run_dir, args, torch, F, load_file, safe_open, SequenceLabModel, NAT
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", help="SequenceLab run directories (their config.json)")
-    parser.add_argument("--seqlab", required=True, help="the seqlab binary (for `seqlab batches`)")
-    parser.add_argument("--refsrc", required=True, help="folder with the unpacked reference snapshots (s4/, RAT/, gam/)")
+    add_tool_arguments(parser)
     parser.add_argument("--threads", type=int, default=1, help="torch threads per control")
     args = parser.parse_args()
     os.environ["SEQLAB_REFSRC"] = os.path.abspath(args.refsrc)
-    sys.path.insert(0, HERE)
     import torch
     import torch.nn.functional as F
     from safetensors import safe_open
     from safetensors.torch import load_file
-    from torch_model import NATIVE_FLOAT32, SequenceLabModel
+    from torch_model import SequenceLabModel, runs_in_float32
     torch.set_num_threads(args.threads)
     for run in args.runs:
-        control(run, args, torch, F, load_file, safe_open, SequenceLabModel, NATIVE_FLOAT32)
+        control(run, args, torch, F, load_file, safe_open, SequenceLabModel, runs_in_float32)
 
 
 if __name__ == "__main__":

@@ -33,9 +33,14 @@ from make_layer_fixtures import load_reference_module  # noqa: E402
 FAMILY = {"mamba": "mamba", "s4": "s4", "s4d": "s4", "gla": "fla", "deltanet": "fla", "deltaproduct": "fla",
           "rat": "others", "gam": "others", "attention": "others"}
 INCLUDES_RESIDUAL = {"rat", "gam"}
-# Layers whose fast reference build (SequenceLabModel(fast=True)) is the reference class as it ships and runs in float32;
-# the others' references are their float64-exact forms (scripts/fixtures/references/) and run in float64 only.
-NATIVE_FLOAT32 = {"mamba"}
+
+
+def runs_in_float32(config):
+    """Whether SequenceLabModel(fast=True) of a run's config builds the reference classes as they ship, which run in
+    float32: mamba (mambapy's MambaBlock) without negative_eigenvalues, whose patched reference is the float64 form.
+    The other references here are float64-exact forms (scripts/fixtures/references/) and run in float64 only."""
+    m = config["model"]
+    return m["layer"] == "mamba" and m.get("layer_options", {}).get("negative_eigenvalues", "false") in ("false", False)
 
 
 class Block(nn.Module):

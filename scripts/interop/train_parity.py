@@ -22,7 +22,8 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-LAYERS = ["attention", "s4", "s4d", "mamba", "gla", "deltanet", "deltaproduct", "rat", "gam"]
+sys.path.insert(0, HERE)
+from tool_arguments import LAYERS, add_tool_arguments  # noqa: E402
 
 
 # Sizes that keep the Float64 debug-build test short (the defaults elsewhere: S4's kernel is set up for 1024 tokens,
@@ -41,14 +42,12 @@ def config_for(layer, steps):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seqlab", required=True, help="the seqlab binary")
-    parser.add_argument("--refsrc", required=True, help="folder with the unpacked reference snapshots (s4/, RAT/, gam/)")
+    add_tool_arguments(parser)
     parser.add_argument("--out", default=os.path.join(HERE, "..", "..", "Tests", "Fixtures", "training"))
     parser.add_argument("--layers", default=",".join(LAYERS))
     parser.add_argument("--steps", type=int, default=200)
     args = parser.parse_args()
     os.environ["SEQLAB_REFSRC"] = os.path.abspath(args.refsrc)
-    sys.path.insert(0, HERE)
     import torch
     import torch.nn.functional as F
     from safetensors import safe_open

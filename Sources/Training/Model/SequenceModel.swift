@@ -171,4 +171,9 @@ public final class SequenceModel<T: TensorScalar> {
     public func stateSize(sequenceLength: Int) -> Int {
         blocks.reduce(0) { $0 + $1.mixer.stateSize(sequenceLength: sequenceLength) * ($1.reverseMixer == nil ? 1 : 2) }
     }
+
+    /// The state size a run reports (final.json's `state_size`): after the length of the task's first training example.
+    public func reportedStateSize(for task: any SequenceTask) -> Int {
+        stateSize(sequenceLength: task.train.count > 0 ? task.train.example(0).tokens.count : 0)
+    }
 }

@@ -75,7 +75,6 @@ public final class Trainer {
             try? FileManager.default.removeItem(at: run.metrics)
         }
 
-        let sequenceLength = task.train.count > 0 ? task.train.example(0).tokens.count : 0
         let progress = ProgressReporter(total: config.maxSteps, log: log)
         let data = BatchSampler(dataset: task.train, batchSize: config.batchSize, seed: config.seed, padToken: task.padToken)
         let schedule = config.schedule
@@ -140,7 +139,7 @@ public final class Trainer {
             bestValAccuracy: state.bestValidationAccuracy, bestValStep: state.bestStep,
             testAccuracy: state.testMetricsAtBest["test_accuracy"] ?? .nan, testLoss: state.testMetricsAtBest["test_loss"] ?? .nan,
             steps: state.step, params: parameters.reduce(0) { $0 + $1.tensor.count },
-            stateSize: model.stateSize(sequenceLength: sequenceLength), wallS: state.wallSeconds,
+            stateSize: model.reportedStateSize(for: task), wallS: state.wallSeconds,
             stoppedBy: state.stoppedBy ?? "max_steps", tests: state.testMetricsAtBest)
         try run.writeJSON(final, to: run.final)
         log(String(format: "done: best val acc %.4f at step %d, test acc %.4f (%@)", final.bestValAccuracy, final.bestValStep,

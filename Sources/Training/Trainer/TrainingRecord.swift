@@ -9,7 +9,7 @@ import Tensors
 public enum TrainingRecord {
     /// tokens [N, B, L] and targets [N, B, L] (I64; every batch padded to the longest of the N with the pad token and
     /// target -100), labels [N, B] (I64), lr_factor [N] (F64); metadata: `seqlab_config` (the config as JSON),
-    /// `vocabulary`, `classes`, `train_size`, `param_groups` (JSON: [{"name", "role", "weight_decay", "lr"}], lr null = the base lr).
+    /// `vocabulary`, `classes`, `train_size`, `state_size` (final.json's), `param_groups` (JSON: [{"name", "role", "weight_decay", "lr"}], lr null = the base lr).
     /// With `evaluation`: per evaluated split (validation first, then the tests; `eval_splits` in the metadata names
     /// them) `eval.<split>.tokens`, `eval.<split>.targets` [n, L] and `eval.<split>.labels` [n]: its first
     /// min(size, eval_examples) examples, the ones the trainer's evaluation scores.
@@ -60,6 +60,7 @@ public enum TrainingRecord {
         file.metadata["vocabulary"] = String(task.inputVocabulary)
         file.metadata["classes"] = String(task.outputClasses)
         file.metadata["train_size"] = String(task.train.count)
+        file.metadata["state_size"] = String(model.reportedStateSize(for: task))
         return file
     }
 
