@@ -9,7 +9,7 @@ struct SeqLab: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "seqlab",
         abstract: "State-space models and linear RNNs on one autodiff tape.",
-        subcommands: [Train.self, Sweep.self, Table.self, Plot.self, Check.self, Op.self, Layer.self, Convert.self, Batches.self, Bench.self, List.self])
+        subcommands: [Train.self, ConfigCommand.self, Sweep.self, Table.self, Plot.self, Check.self, Op.self, Layer.self, Convert.self, Batches.self, Bench.self, List.self])
 
     /// Tunes the allocator (freed tensor memory stays in the process), then parses and runs the command.
     static func main() {

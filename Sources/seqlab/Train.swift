@@ -7,52 +7,22 @@ import Training
 
 /// `seqlab train`: one training run; rerunning the same command on the same --out resumes it.
 struct Train: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Train a model (any layer, any task); resumes when --out already holds the run.",
-        discussion: """
-            Layer and task options are flags named after them (see `seqlab list`): --n-h 2, --allow-neg-eigval,
-            --seq-len 64. A flag without a value means true. Flags override the keys of --config FILE.
-            """)
+    static var configuration: CommandConfiguration {
+        CommandConfiguration(
+            abstract: "Train a model (any layer, any task); resumes when --out already holds the run.",
+            discussion: "Settings are flags (they override the keys of --config FILE); every one is checked against its "
+                + "declaration.\n\n" + ConfigFlags.help)
+    }
 
     @Option(help: "Task name (seqlab list).") var task: String?
     @Option(help: "Mixer layer name (seqlab list).") var layer: String?
     @Option(help: "A config file (JSON, the format of a run's config.json); flags override its keys.") var config: String?
     @Option(help: "Run directory.") var out: String
 
-    @Option(name: .customLong("d-model")) var dModel: Int?
-    @Option(name: .customLong("n-layers")) var nLayers: Int?
-    @Option(help: "layer_norm, rms_norm or batch_norm.") var norm: String?
-    @Flag(name: .customLong("postnorm"), help: "Post-norm blocks (default pre-norm).") var postnorm = false
-    @Option(name: .customLong("feed-forward"), help: "none, mlp or glu.") var feedForward: String?
-    @Option(name: .customLong("feed-forward-expand")) var feedForwardExpand: Int?
-    @Option var dropout: Double?
-    @Option(help: "mean or last.") var pooling: String?
-    @Flag(help: "A second mixer on the reversed sequence (classification tasks).") var bidirectional = false
-    @Option(name: .customLong("embedding-init-std"), help: "Std of the embedding's initial normal draw (default 0.02: Zoology, mamba_ssm, fla; 1: PyTorch's nn.Embedding).")
-    var embeddingInitStd: Double?
-
-    @Option var seed: UInt64?
-    @Option(name: .customLong("batch-size")) var batchSize: Int?
-    @Option(name: .customLong("max-steps")) var maxSteps: Int?
-    @Option(name: .customLong("max-time"), help: "Wall-clock budget in seconds.") var maxTime: Double?
-    @Option(help: "adamw or sgd.") var optimizer: String?
-    @Option var lr: Double?
-    @Option(name: .customLong("weight-decay")) var weightDecay: Double?
-    @Option(name: .customLong("warmup-steps")) var warmupSteps: Int?
-    @Option(name: .customLong("min-lr-factor")) var minLrFactor: Double?
-    @Option(name: .customLong("grad-clip")) var gradClip: Double?
-    @Option(name: .customLong("eval-every")) var evalEvery: Int?
-    @Option(name: .customLong("log-every")) var logEvery: Int?
-    @Option(name: .customLong("eval-examples")) var evalExamples: Int?
-    @Option(name: .customLong("target-accuracy")) var targetAccuracy: Double?
-    @Option(help: "float32 (default) or float64 (parity runs against a reference trainer).") var precision: String?
-    @Option(name: .customLong("no-decay"), help: "Parameter roles without weight decay, comma-separated, or none: weight, bias, embedding, norm, ssm (default embedding,bias,norm,ssm).") var noDecay: String?
-    @Option(name: .customLong("init-from"), help: "Initial weights: a PyTorch state dict (safetensors) keyed by the model's parameter paths (seqlab convert writes one).") var initFrom: String?
-
-    @Argument(parsing: .allUnrecognized, help: "Layer and task options: --name value or --flag.") var extra: [String] = []
+    @Argument(parsing: .allUnrecognized, help: "Settings: --name value (see below).") var settings: [String] = []
 
     func run() throws {
-        let config = reportingErrors { try resolve() }
+        let config = reportingErrors { try resolveRun(task: task, layer: layer, config: self.config, settings: settings) }
         _ = reportingErrors {
             try Trainer(config: config, directory: URL(fileURLWithPath: out)) { line in
                 print(line)
@@ -60,104 +30,75 @@ struct Train: ParsableCommand {
             }.train()
         }
     }
-
-    func resolve() throws -> TrainConfig {
-        var c: TrainConfig
-        if let config {
-            var object = try TrainConfig.loadObject(from: URL(fileURLWithPath: config))
-            if let task { object["task"] = task }
-            if let layer {
-                var model = object["model"] as? [String: Any] ?? [:]
-                model["layer"] = layer
-                object["model"] = model
-            }
-            c = try TrainConfig.resolve(object, source: "config file \(config)")
-        } else {
-            guard let task, let layer else { throw SequenceLabError("train: give --task and --layer (or --config FILE)") }
-            c = try TrainConfig.suggested(task: task, layer: layer)
-        }
-        let layerSpecs = try LayerRegistry.factory(named: c.model.layer).options
-        let taskSpecs = try TaskRegistry.factory(named: c.task).options
-        for (key, value) in try parseExtraFlags(extra) {
-            var used = false
-            if layerSpecs.contains(where: { $0.name == key }) { c.model.layerOptions.values[key] = value; used = true }
-            if taskSpecs.contains(where: { $0.name == key }) { c.taskOptions.values[key] = value; used = true }
-            if !used {
-                let known = (layerSpecs + taskSpecs).map { "--" + $0.name.replacingOccurrences(of: "_", with: "-") }
-                throw SequenceLabError("train: unknown option --\(key.replacingOccurrences(of: "_", with: "-")) for layer \(c.model.layer) and task \(c.task) (their options: \(known.joined(separator: " ")))")
-            }
-        }
-        if let dModel { c.model.dModel = dModel }
-        if let nLayers { c.model.nLayers = nLayers }
-        if let norm {
-            guard let n = NormKind(rawValue: norm) else { throw SequenceLabError("--norm: '\(norm)' is not layer_norm, rms_norm or batch_norm") }
-            c.model.norm = n
-        }
-        if postnorm { c.model.prenorm = false }
-        if let feedForward {
-            guard let f = FeedForwardKind(rawValue: feedForward) else { throw SequenceLabError("--feed-forward: '\(feedForward)' is not none, mlp or glu") }
-            c.model.feedForward = f
-        }
-        if let feedForwardExpand { c.model.feedForwardExpand = feedForwardExpand }
-        if let dropout { c.model.dropout = dropout }
-        if let pooling {
-            guard let p = ClassificationPooling(rawValue: pooling) else { throw SequenceLabError("--pooling: '\(pooling)' is not mean or last") }
-            c.model.pooling = p
-        }
-        if bidirectional { c.model.bidirectional = true }
-        if let embeddingInitStd { c.model.embeddingInitStd = embeddingInitStd }
-        if let seed { c.seed = seed }
-        if let batchSize { c.batchSize = batchSize }
-        if let maxSteps { c.maxSteps = maxSteps }
-        if let maxTime { c.maxTime = maxTime }
-        if let optimizer { c.optimizer = optimizer }
-        if let lr { c.learningRate = lr }
-        if let weightDecay { c.weightDecay = weightDecay }
-        if let warmupSteps { c.warmupSteps = warmupSteps }
-        if let minLrFactor { c.minLearningRateFactor = minLrFactor }
-        if let gradClip { c.gradientClip = gradClip > 0 ? gradClip : nil }
-        if let evalEvery { c.evalEvery = evalEvery }
-        if let logEvery { c.logEvery = logEvery }
-        if let evalExamples { c.evalExamples = evalExamples }
-        if let targetAccuracy { c.targetAccuracy = targetAccuracy }
-        if let initFrom { c.initFrom = initFrom }
-        if let noDecay {
-            c.noDecay = try noDecay == "none" ? [] : noDecay.split(separator: ",").map { name in
-                guard let role = ParameterRole(rawValue: String(name)) else {
-                    throw SequenceLabError("--no-decay: '\(name)' is not a parameter role (\(ParameterRole.allCases.map(\.rawValue).joined(separator: ", ")), or none)")
-                }
-                return role
-            }
-        }
-        if let precision {
-            guard let p = Precision(rawValue: precision) else { throw SequenceLabError("--precision: '\(precision)' is not float32 or float64") }
-            c.precision = p
-        }
-        try c.validate()
-        return c
-    }
 }
 
-/// ["--n-h", "2", "--allow-neg-eigval"] -> [("n_h", "2"), ("allow_neg_eigval", "true")].
-func parseExtraFlags(_ args: [String]) throws -> [(String, String)] {
-    var pairs: [(String, String)] = []
-    var i = 0
-    while i < args.count {
-        let arg = args[i]
-        guard arg.hasPrefix("--"), arg.count > 2 else { throw SequenceLabError("unexpected argument '\(arg)'") }
-        var name = String(arg.dropFirst(2))
-        var value: String
-        if let eq = name.firstIndex(of: "=") {
-            value = String(name[name.index(after: eq)...])
-            name = String(name[..<eq])
-        } else if i + 1 < args.count, !args[i + 1].hasPrefix("--") {
-            value = args[i + 1]
-            i += 1
-        } else {
-            value = "true"
-        }
-        pairs.append((name.replacingOccurrences(of: "-", with: "_"), value))
-        i += 1
+/// A run's configuration from `seqlab train` arguments, with what `seqlab config show` reports about it.
+struct ResolvedRun {
+    let config: TrainConfig
+    /// The config file's object (nil without --config), its name, and the key paths the flags set.
+    let file: [String: Any]?
+    let source: String
+    let flagged: Set<String>
+}
+
+/// The configuration of `seqlab train` (and `seqlab config show`) arguments: the config file's object (or the task's
+/// suggested run for --task and --layer), --task/--layer, then the flags, resolved and checked.
+func resolveRun(task: String?, layer: String?, config: String?, settings: [String]) throws -> TrainConfig {
+    try resolveRunExplained(task: task, layer: layer, config: config, settings: settings).config
+}
+
+func resolveRunExplained(task: String?, layer: String?, config: String?, settings: [String]) throws -> ResolvedRun {
+    var object: [String: Any]
+    var file: [String: Any]?
+    var source: String
+    if let config {
+        object = try TrainConfig.loadObject(from: URL(fileURLWithPath: config))
+        file = object
+        source = "config file \(config)"
+    } else {
+        guard task != nil, layer != nil else { throw SequenceLabError("train: give --task and --layer (or --config FILE)") }
+        object = [:]
+        source = "flags"
     }
-    return pairs
+    var flagged = Set<String>()
+    if let task { object["task"] = task; flagged.insert("task") }
+    if let layer { object[path: ["model"]]["layer"] = layer; flagged.insert("model.layer") }
+    flagged.formUnion(try ConfigFlags.apply(settings, to: &object))
+    let resolved = try TrainConfig.resolve(object, source: config != nil && !settings.isEmpty ? source + " with flags" : source)
+    return ResolvedRun(config: resolved, file: file, source: config.map { "file \($0)" } ?? "flags", flagged: flagged)
+}
+
+/// `seqlab config show [train arguments]`: the resolved configuration and where each value came from.
+struct ConfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config", abstract: "Inspect a run's configuration.", subcommands: [Show.self])
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the resolved configuration of `seqlab train` arguments, each value with its source "
+                + "(default, recipe, recipe for the layer, file, flag); --json prints the config.json a run would write.")
+
+        @Option(help: "Task name (seqlab list).") var task: String?
+        @Option(help: "Mixer layer name (seqlab list).") var layer: String?
+        @Option(help: "A config file (JSON); flags override its keys.") var config: String?
+        @Option(help: "Accepted and ignored, so that a train command line can be pasted as it is.") var out: String?
+        @Flag(help: "Print the resolved config as JSON (the run's config.json, git commit aside).") var json = false
+        @Argument(parsing: .allUnrecognized, help: "Settings, as for seqlab train.") var settings: [String] = []
+
+        func run() throws {
+            let run = reportingErrors { try resolveRunExplained(task: task, layer: layer, config: config, settings: settings) }
+            if json {
+                print(String(decoding: reportingErrors { try RunFileCoding.encoder.encode(run.config) }, as: UTF8.self))
+                return
+            }
+            let rows = reportingErrors {
+                try ConfigSources.explain(run.config, file: run.file, fileName: run.source, flagged: run.flagged)
+            }
+            let width = rows.map(\.key.count).max() ?? 0, valueWidth = min(40, rows.map(\.value.count).max() ?? 0)
+            for row in rows {
+                print(row.key.padding(toLength: width, withPad: " ", startingAt: 0) + "  "
+                      + row.value.padding(toLength: max(valueWidth, row.value.count), withPad: " ", startingAt: 0) + "  " + row.source)
+            }
+        }
+    }
 }

@@ -1,5 +1,7 @@
 import Foundation
 import XCTest
+import Tasks
+import Training
 @testable import Experiments
 
 /// The tables and plots in Results/ are what `seqlab table` and `seqlab plot` make of the runs committed next to
@@ -55,5 +57,42 @@ final class ResultsConsistencyTests: XCTestCase {
             }
         }
         XCTAssertGreaterThan(checked, 0, "no plots found")
+    }
+}
+
+/// Every committed run's config.json still describes the model that ran: the model it builds today has the parameter
+/// count final.json recorded. (A changed default would make an old config mean another model.)
+final class ResultsConfigTests: XCTestCase {
+    private let results = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Results")
+
+    func testEveryRunsConfigBuildsTheModelThatRan() throws {
+        let fm = FileManager.default
+        guard fm.fileExists(atPath: results.path) else { throw XCTSkip("no Results/ next to the sources") }
+        var checked = 0
+        for folder in try fm.contentsOfDirectory(at: results, includingPropertiesForKeys: nil) {
+            for run in (try? fm.contentsOfDirectory(at: folder, includingPropertiesForKeys: nil)) ?? [] {
+                guard let finalData = fm.contents(atPath: run.appendingPathComponent("final.json").path),
+                      let configData = fm.contents(atPath: run.appendingPathComponent("config.json").path) else { continue }
+                let final = try JSONDecoder().decode(FinalMetrics.self, from: finalData)
+                guard final.implementation ?? "seqlab" == "seqlab" else { continue }  // reference controls: PyTorch's model
+                var config = try RunFileCoding.decoder.decode(TrainConfig.self, from: configData)
+                // the split sizes do not change the model; small ones keep generated tasks quick to build
+                let specs = try TaskRegistry.factory(named: config.task).options.map(\.name)
+                for key in ["train_size", "val_size", "test_size"] where specs.contains(key) { config.taskOptions.values[key] = "2" }
+                let name = "\(folder.lastPathComponent)/\(run.lastPathComponent)"
+                do {
+                    let task = try TaskRegistry.make(config.task, options: config.taskOptions, seed: config.seed)
+                    let model = try SequenceModel<Float>(config: config.model, task: task, seed: config.seed)
+                    XCTAssertEqual(model.parameters.reduce(0) { $0 + $1.tensor.count }, final.params,
+                                   "\(name): its config.json builds another model today")
+                } catch {
+                    XCTFail("\(name): its config.json no longer builds a model: \(error)")
+                }
+                checked += 1
+            }
+        }
+        XCTAssertGreaterThan(checked, 0)
     }
 }

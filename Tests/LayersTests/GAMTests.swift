@@ -94,7 +94,7 @@ final class GAMTests: XCTestCase {
         XCTAssertEqual(layer.stateSize(sequenceLength: 1000), 2 * 128)
         XCTAssertThrowsError(try LayerRegistry.make("gam", dModel: 8, options: LayerOptions(["slots": "0"]), as: Float.self))
         XCTAssertThrowsError(try LayerRegistry.make("gam", dModel: 8, options: LayerOptions(["dropout": "1"]), as: Float.self)) { error in
-            XCTAssertTrue("\(error)".contains("dropout must be in [0, 1)"), "\(error)")
+            XCTAssertEqual("\(error)", "layer gam: option dropout: '1' must be below 1")
         }
     }
 

@@ -40,14 +40,20 @@ final class LayerHarnessTests: XCTestCase {
 
     func testRegistryRejectsUnknownNamesAndOptions() {
         XCTAssertThrowsError(try LayerRegistry.make("mamba2", dModel: 8, as: Double.self)) { error in
-            XCTAssertTrue("\(error)".hasPrefix("unknown layer 'mamba2' (known: "), "\(error)")
+            XCTAssertTrue("\(error)".hasPrefix("unknown layer 'mamba2' (did you mean 'mamba'?) (known: "), "\(error)")
         }
         XCTAssertThrowsError(try LayerRegistry.make("diagonal", dModel: 8, options: LayerOptions(["n_head": "2"]), as: Double.self)) { error in
             XCTAssertTrue("\(error)".contains("unknown option 'n_head'"), "\(error)")
         }
         XCTAssertThrowsError(try LayerRegistry.make("diagonal", dModel: 0, as: Float.self))
-        XCTAssertThrowsError(try LayerOptions(["n_h": "two"]).int("n_h", 1)) { error in
-            XCTAssertEqual("\(error)", "option n_h: 'two' is not an integer")
+        XCTAssertThrowsError(try LayerRegistry.make("deltanet", dModel: 8, options: LayerOptions(["n_h": "two"]), as: Float.self)) { error in
+            XCTAssertEqual("\(error)", "layer deltanet: option n_h: 'two' is not an integer")
+        }
+        XCTAssertThrowsError(try LayerRegistry.make("deltanet", dModel: 8, options: LayerOptions(["n_hh": "2"]), as: Float.self)) { error in
+            XCTAssertTrue("\(error)".hasPrefix("layer deltanet: unknown option 'n_hh' (did you mean 'n_h'?)"), "\(error)")
+        }
+        XCTAssertThrowsError(try LayerRegistry.make("attentoin", dModel: 8, as: Float.self)) { error in
+            XCTAssertTrue("\(error)".hasPrefix("unknown layer 'attentoin' (did you mean 'attention'?)"), "\(error)")
         }
     }
 

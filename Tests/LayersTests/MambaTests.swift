@@ -187,7 +187,7 @@ final class MambaTests: XCTestCase {
         for (name, t) in zip(["u", "delta", "A", "Bs", "Cs"], x) { badOption.set(name, t) }
         try badOption.write(to: input)
         XCTAssertThrowsError(try KernelRegistry.run("selective_scan", input: input, output: output)) { error in
-            XCTAssertEqual("\(error)", "option delta_softplus: 'maybe' is not true or false")
+            XCTAssertEqual("\(error)", "op selective_scan: option delta_softplus: 'maybe' is not true or false")
         }
     }
 
@@ -210,19 +210,23 @@ final class MambaTests: XCTestCase {
         XCTAssertEqual(layer.parameters.filter { $0.tags.role == .ssm }.map(\.name), ["A_log", "D"])
         XCTAssertEqual(layer.parameters.first { $0.name == "x_proj.weight" }!.tensor.shape, [3 + 32, 80])
 
-        var again = RandomGenerator(seed: 0)
-        var deep = MambaConfiguration()
-        deep.layers = 4
-        let scaled = MambaBlock<Double>(dModel: 40, configuration: deep, rng: &again)
-        XCTAssertEqual(scaled.outProj.weight.data[17], layer.outProj.weight.data[17] / 2, accuracy: 1e-15)
+        // mamba_ssm's init divides out_proj by sqrt(depth) when asked; the depth comes from the model, not an option
+        for (rescale, depth, factor) in [(true, 4, 0.5), (false, 4, 1.0), (true, 1, 1.0)] {
+            var again = RandomGenerator(seed: 0)
+            let options = try! LayerOptions(["rescale_prenorm_residual": "\(rescale)"]).resolved(against: MambaFactory.options, owner: "layer mamba")
+            let scaled = MambaBlock<Double>(dModel: 40, configuration: try! MambaConfiguration(options, context: LayerContext(depth: depth)), rng: &again)
+            XCTAssertEqual(scaled.outProj.weight.data[17], layer.outProj.weight.data[17] * factor, accuracy: 1e-15)
+        }
     }
 
     func testOptionsAreValidated() {
         let cases: [([String: String], String)] = [
-            (["dt_rank": "x"], "option dt_rank: 'x' is not 'auto' or a positive integer"),
-            (["d_state": "0"], "option d_state: must be positive, got 0"),
-            (["dt_min": "0.5", "dt_max": "0.1"], "options dt_min, dt_max: need 0 < dt_min <= dt_max, got 0.5, 0.1"),
-            (["negative_eigenvalues": "sometimes"], "option negative_eigenvalues: 'sometimes' is not true or false"),
+            (["dt_rank": "x"], "layer mamba: option dt_rank: 'x' is not an integer or auto"),
+            (["d_state": "0"], "layer mamba: option d_state: '0' must be at least 1"),
+            (["dt_min": "0.5", "dt_max": "0.1"], "layer mamba: needs dt_min <= dt_max, got 0.5, 0.1"),
+            (["negative_eigenvalues": "sometimes"], "layer mamba: option negative_eigenvalues: 'sometimes' is not true or false"),
+            (["n_layers": "2"], "layer mamba: unknown option 'n_layers' (options: d_state, expand, d_conv, dt_rank, dt_min, dt_max, "
+                + "dt_init_floor, negative_eigenvalues, rescale_prenorm_residual, checkpoint_interval)"),
         ]
         for (values, message) in cases {
             XCTAssertThrowsError(try LayerRegistry.make("mamba", dModel: 8, options: LayerOptions(values), as: Float.self)) { error in

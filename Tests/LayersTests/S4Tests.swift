@@ -303,7 +303,7 @@ final class S4Tests: XCTestCase {
             var bad = SafeTensors()
             for (n, t) in zip(names, values) { bad.set(n, t) }
             try bad.write(to: input)
-            XCTAssertThrowsError(try KernelRegistry.run(op, input: input, output: output)) { XCTAssertTrue("\($0)".contains("missing option L")) }
+            XCTAssertThrowsError(try KernelRegistry.run(op, input: input, output: output)) { XCTAssertEqual("\($0)", "op \(op): option L must be given (kernel length)") }
             bad = SafeTensors(metadata: ["L": "5"])
             for (n, t) in zip(names, values) { bad.set(n, n == "C_im" ? Tensor<Double>.zeros([2, 4]) : t) }
             try bad.write(to: input)

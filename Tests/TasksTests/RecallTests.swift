@@ -94,6 +94,6 @@ final class RecallTests: XCTestCase {
             }
         }
         try checkDeterminism("induction_heads")
-        assertUserError("option test_lengths: 'x'") { _ = try TaskRegistry.make("induction_heads", options: Options(["test_lengths": "256,x"])) }
+        assertUserError("task induction_heads: option test_lengths: '256,x' is not a comma-separated list of integers") { _ = try TaskRegistry.make("induction_heads", options: Options(["test_lengths": "256,x"])) }
     }
 }

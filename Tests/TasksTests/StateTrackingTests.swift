@@ -31,7 +31,7 @@ final class StateTrackingTests: XCTestCase {
         }
         try checkDeterminism("parity")
         assertUserError("min_length 50 exceeds max_length 40") { _ = try TaskRegistry.make("parity", options: Options(["min_length": "50"])) }
-        assertUserError("listed twice") { _ = try TaskRegistry.make("parity", options: Options(["test_lengths": "80,80"])) }
+        assertUserError("option test_lengths: '80,80' lists a value twice") { _ = try TaskRegistry.make("parity", options: Options(["test_lengths": "80,80"])) }
     }
 
     /// expression := term (('+' | '-') term)*, term := digit ('*' digit)*, evaluated over the integers, then mod 5.

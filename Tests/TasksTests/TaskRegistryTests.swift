@@ -18,7 +18,7 @@ final class TaskRegistryTests: XCTestCase {
             XCTAssertEqual(names.count, Set(names).count, "\(f.name) lists an option twice")
             for o in f.options { XCTAssertFalse(o.help.isEmpty, "\(f.name).\(o.name) has no help") }
         }
-        assertUserError("unknown task 'lisops' (known: listops") { _ = try TaskRegistry.make("lisops") }
+        assertUserError("unknown task 'lisops' (did you mean 'listops'?) (known: listops") { _ = try TaskRegistry.make("lisops") }
         for name in Self.loaders {
             assertUserError("task \(name): set option path") { _ = try TaskRegistry.make(name) }
         }
@@ -30,7 +30,7 @@ final class TaskRegistryTests: XCTestCase {
             XCTAssertEqual(task.name, name)
             XCTAssertEqual(task.padToken, task.inputVocabulary - 1)
             checkInvariants(task)
-            assertUserError("option train_size: 0 must be at least 1") {
+            assertUserError("task \(name): option train_size: '0' must be at least 1") {
                 _ = try TaskRegistry.make(name, options: Options(["train_size": "0"]))
             }
             let small = try TaskRegistry.make(name, options: Options(["train_size": "3", "val_size": "2", "test_size": "5"]))

@@ -15,13 +15,7 @@ final class KillAndResumeTests: XCTestCase {
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: directory) }
 
     /// The seqlab executable next to the test bundle (swift build --build-tests builds it).
-    private var seqlab: URL {
-        var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        while url.path != "/" && !FileManager.default.isExecutableFile(atPath: url.appendingPathComponent("seqlab").path) {
-            url.deleteLastPathComponent()
-        }
-        return url.appendingPathComponent("seqlab")
-    }
+    private var seqlab: URL { SeqlabCommand.url }
 
     private func train(_ out: URL) -> Process {
         let p = Process()

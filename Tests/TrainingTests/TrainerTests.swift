@@ -99,7 +99,7 @@ final class TrainerTests: XCTestCase {
     func testNonFiniteLossStopsAndKeepsTheLastCheckpoint() throws {
         var c = config(steps: 100)
         c.learningRate = 1e30
-        c.gradientClip = nil
+        c.gradientClip = 0
         c.weightDecay = 0
         XCTAssertThrowsError(try Trainer(config: c, directory: directory, task: MajorityTask(seed: 0), log: { _ in }).train()) { error in
             XCTAssertTrue("\(error)".contains("loss is"), "\(error)")

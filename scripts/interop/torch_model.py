@@ -50,7 +50,8 @@ class Block(nn.Module):
         # A reference's build() seeds torch with its case's seed: block i draws from seed i (fixtures), or, for a
         # model of a run's seed, from 1000 (seed + 1) + i, so that runs of different seeds draw different mixers.
         case = dict(name=f"block{index}", layer=layer, options=dict(model_config.get("layer_options", {})),
-                    batch=1, length=1, d_model=d, seed=index if seed is None else 1000 * (seed + 1) + index, fast=fast)
+                    batch=1, length=1, d_model=d, seed=index if seed is None else 1000 * (seed + 1) + index, fast=fast,
+                    depth=model_config.get("n_layers", 2))
         self.reference = reference
         self.mixer = reference.build(case).to(dtype)
         self.whole = layer in INCLUDES_RESIDUAL

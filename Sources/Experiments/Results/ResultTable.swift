@@ -1,4 +1,5 @@
 import Foundation
+import Tasks
 import Tensors
 import Training
 
@@ -10,6 +11,11 @@ public struct RunResult {
     /// `implementation` (final.json's: "seqlab" for SequenceLab's own runs, "pytorch" for a reference control).
     public let settings: [String: String]
     public let final: FinalMetrics
+    /// The recurrent state size at the task's declared training length (`TrainConfig.reportedStateSize`), computed
+    /// from config.json; final.json's figure where the config cannot be built (a layer or task no longer registered).
+    public let stateSize: Int
+    /// That training length (nil where the task is not registered).
+    public let stateLength: Int?
 
     /// Every finished run under `directory` (one sub-directory per run holding config.json and final.json).
     public static func collect(in directory: URL) throws -> [RunResult] {
@@ -26,7 +32,11 @@ public struct RunResult {
             }
             var settings = flatten(object)
             settings["implementation"] = final.implementation ?? "seqlab"
-            return RunResult(id: dir.lastPathComponent, directory: dir, settings: settings, final: final)
+            let config = try? RunFileCoding.decoder.decode(TrainConfig.self, from: configData)
+            let stateSize = (try? config?.reportedStateSize()) ?? final.stateSize
+            let stateLength = config.flatMap { try? TaskRegistry.trainingLength($0.task, $0.taskOptions) }
+            return RunResult(id: dir.lastPathComponent, directory: dir, settings: settings, final: final, stateSize: stateSize,
+                             stateLength: stateLength)
         }
     }
 
@@ -51,6 +61,8 @@ public struct ResultTable {
         public var seeds: Int
         public var params: Int
         public var stateSize: Int
+        /// The training length `stateSize` is at (the task's declared longest training sequence).
+        public var stateLength: Int?
         public var validation: (mean: Double, std: Double)
         public var test: (mean: Double, std: Double)
         public var extraTests: [String: Double]
@@ -83,11 +95,15 @@ public struct ResultTable {
         extraTestColumns = Array(Set(results.flatMap { $0.final.tests.keys.filter { $0.hasSuffix("_accuracy") && $0 != "test_accuracy" } })).sorted()
         var rows: [Row] = groups.values.map { group in
             let byLR = Dictionary(grouping: group) { $0.settings["lr"] ?? "" }
-            let (lr, runs) = byLR.max { mean($0.value.map(\.final.bestValAccuracy)) < mean($1.value.map(\.final.bestValAccuracy)) }!
+            // The higher mean validation accuracy; a tie goes to the smaller learning rate.
+            let (lr, runs) = byLR.max { a, b in
+                let (ma, mb) = (mean(a.value.map(\.final.bestValAccuracy)), mean(b.value.map(\.final.bestValAccuracy)))
+                return ma != mb ? ma < mb : (Double(a.key) ?? 0) > (Double(b.key) ?? 0)
+            }!
             var extra: [String: Double] = [:]
             for c in Set(runs.flatMap(\.final.tests.keys)) { extra[c] = mean(runs.compactMap { $0.final.tests[c] }) }
             return Row(settings: group[0].settings, bestLearningRate: lr, learningRates: byLR.count, seeds: runs.count,
-                       params: runs[0].final.params, stateSize: runs[0].final.stateSize,
+                       params: runs[0].final.params, stateSize: runs[0].stateSize, stateLength: runs[0].stateLength,
                        validation: meanStd(runs.map(\.final.bestValAccuracy)), test: meanStd(runs.map(\.final.testAccuracy)),
                        extraTests: extra, runIDs: runs.map(\.id).sorted())
         }
@@ -137,7 +153,17 @@ public struct ResultTable {
             if hasNotes { cells.append((r.note ?? "").replacingOccurrences(of: "|", with: "\\|")) }
             lines.append("| " + cells.joined(separator: " | ") + " |")
         }
-        return lines.joined(separator: "\n") + "\n"
+        return lines.joined(separator: "\n") + "\n\n" + stateSizeNote + "\n"
+    }
+
+    /// What the state size column counts, and at which lengths.
+    var stateSizeNote: String {
+        let lengths = Set(rows.map { r in
+            let task = r.settings["task"] ?? "?"
+            return r.stateLength.map { "\(task) T = \($0)" } ?? "\(task): length of its first training example"
+        }).sorted()
+        return "State size: recurrent state in scalars per sequence after the task's longest training sequence ("
+            + lengths.joined(separator: "; ") + ")."
     }
 
     /// LaTeX with booktabs rules.

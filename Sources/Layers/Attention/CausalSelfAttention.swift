@@ -90,22 +90,21 @@ public final class CausalSelfAttention<T: TensorScalar>: SequenceLayer {
 public enum CausalSelfAttentionFactory: LayerFactory {
     public static let name = "attention"
     public static let summary = "causal multi-head softmax attention with RoPE, flash-style blocked kernel, KV-cache step (Vaswani et al. 2017)"
-    public static let options = [
-        LayerOptionSpec("heads", "4", "attention heads (d_model / heads per head)"),
-        LayerOptionSpec("bias", "false", "biases in the q/k/v/o projections"),
-        LayerOptionSpec("rope", "true", "rotary position embedding on q and k"),
-        LayerOptionSpec("rope_base", "10000", "RoPE base"),
+    public static let options: [LayerOptionSpec] = [
+        .int("heads", 4, "attention heads (d_model / heads per head)", min: 1),
+        .bool("bias", false, "biases in the q/k/v/o projections"),
+        .bool("rope", true, "rotary position embedding on q and k"),
+        .number("rope_base", 10_000, "RoPE base", above: 1),
     ]
     public static var checkOptions: [LayerOptions] { [LayerOptions(["heads": "2"]), LayerOptions(["heads": "4", "bias": "true", "rope": "false"])] }
 
-    public static func make<T: TensorScalar>(dModel: Int, options: LayerOptions, rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
-        let heads = try options.int("heads", 4)
-        guard heads >= 1, dModel % heads == 0 else {
+    public static func make<T: TensorScalar>(dModel: Int, options: OptionValues, context: LayerContext,
+                                             rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
+        let heads = options.int("heads")
+        guard dModel % heads == 0 else {
             throw SequenceLabError("layer attention: d_model \(dModel) is not divisible by heads \(heads)")
         }
-        let base = try options.double("rope_base", 10_000)
-        guard base > 1 else { throw SequenceLabError("layer attention: rope_base must be > 1, got \(base)") }
-        return CausalSelfAttention<T>(dModel: dModel, heads: heads, bias: try options.bool("bias", false),
-                                      rotary: try options.bool("rope", true), rotaryBase: base, rng: &rng)
+        return CausalSelfAttention<T>(dModel: dModel, heads: heads, bias: options.bool("bias"), rotary: options.bool("rope"),
+                                      rotaryBase: options.double("rope_base"), rng: &rng)
     }
 }

@@ -10,11 +10,15 @@ public enum DeltaRuleKernel: FunctionalKernel {
     public static let inputs = [KernelInput("q"), KernelInput("k"), KernelInput("v"), KernelInput("beta"),
                                 KernelInput("g", optional: true), KernelInput("h0", optional: true)]
     public static let outputs = ["o", "hT"]
-    public static let options = [LayerOptionSpec("scale", "K^-1/2", "query scale s in o_t = S_t^T (s q_t)"),
-                                 LayerOptionSpec("chunk_size", "64", "chunked form: sub-steps per chunk; recurrent form: tokens between state checkpoints"),
-                                 LayerOptionSpec("form", "chunked", "chunked (WY / UT form) or recurrent (fused token recurrence)")]
+    public static let options: [LayerOptionSpec] = [
+        .numberOrAuto("scale", derived: "K^-1/2", "query scale s in o_t = S_t^T (s q_t)"),
+        .int("chunk_size", 64, "chunked form: sub-steps per chunk; recurrent form: tokens between state checkpoints",
+             min: 1, max: 1 << 20),
+        .choice("form", DeltaForm.chunked.rawValue, DeltaForm.allCases.map(\.rawValue),
+                "chunked (WY / UT form) or recurrent (fused token recurrence)"),
+    ]
 
-    public static func evaluate<T: TensorScalar>(_ x: [String: Tensor<T>], options: LayerOptions) throws -> [String: Tensor<T>] {
+    public static func evaluate<T: TensorScalar>(_ x: [String: Tensor<T>], options: OptionValues) throws -> [String: Tensor<T>] {
         let q = x["q"]!, k = x["k"]!, v = x["v"]!, beta = x["beta"]!
         try requireRank(q, 4, "q", layout: "[B, L, H, K]", op: name)
         try requireShape(k, q.shape, "k", op: name)
@@ -24,7 +28,7 @@ public enum DeltaRuleKernel: FunctionalKernel {
         if let g = x["g"] { try requireShape(g, Array(q.shape.prefix(3)), "g", op: name) }
         if let h0 = x["h0"] { try requireShape(h0, [q.shape[0], q.shape[2], q.shape[3], v.shape[3]], "h0", op: name) }
         try DeltaProductKernelOp.requireLogDecay(x["g"], op: name)
-        let (chunk, scale, form) = try DeltaProductKernelOp.commonOptions(options, op: name)
+        let (chunk, scale, form) = try DeltaProductKernelOp.commonOptions(options)
         let (o, hT) = deltaRule(q: q, k: k, v: v, beta: beta, logDecay: x["g"], initialState: x["h0"],
                                 scale: scale.map { T($0) }, form: form, chunkSize: chunk)
         return ["o": o, "hT": hT]
@@ -45,17 +49,11 @@ public enum DeltaProductKernelOp: FunctionalKernel {
         guard g.data.allSatisfy({ $0 <= 0 && $0.isFinite }) else { throw SequenceLabError("op \(op): g holds log-decays and must be <= 0 everywhere (and finite)") }
     }
 
-    static func commonOptions(_ options: LayerOptions, op: String) throws -> (Int, Double?, DeltaForm) {
-        let chunk = try options.int("chunk_size", 64)
-        guard chunk >= 1 else { throw SequenceLabError("op \(op): chunk_size must be >= 1, got \(chunk)") }
-        let formName = options.values["form"] ?? DeltaForm.chunked.rawValue
-        guard let form = DeltaForm(rawValue: formName) else {
-            throw SequenceLabError("op \(op): form must be chunked or recurrent, got '\(formName)'")
-        }
-        return (chunk, options.values["scale"] == nil ? nil : try options.double("scale", 1), form)
+    static func commonOptions(_ options: OptionValues) -> (Int, Double?, DeltaForm) {
+        (options.int("chunk_size"), options.optionalDouble("scale"), DeltaForm(rawValue: options.string("form"))!)
     }
 
-    public static func evaluate<T: TensorScalar>(_ x: [String: Tensor<T>], options: LayerOptions) throws -> [String: Tensor<T>] {
+    public static func evaluate<T: TensorScalar>(_ x: [String: Tensor<T>], options: OptionValues) throws -> [String: Tensor<T>] {
         let q = x["q"]!, k = x["k"]!, v = x["v"]!, beta = x["beta"]!
         try requireRank(q, 4, "q", layout: "[B, L, H, K]", op: name)
         try requireRank(k, 5, "k", layout: "[B, L, NH, H, K]", op: name)
@@ -68,7 +66,7 @@ public enum DeltaProductKernelOp: FunctionalKernel {
         if let g = x["g"] { try requireShape(g, [B, L, H], "g", op: name) }
         if let h0 = x["h0"] { try requireShape(h0, [B, H, K, v.shape[4]], "h0", op: name) }
         try requireLogDecay(x["g"], op: name)
-        let (chunk, scale, form) = try commonOptions(options, op: name)
+        let (chunk, scale, form) = try commonOptions(options)
         let (o, hT) = deltaProduct(q: q, k: k, v: v, beta: beta, logDecay: x["g"], initialState: x["h0"],
                                    scale: scale.map { T($0) }, form: form, chunkSize: chunk)
         return ["o": o, "hT": hT]

@@ -1,57 +1,49 @@
 import Tensors
 
-/// Options shared by the `deltaproduct` and `deltanet` registry entries.
+/// Options shared by the `deltaproduct` and `deltanet` registry entries, which differ only in their defaults.
 enum DeltaLayerOptions {
-    static func specs(householder: String, gates: String, headDim: String) -> [LayerOptionSpec] {
-        [
-            LayerOptionSpec("heads", "4", "heads"),
-            LayerOptionSpec("head_dim", headDim, "key size per head K (auto = d_model / heads, fla's expand_k = 1)"),
-            LayerOptionSpec("expand_v", "1", "value size per head = expand_v head_dim"),
-            LayerOptionSpec("n_h", householder, "Householder (delta) steps per token"),
-            LayerOptionSpec("allow_neg_eigval", "false", "beta = 2 sigmoid(.) (eigenvalues of I - beta k k^T in [-1, 1])"),
-            LayerOptionSpec("use_forget_gate", gates, "gate g = -exp(A_log) softplus(x W_a + dt_bias)"),
-            LayerOptionSpec("use_gate", gates, "output gate: RMSNorm(o) * swish(x W_g)"),
-            LayerOptionSpec("use_short_conv", "true", "causal depthwise convolution (+ SiLU) on q, k, v"),
-            LayerOptionSpec("conv_size", "4", "short convolution width"),
-            LayerOptionSpec("form", "chunked", "delta-rule kernel: chunked (WY / UT form) or recurrent (fused token recurrence)"),
-            LayerOptionSpec("chunk_size", "auto",
-                            "sub-steps per chunk (chunked; auto = max(K, V) in [16, 64]), tokens per checkpoint (recurrent)"),
+    /// `headDim`: nil for auto (d_model / heads, fla's expand_k = 1).
+    static func specs(householder: Int, gates: Bool, headDim: Int?) -> [LayerOptionSpec] {
+        let headDimHelp = "key size per head K (auto = d_model / heads, fla's expand_k = 1)"
+        return [
+            .int("heads", 4, "heads", min: 1),
+            headDim.map { .int("head_dim", $0, headDimHelp, min: 1, orAuto: true) } ?? .intOrAuto("head_dim", headDimHelp, min: 1),
+            .number("expand_v", 1, "value size per head = expand_v head_dim (a whole number)", above: 0),
+            .int("n_h", householder, "Householder (delta) steps per token", min: 1),
+            .bool("allow_neg_eigval", false, "beta = 2 sigmoid(.) (eigenvalues of I - beta k k^T in [-1, 1])"),
+            .bool("use_forget_gate", gates, "gate g = -exp(A_log) softplus(x W_a + dt_bias)"),
+            .bool("use_gate", gates, "output gate: RMSNorm(o) * swish(x W_g)"),
+            .bool("use_short_conv", true, "causal depthwise convolution (+ SiLU) on q, k, v"),
+            .int("conv_size", 4, "short convolution width", min: 2),
+            .choice("form", DeltaForm.chunked.rawValue, DeltaForm.allCases.map(\.rawValue),
+                    "delta-rule kernel: chunked (WY / UT form) or recurrent (fused token recurrence)"),
+            .intOrAuto("chunk_size", "sub-steps per chunk (chunked; auto = max(K, V) in [16, 64]), tokens per checkpoint (recurrent)",
+                       min: 1),
         ]
     }
 
-    static func make<T: TensorScalar>(_ name: String, dModel: Int, options: LayerOptions, householder: Int, gates: Bool,
-                                      headDim defaultHeadDim: String, rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
-        let heads = try options.int("heads", 4)
-        guard heads >= 1 else { throw SequenceLabError("layer \(name): heads must be >= 1, got \(heads)") }
+    static func make<T: TensorScalar>(dModel: Int, options: OptionValues, rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
+        let heads = options.int("heads")
         let headDim: Int
-        if options.string("head_dim", defaultHeadDim) == "auto" {
-            guard dModel % heads == 0 else { throw SequenceLabError("layer \(name): head_dim auto needs heads \(heads) to divide d_model \(dModel)") }
-            headDim = dModel / heads
+        if let given = options.optionalInt("head_dim") {
+            headDim = given
         } else {
-            headDim = try options.int("head_dim", 32)
+            guard dModel % heads == 0 else {
+                throw SequenceLabError("\(options.owner): head_dim auto needs heads \(heads) to divide d_model \(dModel)")
+            }
+            headDim = dModel / heads
         }
-        let expandV = try options.double("expand_v", 1), nh = try options.int("n_h", householder)
-        let conv = try options.int("conv_size", 4)
+        let expandV = options.double("expand_v")
         let valueDim = Double(headDim) * expandV
-        guard headDim >= 1, valueDim >= 1, valueDim == valueDim.rounded() else {
-            throw SequenceLabError("layer \(name): head_dim and expand_v head_dim must be positive integers, got \(headDim) and \(valueDim)")
-        }
-        guard nh >= 1 else { throw SequenceLabError("layer \(name): n_h must be >= 1, got \(nh)") }
-        guard conv >= 2 else { throw SequenceLabError("layer \(name): conv_size must be >= 2, got \(conv)") }
-        var chunk: Int?
-        if options.string("chunk_size", "auto") != "auto" {
-            chunk = try options.int("chunk_size", 64)
-            guard chunk! >= 1 else { throw SequenceLabError("layer \(name): chunk_size must be >= 1 or auto, got \(chunk!)") }
-        }
-        let formName = options.string("form", DeltaForm.chunked.rawValue)
-        guard let form = DeltaForm(rawValue: formName) else {
-            throw SequenceLabError("layer \(name): form must be chunked or recurrent, got '\(formName)'")
+        guard valueDim >= 1, valueDim == valueDim.rounded() else {
+            throw SequenceLabError("\(options.owner): expand_v head_dim must be a positive integer, got \(valueDim)")
         }
         return DeltaProductLayer<T>(
-            dModel: dModel, heads: heads, headDim: headDim, expandV: expandV, householder: nh,
-            allowNegativeEigenvalues: try options.bool("allow_neg_eigval", false),
-            useForgetGate: try options.bool("use_forget_gate", gates), useOutputGate: try options.bool("use_gate", gates),
-            shortConvolution: try options.bool("use_short_conv", true) ? conv : nil, form: form, chunkSize: chunk, rng: &rng)
+            dModel: dModel, heads: heads, headDim: headDim, expandV: expandV, householder: options.int("n_h"),
+            allowNegativeEigenvalues: options.bool("allow_neg_eigval"),
+            useForgetGate: options.bool("use_forget_gate"), useOutputGate: options.bool("use_gate"),
+            shortConvolution: options.bool("use_short_conv") ? options.int("conv_size") : nil,
+            form: DeltaForm(rawValue: options.string("form"))!, chunkSize: options.optionalInt("chunk_size"), rng: &rng)
     }
 
     static let checkOptions = [
@@ -64,11 +56,12 @@ enum DeltaLayerOptions {
 public enum DeltaProductFactory: LayerFactory {
     public static let name = "deltaproduct"
     public static let summary = "gated DeltaProduct: n_h Householder delta steps per token, chunked WY kernel (Siems et al. 2025)"
-    public static let options = DeltaLayerOptions.specs(householder: "2", gates: "true", headDim: "32")
+    public static let options = DeltaLayerOptions.specs(householder: 2, gates: true, headDim: 32)
     public static var checkOptions: [LayerOptions] { DeltaLayerOptions.checkOptions }
     public static var checkDModel: Int { 8 }
-    public static func make<T: TensorScalar>(dModel: Int, options: LayerOptions, rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
-        try DeltaLayerOptions.make(name, dModel: dModel, options: options, householder: 2, gates: true, headDim: "32", rng: &rng)
+    public static func make<T: TensorScalar>(dModel: Int, options: OptionValues, context: LayerContext,
+                                             rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
+        try DeltaLayerOptions.make(dModel: dModel, options: options, rng: &rng)
     }
 }
 
@@ -77,14 +70,15 @@ public enum DeltaProductFactory: LayerFactory {
 public enum DeltaNetFactory: LayerFactory {
     public static let name = "deltanet"
     public static let summary = "DeltaNet: the delta rule, chunked WY kernel (Schlag et al. 2021; Yang et al. 2024)"
-    public static let options = DeltaLayerOptions.specs(householder: "1", gates: "false", headDim: "auto")
+    public static let options = DeltaLayerOptions.specs(householder: 1, gates: false, headDim: nil)
     public static var checkOptions: [LayerOptions] {
         [LayerOptions(["heads": "2", "head_dim": "4"]),
          LayerOptions(["heads": "2", "head_dim": "4", "use_forget_gate": "true", "use_gate": "true", "allow_neg_eigval": "true",
                        "form": "recurrent"])]
     }
     public static var checkDModel: Int { 8 }
-    public static func make<T: TensorScalar>(dModel: Int, options: LayerOptions, rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
-        try DeltaLayerOptions.make(name, dModel: dModel, options: options, householder: 1, gates: false, headDim: "auto", rng: &rng)
+    public static func make<T: TensorScalar>(dModel: Int, options: OptionValues, context: LayerContext,
+                                             rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
+        try DeltaLayerOptions.make(dModel: dModel, options: options, rng: &rng)
     }
 }

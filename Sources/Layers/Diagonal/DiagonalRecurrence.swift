@@ -90,7 +90,8 @@ public enum DiagonalRecurrenceFactory: LayerFactory {
     public static let name = "diagonal"
     public static let summary = "diagonal linear recurrence h_t = a h_{t-1} + b x_t (worked example, harness test layer)"
     public static let options: [LayerOptionSpec] = []
-    public static func make<T: TensorScalar>(dModel: Int, options: LayerOptions, rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
+    public static func make<T: TensorScalar>(dModel: Int, options: OptionValues, context: LayerContext,
+                                             rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
         DiagonalRecurrence<T>(dModel: dModel, rng: &rng)
     }
 }

@@ -126,21 +126,17 @@ public enum GAMFactory: LayerFactory {
     public static let name = "gam"
     public static let summary = "GAM block: causal conv + softmax memory bank, sigmoid-gated, with FFN (Acharya 2025)"
     public static let options: [LayerOptionSpec] = [
-        LayerOptionSpec("slots", "512", "memory bank slots S"),
-        LayerOptionSpec("kernel_size", "3", "causal depthwise convolution width k (receptive field k tokens per block)"),
-        LayerOptionSpec("ffn_expand", "4", "feed-forward width / d_model"),
-        LayerOptionSpec("dropout", "0", "dropout on the feed-forward output while training"),
+        .int("slots", 512, "memory bank slots S", min: 1),
+        .int("kernel_size", 3, "causal depthwise convolution width k (receptive field k tokens per block)", min: 1),
+        .int("ffn_expand", 4, "feed-forward width / d_model", min: 1),
+        .dropout("dropout", "dropout on the feed-forward output while training"),
     ]
 
     /// Builds GAM from its options; bad values get a one-line error.
-    public static func make<T: TensorScalar>(dModel: Int, options: LayerOptions, rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
-        let slots = try options.int("slots", 512), k = try options.int("kernel_size", 3)
-        let expand = try options.int("ffn_expand", 4), p = try options.double("dropout", 0)
-        guard slots >= 1 else { throw SequenceLabError("layer gam: slots must be positive, got \(slots)") }
-        guard k >= 1 else { throw SequenceLabError("layer gam: kernel_size must be positive, got \(k)") }
-        guard expand >= 1 else { throw SequenceLabError("layer gam: ffn_expand must be positive, got \(expand)") }
-        guard p >= 0 && p < 1 else { throw SequenceLabError("layer gam: dropout must be in [0, 1), got \(p)") }
-        return GAM<T>(dModel: dModel, slots: slots, kernelSize: k, expand: expand, dropout: p, rng: &rng)
+    public static func make<T: TensorScalar>(dModel: Int, options: OptionValues, context: LayerContext,
+                                             rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
+        GAM<T>(dModel: dModel, slots: options.int("slots"), kernelSize: options.int("kernel_size"),
+               expand: options.int("ffn_expand"), dropout: options.double("dropout"), rng: &rng)
     }
 
     /// Small memory banks keep the debug-build check fast; kernel widths 1, 3 and 4.

@@ -131,43 +131,38 @@ public final class GatedLinearAttentionLayer<T: TensorScalar>: SequenceLayer {
 public enum GatedLinearAttentionFactory: LayerFactory {
     public static let name = "gla"
     public static let summary = "gated linear attention, chunkwise parallel form with secondary chunking, fla defaults (Yang et al. 2024)"
-    public static let options = [
-        LayerOptionSpec("heads", "4", "heads"),
-        LayerOptionSpec("expand_k", "0.5", "key_dim = expand_k d_model"),
-        LayerOptionSpec("expand_v", "1", "value_dim = expand_v d_model"),
-        LayerOptionSpec("use_short_conv", "false", "causal depthwise convolution + SiLU on q, k, v"),
-        LayerOptionSpec("conv_size", "4", "short convolution width"),
-        LayerOptionSpec("gate_low_rank_dim", "16", "rank of the gate projection"),
-        LayerOptionSpec("gate_logit_normalizer", "16", "log-gates = logsigmoid(.) / normalizer"),
-        LayerOptionSpec("chunk_size", "64", "tokens per chunk"),
-        LayerOptionSpec("sub_chunk_size", "16", "tokens per sub-chunk (secondary chunking)"),
+    public static let options: [LayerOptionSpec] = [
+        .int("heads", 4, "heads", min: 1),
+        .number("expand_k", 0.5, "key_dim = expand_k d_model", above: 0),
+        .number("expand_v", 1, "value_dim = expand_v d_model", above: 0),
+        .bool("use_short_conv", false, "causal depthwise convolution + SiLU on q, k, v"),
+        .int("conv_size", 4, "short convolution width", min: 2),
+        .int("gate_low_rank_dim", 16, "rank of the gate projection", min: 1),
+        .number("gate_logit_normalizer", 16, "log-gates = logsigmoid(.) / normalizer", above: 0),
+        .int("chunk_size", 64, "tokens per chunk", min: 1),
+        .int("sub_chunk_size", 16, "tokens per sub-chunk (secondary chunking)", min: 1),
     ]
     public static var checkOptions: [LayerOptions] {
         [LayerOptions(["heads": "2", "chunk_size": "4", "sub_chunk_size": "2"]),
          LayerOptions(["heads": "2", "use_short_conv": "true", "chunk_size": "3", "sub_chunk_size": "2", "gate_logit_normalizer": "1"])]
     }
 
-    public static func make<T: TensorScalar>(dModel: Int, options: LayerOptions, rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
-        let heads = try options.int("heads", 4)
-        let (expandK, expandV) = (try options.double("expand_k", 0.5), try options.double("expand_v", 1))
+    public static func make<T: TensorScalar>(dModel: Int, options: OptionValues, context: LayerContext,
+                                             rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
+        let heads = options.int("heads")
+        let (expandK, expandV) = (options.double("expand_k"), options.double("expand_v"))
         let (keyWidth, valueWidth) = (Double(dModel) * expandK, Double(dModel) * expandV)
         guard keyWidth == keyWidth.rounded(), valueWidth == valueWidth.rounded() else {
             throw SequenceLabError("layer gla: expand_k d_model = \(keyWidth) and expand_v d_model = \(valueWidth) must be integers (as fla requires)")
         }
         let keyDim = Int(keyWidth), valueDim = Int(valueWidth)
-        guard heads >= 1, keyDim > 0, valueDim > 0, keyDim % heads == 0, valueDim % heads == 0 else {
+        guard keyDim > 0, valueDim > 0, keyDim % heads == 0, valueDim % heads == 0 else {
             throw SequenceLabError("layer gla: key_dim \(keyDim) and value_dim \(valueDim) must be positive multiples of heads \(heads)")
         }
-        let conv = try options.int("conv_size", 4), rank = try options.int("gate_low_rank_dim", 16)
-        let chunk = try options.int("chunk_size", 64), sub = try options.int("sub_chunk_size", 16)
-        let normalizer = try options.double("gate_logit_normalizer", 16)
-        guard conv >= 2 else { throw SequenceLabError("layer gla: conv_size must be >= 2, got \(conv)") }
-        guard rank >= 1 else { throw SequenceLabError("layer gla: gate_low_rank_dim must be >= 1, got \(rank)") }
-        guard chunk >= 1, sub >= 1 else { throw SequenceLabError("layer gla: chunk_size and sub_chunk_size must be >= 1") }
-        guard normalizer > 0 else { throw SequenceLabError("layer gla: gate_logit_normalizer must be > 0, got \(normalizer)") }
         return GatedLinearAttentionLayer<T>(
             dModel: dModel, heads: heads, expandK: expandK, expandV: expandV,
-            shortConvolution: try options.bool("use_short_conv", false) ? conv : nil, gateLowRank: rank,
-            gateNormalizer: normalizer, chunkSize: chunk, subChunkSize: sub, rng: &rng)
+            shortConvolution: options.bool("use_short_conv") ? options.int("conv_size") : nil,
+            gateLowRank: options.int("gate_low_rank_dim"), gateNormalizer: options.double("gate_logit_normalizer"),
+            chunkSize: options.int("chunk_size"), subChunkSize: options.int("sub_chunk_size"), rng: &rng)
     }
 }

@@ -20,9 +20,10 @@ public protocol FunctionalKernel {
     static var name: String { get }
     static var inputs: [KernelInput] { get }
     static var outputs: [String] { get }
-    /// Options read from `__metadata__`, with defaults (for `seqlab list`).
+    /// Options read from `__metadata__`: their types, ranges and defaults (for `seqlab list`).
     static var options: [LayerOptionSpec] { get }
-    static func evaluate<T: TensorScalar>(_ inputs: [String: Tensor<T>], options: LayerOptions) throws -> [String: Tensor<T>]
+    /// `options`: the metadata checked against `options`, defaults filled in.
+    static func evaluate<T: TensorScalar>(_ inputs: [String: Tensor<T>], options: OptionValues) throws -> [String: Tensor<T>]
 }
 
 /// The kernels `seqlab op` knows. Each layer issue adds its kernels here.
@@ -61,8 +62,7 @@ public enum KernelRegistry {
     }
 
     private static func evaluate<T: TensorScalar>(_ kernel: FunctionalKernel.Type, _ file: SafeTensors, as _: T.Type) throws -> SafeTensors {
-        let options = LayerOptions(file.optionMetadata)
-        try options.validate(against: kernel.options, owner: "op \(kernel.name)")
+        let options = try LayerOptions(file.optionMetadata).resolved(against: kernel.options, owner: "op \(kernel.name)")
         let known = Set(kernel.inputs.map(\.name) + kernel.outputs.map { "grad_\($0)" })
         if let stray = file.arrays.keys.sorted().first(where: { !known.contains($0) }) {
             throw SequenceLabError("op \(kernel.name): unexpected tensor '\(stray)' (inputs: \(kernel.inputs.map(\.name).joined(separator: ", ")))")
@@ -122,7 +122,7 @@ public enum FFTConvKernel: FunctionalKernel {
     public static let inputs = [KernelInput("u"), KernelInput("K"), KernelInput("Dskip", optional: true)]
     public static let outputs = ["y"]
     public static let options: [LayerOptionSpec] = []
-    public static func evaluate<T: TensorScalar>(_ x: [String: Tensor<T>], options: LayerOptions) throws -> [String: Tensor<T>] {
+    public static func evaluate<T: TensorScalar>(_ x: [String: Tensor<T>], options: OptionValues) throws -> [String: Tensor<T>] {
         let u = x["u"]!, K = x["K"]!
         try requireRank(u, 3, "u", layout: "[B, L, H]", op: name)
         let (l, h) = (u.shape[1], u.shape[2])
@@ -137,13 +137,14 @@ public enum AttentionKernel: FunctionalKernel {
     public static let name = "attention"
     public static let inputs = [KernelInput("q"), KernelInput("k"), KernelInput("v")]
     public static let outputs = ["o"]
-    public static let options = [LayerOptionSpec("scale", "E^-1/2", "score scale"), LayerOptionSpec("causal", "true", "causal mask")]
-    public static func evaluate<T: TensorScalar>(_ x: [String: Tensor<T>], options: LayerOptions) throws -> [String: Tensor<T>] {
+    public static let options: [LayerOptionSpec] = [.numberOrAuto("scale", derived: "E^-1/2", "score scale"),
+                                                    .bool("causal", true, "causal mask")]
+    public static func evaluate<T: TensorScalar>(_ x: [String: Tensor<T>], options: OptionValues) throws -> [String: Tensor<T>] {
         let q = x["q"]!, k = x["k"]!, v = x["v"]!
         try requireRank(q, 4, "q", layout: "[B, L, H, E]", op: name)
         try requireShape(k, q.shape, "k", op: name)
         try requireShape(v, q.shape, "v", op: name)
-        let scale = options.values["scale"] == nil ? nil : T(try options.double("scale", 1))
-        return ["o": scaledDotProductAttention(q: q, k: k, v: v, scale: scale, causal: try options.bool("causal", true))]
+        return ["o": scaledDotProductAttention(q: q, k: k, v: v, scale: options.optionalDouble("scale").map { T($0) },
+                                               causal: options.bool("causal"))]
     }
 }

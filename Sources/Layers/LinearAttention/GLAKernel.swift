@@ -6,10 +6,12 @@ public enum GLAKernel: FunctionalKernel {
     public static let name = "gla"
     public static let inputs = [KernelInput("q"), KernelInput("k"), KernelInput("v"), KernelInput("g"), KernelInput("h0", optional: true)]
     public static let outputs = ["o", "hT"]
-    public static let options = [LayerOptionSpec("scale", "K^-1/2", "query scale s in o_t = s q_t S_t"),
-                                 LayerOptionSpec("chunk_size", "64", "tokens per chunk of the chunkwise parallel form")]
+    public static let options: [LayerOptionSpec] = [
+        .numberOrAuto("scale", derived: "K^-1/2", "query scale s in o_t = s q_t S_t"),
+        .int("chunk_size", 64, "tokens per chunk of the chunkwise parallel form", min: 1, max: 1 << 20),
+    ]
 
-    public static func evaluate<T: TensorScalar>(_ x: [String: Tensor<T>], options: LayerOptions) throws -> [String: Tensor<T>] {
+    public static func evaluate<T: TensorScalar>(_ x: [String: Tensor<T>], options: OptionValues) throws -> [String: Tensor<T>] {
         let q = x["q"]!, k = x["k"]!, v = x["v"]!, g = x["g"]!
         try requireRank(q, 4, "q", layout: "[B, L, H, K]", op: name)
         try requireShape(k, q.shape, "k", op: name)
@@ -18,10 +20,8 @@ public enum GLAKernel: FunctionalKernel {
         try requireShape(v, Array(q.shape.prefix(3)) + [v.shape[3]], "v", op: name)
         if let h0 = x["h0"] { try requireShape(h0, [q.shape[0], q.shape[2], q.shape[3], v.shape[3]], "h0", op: name) }
         guard g.data.allSatisfy({ $0 <= 0 && $0.isFinite }) else { throw SequenceLabError("op \(name): g holds log-gates and must be <= 0 everywhere (and finite)") }
-        let chunk = try options.int("chunk_size", 64)
-        guard chunk >= 1 else { throw SequenceLabError("op \(name): chunk_size must be >= 1, got \(chunk)") }
-        let scale = options.values["scale"] == nil ? nil : T(try options.double("scale", 1))
-        let (o, hT) = gatedLinearAttention(q: q, k: k, v: v, logGates: g, initialState: x["h0"], scale: scale, chunkSize: chunk)
+        let (o, hT) = gatedLinearAttention(q: q, k: k, v: v, logGates: g, initialState: x["h0"],
+                                           scale: options.optionalDouble("scale").map { T($0) }, chunkSize: options.int("chunk_size"))
         return ["o": o, "hT": hT]
     }
 }

@@ -1,17 +1,37 @@
 import Foundation
 import Tensors
 
-/// The sizes and init ranges of one block (defaults of REFERENCE.md section 2).
+/// The sizes and init ranges of one block, read from the `mamba` options (`MambaFactory.options` holds the
+/// defaults: REFERENCE.md section 2).
 public struct MambaConfiguration: Sendable, Equatable {
-    public var dState = 16, expand = 2, dConv = 4
+    public var dState, expand, dConv: Int
     /// nil: ceil(d_model / 16).
-    public var dtRank: Int? = nil
-    public var dtMin = 1e-3, dtMax = 1e-1, dtInitFloor = 1e-4
-    public var negativeEigenvalues = false
-    /// The depth of the model the block sits in (out_proj is scaled by 1/sqrt(n_layers)).
-    public var layers = 1
-    public var tiling = SelectiveScanTiling()
-    public init() {}
+    public var dtRank: Int?
+    public var dtMin, dtMax, dtInitFloor: Double
+    public var negativeEigenvalues: Bool
+    /// out_proj's init is divided by sqrt(layers): the model's depth with `rescale_prenorm_residual`, else 1.
+    public var layers: Int
+    public var tiling: SelectiveScanTiling
+
+    /// The configuration of `options` (checked against `MambaFactory.options`) in a model of `context.depth` blocks.
+    public init(_ o: OptionValues, context: LayerContext = LayerContext()) throws {
+        dState = o.int("d_state")
+        expand = o.int("expand")
+        dConv = o.int("d_conv")
+        dtRank = o.optionalInt("dt_rank")
+        dtMin = o.double("dt_min")
+        dtMax = o.double("dt_max")
+        dtInitFloor = o.double("dt_init_floor")
+        negativeEigenvalues = o.bool("negative_eigenvalues")
+        layers = o.bool("rescale_prenorm_residual") ? context.depth : 1
+        tiling = SelectiveScanTiling(checkpointInterval: o.int("checkpoint_interval"))
+        guard dtMax >= dtMin else { throw SequenceLabError("\(o.owner): needs dt_min <= dt_max, got \(dtMin), \(dtMax)") }
+    }
+
+    /// The defaults (every option at its declared default, a model of depth 1).
+    public static var defaults: MambaConfiguration {
+        try! MambaConfiguration(Options().resolved(against: MambaFactory.options, owner: "layer mamba"))
+    }
 }
 
 /// The Mamba block (Gu & Dao, "Mamba: Linear-Time Sequence Modeling with Selective State Spaces", 2023, Figure 3;
@@ -24,7 +44,8 @@ public struct MambaConfiguration: Sendable, Equatable {
 ///     output = out_proj(y)                                 [B, L, d_model]
 ///
 /// Initialisation as mamba: dt = exp(U(log dt_min, log dt_max)) clamped at dt_init_floor, b_dt = softplus^-1(dt);
-/// W_dt ~ U(+-R^-1/2); A_log = log(1..N) per channel (S4D-Real); D = 1; out_proj scaled by 1/sqrt(n_layers).
+/// W_dt ~ U(+-R^-1/2); A_log = log(1..N) per channel (S4D-Real); D = 1; with `rescale_prenorm_residual`, out_proj
+/// divided by sqrt(model depth) (mamba_ssm MixerModel's init).
 /// With `negativeEigenvalues` the transition is 2 exp(dt A) - 1 (eigenvalues in (-1, 1], for state tracking).
 public final class MambaBlock<T: TensorScalar>: SequenceLayer {
     public typealias Scalar = T
@@ -37,7 +58,7 @@ public final class MambaBlock<T: TensorScalar>: SequenceLayer {
     /// log(-A) [E, N] and the skip D [E]; neither takes weight decay.
     public let aLog, skip: Tensor<T>
 
-    public init(dModel: Int, configuration c: MambaConfiguration = MambaConfiguration(), rng: inout RandomGenerator) {
+    public init(dModel: Int, configuration c: MambaConfiguration = .defaults, rng: inout RandomGenerator) {
         precondition(dModel > 0 && c.dState > 0 && c.expand > 0 && c.dConv > 0, "MambaBlock: sizes must be positive")
         self.dModel = dModel
         dInner = c.expand * dModel
@@ -134,47 +155,22 @@ public enum MambaFactory: LayerFactory {
     public static let name = "mamba"
     public static let summary = "Mamba block: selective SSM (S6) with input-dependent dt, B, C (Gu & Dao 2023)"
     public static let options: [LayerOptionSpec] = [
-        LayerOptionSpec("d_state", "16", "N, state entries per channel"),
-        LayerOptionSpec("expand", "2", "E = expand d_model inner channels"),
-        LayerOptionSpec("d_conv", "4", "causal depthwise convolution width"),
-        LayerOptionSpec("dt_rank", "auto", "rank of the dt projection (auto = ceil(d_model / 16))"),
-        LayerOptionSpec("dt_min", "0.001", "smallest initial dt"),
-        LayerOptionSpec("dt_max", "0.1", "largest initial dt"),
-        LayerOptionSpec("dt_init_floor", "0.0001", "lower clamp of the initial dt"),
-        LayerOptionSpec("negative_eigenvalues", "false", "transition 2 exp(dt A) - 1 (eigenvalues in (-1, 1])"),
-        LayerOptionSpec("n_layers", "1", "model depth; out_proj init is scaled by 1/sqrt(n_layers)"),
-        LayerOptionSpec("checkpoint_interval", "32", "scan steps between stored states (backward recomputes them)"),
+        .int("d_state", 16, "N, state entries per channel", min: 1),
+        .int("expand", 2, "E = expand d_model inner channels", min: 1),
+        .int("d_conv", 4, "causal depthwise convolution width", min: 1),
+        .intOrAuto("dt_rank", "rank of the dt projection (auto = ceil(d_model / 16))", min: 1),
+        .number("dt_min", 0.001, "smallest initial dt", above: 0),
+        .number("dt_max", 0.1, "largest initial dt", above: 0),
+        .number("dt_init_floor", 0.0001, "lower clamp of the initial dt", min: 0),
+        .bool("negative_eigenvalues", false, "transition 2 exp(dt A) - 1 (eigenvalues in (-1, 1])"),
+        .bool("rescale_prenorm_residual", false,
+              "out_proj init / sqrt(model depth), as mamba_ssm's MixerModel (and Zoology) do; mambapy's MambaBlock does not"),
+        .int("checkpoint_interval", 32, "scan steps between stored states (backward recomputes them)", min: 1),
     ]
 
-    public static func configuration(_ o: LayerOptions) throws -> MambaConfiguration {
-        var c = MambaConfiguration()
-        c.dState = try o.int("d_state", 16)
-        c.expand = try o.int("expand", 2)
-        c.dConv = try o.int("d_conv", 4)
-        let rank = o.string("dt_rank", "auto")
-        if rank != "auto" {
-            guard let r = Int(rank), r > 0 else { throw SequenceLabError("option dt_rank: '\(rank)' is not 'auto' or a positive integer") }
-            c.dtRank = r
-        }
-        c.dtMin = try o.double("dt_min", 1e-3)
-        c.dtMax = try o.double("dt_max", 1e-1)
-        c.dtInitFloor = try o.double("dt_init_floor", 1e-4)
-        c.negativeEigenvalues = try o.bool("negative_eigenvalues", false)
-        c.layers = try o.int("n_layers", 1)
-        let interval = try o.int("checkpoint_interval", 32)
-        for (name, value) in [("d_state", c.dState), ("expand", c.expand), ("d_conv", c.dConv), ("n_layers", c.layers),
-                              ("checkpoint_interval", interval)] where value <= 0 {
-            throw SequenceLabError("option \(name): must be positive, got \(value)")
-        }
-        guard c.dtMin > 0, c.dtMax >= c.dtMin else {
-            throw SequenceLabError("options dt_min, dt_max: need 0 < dt_min <= dt_max, got \(c.dtMin), \(c.dtMax)")
-        }
-        c.tiling = SelectiveScanTiling(checkpointInterval: interval)
-        return c
-    }
-
-    public static func make<T: TensorScalar>(dModel: Int, options: LayerOptions, rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
-        MambaBlock<T>(dModel: dModel, configuration: try configuration(options), rng: &rng)
+    public static func make<T: TensorScalar>(dModel: Int, options: OptionValues, context: LayerContext,
+                                             rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
+        MambaBlock<T>(dModel: dModel, configuration: try MambaConfiguration(options, context: context), rng: &rng)
     }
 
     /// Default sizes, then negative eigenvalues with a small odd state, a short checkpoint interval (the backward

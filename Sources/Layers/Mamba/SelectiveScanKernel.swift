@@ -10,12 +10,12 @@ public enum SelectiveScanKernel: FunctionalKernel {
         KernelInput("Dskip", optional: true), KernelInput("z", optional: true), KernelInput("delta_bias", optional: true),
     ]
     public static let outputs = ["y", "hT"]
-    public static let options = [
-        LayerOptionSpec("delta_softplus", "true", "dt = softplus(delta + delta_bias)"),
-        LayerOptionSpec("negative_eigenvalues", "false", "dA = 2 exp(dt A) - 1 instead of exp(dt A)"),
+    public static let options: [LayerOptionSpec] = [
+        .bool("delta_softplus", true, "dt = softplus(delta + delta_bias)"),
+        .bool("negative_eigenvalues", false, "dA = 2 exp(dt A) - 1 instead of exp(dt A)"),
     ]
 
-    public static func evaluate<T: TensorScalar>(_ x: [String: Tensor<T>], options: LayerOptions) throws -> [String: Tensor<T>] {
+    public static func evaluate<T: TensorScalar>(_ x: [String: Tensor<T>], options: OptionValues) throws -> [String: Tensor<T>] {
         let u = x["u"]!, A = x["A"]!
         try requireRank(u, 3, "u", layout: "[B, L, D]", op: name)
         try requireRank(A, 2, "A", layout: "[D, N]", op: name)
@@ -30,8 +30,7 @@ public enum SelectiveScanKernel: FunctionalKernel {
         if let t = x["delta_bias"] { try requireShape(t, [d], "delta_bias", op: name) }
         let (y, hT) = selectiveScan(
             u: u, delta: x["delta"]!, A: A, B: x["Bs"]!, C: x["Cs"]!, D: x["Dskip"], z: x["z"], deltaBias: x["delta_bias"],
-            deltaSoftplus: try options.bool("delta_softplus", true),
-            negativeEigenvalues: try options.bool("negative_eigenvalues", false))
+            deltaSoftplus: options.bool("delta_softplus"), negativeEigenvalues: options.bool("negative_eigenvalues"))
         return ["y": y, "hT": hT]
     }
 }

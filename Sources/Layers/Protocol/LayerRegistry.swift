@@ -6,10 +6,12 @@ public protocol LayerFactory {
     static var name: String { get }
     /// A one-line description with the paper.
     static var summary: String { get }
-    /// The options with their defaults.
+    /// The options: name, type, range, default and help of each (the only place they are written).
     static var options: [LayerOptionSpec] { get }
-    /// A layer of width `dModel` in precision T, initialised from `rng`.
-    static func make<T: TensorScalar>(dModel: Int, options: LayerOptions, rng: inout RandomGenerator) throws -> any SequenceLayer<T>
+    /// A layer of width `dModel` in precision T, initialised from `rng`: `options` are checked against `options`
+    /// with their defaults filled in; `context` says where in the model the layer sits (its depth).
+    static func make<T: TensorScalar>(dModel: Int, options: OptionValues, context: LayerContext,
+                                      rng: inout RandomGenerator) throws -> any SequenceLayer<T>
     /// Option sets `seqlab check --layer` runs (default in LayerCheck.swift). A requirement, so that a factory's
     /// own value is found through `LayerFactory.Type` (an extension member alone would always give the default).
     static var checkOptions: [LayerOptions] { get }
@@ -39,19 +41,36 @@ public enum LayerRegistry {
     /// The factory registered under `name`, or a one-line error listing the known names.
     public static func factory(named name: String) throws -> LayerFactory.Type {
         guard let f = factories.first(where: { $0.name == name }) else {
-            throw SequenceLabError("unknown layer '\(name)' (known: \(names.joined(separator: ", ")))")
+            throw SequenceLabError("unknown layer '\(name)'" + suggestion(name, among: names) + " (known: \(names.joined(separator: ", ")))")
         }
         return f
     }
 
-    /// Builds the layer `name` with `options` (validated against its option list).
+    /// The options of layer `name` checked against its declarations, defaults filled in.
+    public static func resolvedOptions(_ name: String, _ options: LayerOptions) throws -> OptionValues {
+        try options.resolved(against: factory(named: name).options, owner: "layer \(name)")
+    }
+
+    /// Builds the layer `name` with `options` (checked against its declarations) at `context`'s place in a model.
     public static func make<T: TensorScalar>(
-        _ name: String, dModel: Int, options: LayerOptions = LayerOptions(), seed: UInt64 = 0, as _: T.Type = T.self
+        _ name: String, dModel: Int, options: LayerOptions = LayerOptions(), context: LayerContext = LayerContext(),
+        seed: UInt64 = 0, as _: T.Type = T.self
     ) throws -> any SequenceLayer<T> {
         let factory = try factory(named: name)
-        try options.validate(against: factory.options, owner: "layer \(name)")
+        let values = try options.resolved(against: factory.options, owner: "layer \(name)")
         guard dModel > 0 else { throw SequenceLabError("layer \(name): d_model must be positive, got \(dModel)") }
         var rng = RandomGenerator(seed: seed)
-        return try factory.make(dModel: dModel, options: options, rng: &rng)
+        return try factory.make(dModel: dModel, options: values, context: context, rng: &rng)
+    }
+}
+
+/// What a layer's factory is told about the model it is built into (never a user option): the model's depth, for
+/// inits that scale with it (mamba_ssm's and GPT-2's 1/sqrt(n_layers) on the residual branch's output projection).
+public struct LayerContext: Sendable, Equatable {
+    /// The number of residual blocks in the model (1 for a layer on its own).
+    public var depth: Int
+    public init(depth: Int = 1) {
+        precondition(depth >= 1, "LayerContext: depth must be at least 1")
+        self.depth = depth
     }
 }

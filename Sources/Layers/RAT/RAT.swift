@@ -183,20 +183,19 @@ public enum RATFactory: LayerFactory {
     public static let name = "rat"
     public static let summary = "RAT: gated recurrence within chunks, softmax attention across chunks (Wei et al. 2025)"
     public static let options: [LayerOptionSpec] = [
-        LayerOptionSpec("chunk_size", "16", "tokens per chunk (1: softmax attention; >= L: gated linear RNN)"),
-        LayerOptionSpec("n_heads", "4", "attention heads (head dim = d_model / n_heads)"),
-        LayerOptionSpec("n_groups", "2", "query/key groups shared by the heads (divides n_heads)"),
-        LayerOptionSpec("rope_base", "10000", "rotary base for positions by chunk index (0: no rotary embedding)"),
+        .int("chunk_size", 16, "tokens per chunk (1: softmax attention; >= L: gated linear RNN)", min: 1),
+        .int("n_heads", 4, "attention heads (head dim = d_model / n_heads)", min: 1),
+        .int("n_groups", 2, "query/key groups shared by the heads (divides n_heads)", min: 1),
+        .number("rope_base", 10_000, "rotary base for positions by chunk index (0: no rotary embedding)", min: 0),
     ]
 
     /// Builds RAT from its options; bad values get a one-line error.
-    public static func make<T: TensorScalar>(dModel: Int, options: LayerOptions, rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
-        let chunk = try options.int("chunk_size", 16), heads = try options.int("n_heads", 4), groups = try options.int("n_groups", 2)
-        let base = try options.double("rope_base", 10_000)
-        guard chunk >= 1 else { throw SequenceLabError("layer rat: chunk_size must be positive, got \(chunk)") }
-        guard heads >= 1, dModel % heads == 0 else { throw SequenceLabError("layer rat: n_heads \(heads) must divide d_model \(dModel)") }
-        guard groups >= 1, heads % groups == 0 else { throw SequenceLabError("layer rat: n_groups \(groups) must divide n_heads \(heads)") }
-        guard base >= 0 else { throw SequenceLabError("layer rat: rope_base must be >= 0, got \(base)") }
+    public static func make<T: TensorScalar>(dModel: Int, options: OptionValues, context: LayerContext,
+                                             rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
+        let chunk = options.int("chunk_size"), heads = options.int("n_heads"), groups = options.int("n_groups")
+        let base = options.double("rope_base")
+        guard dModel % heads == 0 else { throw SequenceLabError("layer rat: n_heads \(heads) must divide d_model \(dModel)") }
+        guard heads % groups == 0 else { throw SequenceLabError("layer rat: n_groups \(groups) must divide n_heads \(heads)") }
         guard base == 0 || (dModel / heads) % 2 == 0 else {
             throw SequenceLabError("layer rat: the rotary embedding needs an even head dim, got \(dModel / heads) (set rope_base=0 to turn it off)")
         }

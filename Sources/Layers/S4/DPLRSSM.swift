@@ -190,8 +190,8 @@ public enum S4Factory: LayerFactory {
     public static let name = "s4"
     public static let summary = "S4 block (Gu et al. 2022): HiPPO-LegS DPLR SSM, Cauchy kernel + FFT conv, GELU, Linear, GLU"
     public static let options: [LayerOptionSpec] = SSMOptions.common + [
-        LayerOptionSpec("l_max", "1024", "kernel length C-tilde is set up for (s4.py's l_kernel; doubled when longer inputs arrive): "
-                        + "= S4Block(l_max=None) with l_kernel preset; S4Block(l_max=M) instead truncates the kernel beyond M"),
+        .int("l_max", 1024, "kernel length C-tilde is set up for (s4.py's l_kernel; doubled when longer inputs arrive): "
+             + "= S4Block(l_max=None) with l_kernel preset; S4Block(l_max=M) instead truncates the kernel beyond M", min: 1, max: 1 << 24),
     ]
     /// Small state; a short l_max so that the L = 33 step check doubles the kernel length; bidirectional with tying.
     public static var checkOptions: [LayerOptions] {
@@ -199,10 +199,10 @@ public enum S4Factory: LayerFactory {
          LayerOptions(["d_state": "4", "l_max": "12", "bidirectional": "true", "n_ssm": "4"])]
     }
 
-    public static func make<T: TensorScalar>(dModel: Int, options: LayerOptions, rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
-        let v = try SSMOptions.read(options, dModel: dModel, layer: name)
-        let lMax = try options.int("l_max", 1024)
-        guard lMax >= 1 else { throw SequenceLabError("layer s4: l_max must be >= 1, got \(lMax)") }
+    public static func make<T: TensorScalar>(dModel: Int, options: OptionValues, context: LayerContext,
+                                             rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
+        let v = try SSMOptions.read(options, dModel: dModel)
+        let lMax = options.int("l_max")
         let ssm = DPLRSSM<T>(channels: dModel, stateSize: v.stateSize, tiedSSMs: v.tiedSSMs, dtMin: v.dtMin, dtMax: v.dtMax,
                              directions: v.bidirectional ? 2 : 1, kernelLength: lMax, learningRate: v.lr, rng: &rng)
         return S4Block(ssm: ssm, reference: .s4, bidirectional: v.bidirectional, dropout: v.dropout, rng: &rng)

@@ -102,8 +102,9 @@ public enum S4DFactory: LayerFactory {
     public static let name = "s4d"
     public static let summary = "S4D block (Gu et al. 2022): diagonal SSM, Vandermonde kernel + FFT conv, GELU, Linear, GLU"
     public static let options: [LayerOptionSpec] = SSMOptions.common + [
-        LayerOptionSpec("init", "lin", "A initialisation: lin (S4D-Lin), inv (S4D-Inv), real (S4D-Real)"),
-        LayerOptionSpec("disc", "zoh", "discretisation: zoh or bilinear"),
+        .choice("init", S4DInitialization.lin.rawValue, S4DInitialization.allCases.map(\.rawValue),
+                "A initialisation: lin (S4D-Lin), inv (S4D-Inv), real (S4D-Real)"),
+        .choice("disc", Discretization.zoh.rawValue, Discretization.allCases.map(\.rawValue), "discretisation: zoh or bilinear"),
     ]
     /// Each initialisation and discretisation once, tying, and the bidirectional form.
     public static var checkOptions: [LayerOptions] {
@@ -112,15 +113,11 @@ public enum S4DFactory: LayerFactory {
          LayerOptions(["d_state": "4", "init": "real", "bidirectional": "true"])]
     }
 
-    public static func make<T: TensorScalar>(dModel: Int, options: LayerOptions, rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
-        let v = try SSMOptions.read(options, dModel: dModel, layer: name)
-        let initText = options.string("init", "lin"), discText = options.string("disc", "zoh")
-        guard let initialization = S4DInitialization(rawValue: initText) else {
-            throw SequenceLabError("layer s4d: init must be lin, inv or real, got '\(initText)'")
-        }
-        guard let discretization = Discretization(rawValue: discText) else {
-            throw SequenceLabError("layer s4d: disc must be zoh or bilinear, got '\(discText)'")
-        }
+    public static func make<T: TensorScalar>(dModel: Int, options: OptionValues, context: LayerContext,
+                                             rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
+        let v = try SSMOptions.read(options, dModel: dModel)
+        let initialization = S4DInitialization(rawValue: options.string("init"))!
+        let discretization = Discretization(rawValue: options.string("disc"))!
         let ssm = DiagonalSSM<T>(channels: dModel, stateSize: v.stateSize, tiedSSMs: v.tiedSSMs, initialization: initialization,
                                  discretization: discretization, dtMin: v.dtMin, dtMax: v.dtMax,
                                  directions: v.bidirectional ? 2 : 1, learningRate: v.lr, rng: &rng)

@@ -242,34 +242,30 @@ public final class S4Block<T: TensorScalar>: SequenceLayer {
 /// The options every S4-family layer takes.
 enum SSMOptions {
     static let common: [LayerOptionSpec] = [
-        LayerOptionSpec("d_state", "64", "state size N per channel (N/2 complex modes)"),
-        LayerOptionSpec("dt_min", "0.001", "smallest initial step size dt"),
-        LayerOptionSpec("dt_max", "0.1", "largest initial step size dt (log dt ~ U[log dt_min, log dt_max])"),
-        LayerOptionSpec("n_ssm", "0", "independent (A, B) SSMs shared over the channels; 0 = one per channel (untied); must divide d_model"),
-        LayerOptionSpec("bidirectional", "false", "two-sided convolution (no recurrent form)"),
-        LayerOptionSpec("dropout", "0", "dropout probability (s4: before and after GELU, elementwise; s4d: after GELU, tied over L)"),
-        LayerOptionSpec("lr", "0.001", "learning rate of the SSM parameters (no weight decay; s4's C keeps it); 0 freezes them "
-                        + "(buffers, as the references); the references default to None, example.py passes min(0.001, lr)"),
+        .int("d_state", 64, "state size N per channel (N/2 complex modes; even)", min: 2),
+        .number("dt_min", 0.001, "smallest initial step size dt", above: 0),
+        .number("dt_max", 0.1, "largest initial step size dt (log dt ~ U[log dt_min, log dt_max])", above: 0),
+        .int("n_ssm", 0, "independent (A, B) SSMs shared over the channels; 0 = one per channel (untied); must divide d_model", min: 0),
+        .bool("bidirectional", false, "two-sided convolution (no recurrent form)"),
+        .dropout("dropout", "dropout probability (s4: before and after GELU, elementwise; s4d: after GELU, tied over L)"),
+        .number("lr", 0.001, "learning rate of the SSM parameters (no weight decay; s4's C keeps it); 0 freezes them "
+                + "(buffers, as the references); the references default to None, example.py passes min(0.001, lr)", min: 0),
     ]
 
     struct Values {
         let stateSize: Int, dtMin: Double, dtMax: Double, tiedSSMs: Int, bidirectional: Bool, dropout: Double, lr: Double
     }
 
-    static func read(_ options: LayerOptions, dModel: Int, layer: String) throws -> Values {
-        let n = try options.int("d_state", 64)
-        guard n >= 2 && n % 2 == 0 else { throw SequenceLabError("layer \(layer): d_state must be even and >= 2, got \(n)") }
-        let (dtMin, dtMax) = (try options.double("dt_min", 0.001), try options.double("dt_max", 0.1))
-        guard dtMin > 0 && dtMax >= dtMin else { throw SequenceLabError("layer \(layer): needs 0 < dt_min <= dt_max, got \(dtMin), \(dtMax)") }
-        var tied = try options.int("n_ssm", 0)
+    static func read(_ options: OptionValues, dModel: Int) throws -> Values {
+        let n = options.int("d_state")
+        guard n % 2 == 0 else { throw SequenceLabError("\(options.owner): d_state must be even, got \(n)") }
+        let (dtMin, dtMax) = (options.double("dt_min"), options.double("dt_max"))
+        guard dtMax >= dtMin else { throw SequenceLabError("\(options.owner): needs dt_min <= dt_max, got \(dtMin), \(dtMax)") }
+        var tied = options.int("n_ssm")
         if tied == 0 { tied = dModel }
-        guard tied > 0 && dModel % tied == 0 else { throw SequenceLabError("layer \(layer): n_ssm \(tied) must divide d_model \(dModel)") }
-        let dropout = try options.double("dropout", 0)
-        guard dropout >= 0 && dropout < 1 else { throw SequenceLabError("layer \(layer): dropout must be in [0, 1), got \(dropout)") }
-        let lr = try options.double("lr", 0.001)
-        guard lr >= 0 else { throw SequenceLabError("layer \(layer): lr must be >= 0, got \(lr)") }
-        return Values(stateSize: n, dtMin: dtMin, dtMax: dtMax, tiedSSMs: tied, bidirectional: try options.bool("bidirectional", false),
-                      dropout: dropout, lr: lr)
+        guard dModel % tied == 0 else { throw SequenceLabError("\(options.owner): n_ssm \(tied) must divide d_model \(dModel)") }
+        return Values(stateSize: n, dtMin: dtMin, dtMax: dtMax, tiedSSMs: tied, bidirectional: options.bool("bidirectional"),
+                      dropout: options.double("dropout"), lr: options.double("lr"))
     }
 }
 

@@ -5,14 +5,6 @@ import Tensors
 // S4 family: Float64 finite-difference checks of both kernels, GLU and the bidirectional convolution, and
 // fast == reference comparisons (outputs and every input gradient).
 
-/// Reads the required integer option L (>= 1).
-private func kernelLength(_ options: LayerOptions, op: String) throws -> Int {
-    guard options.values["L"] != nil else { throw SequenceLabError("op \(op): missing option L (the kernel length) in __metadata__") }
-    let l = try options.int("L", 0)
-    guard l >= 1 else { throw SequenceLabError("op \(op): option L must be >= 1, got \(l)") }
-    return l
-}
-
 /// Checks log_dt [H] and that every other named input is [H, N/2] like the first.
 private func requireModeShapes<T>(_ x: [String: Tensor<T>], _ names: [String], op: String) throws {
     let logDt = x["log_dt"]!
@@ -28,10 +20,10 @@ public enum S4DKernelOp: FunctionalKernel {
     public static let name = "s4d_kernel"
     public static let inputs = ["log_dt", "A_re", "A_im", "C_re", "C_im"].map { KernelInput($0) }
     public static let outputs = ["K"]
-    public static let options = [LayerOptionSpec("L", "(required)", "kernel length")]
-    public static func evaluate<T: TensorScalar>(_ x: [String: Tensor<T>], options: LayerOptions) throws -> [String: Tensor<T>] {
+    public static let options: [LayerOptionSpec] = [.requiredInt("L", "kernel length", min: 1, max: 1 << 24)]
+    public static func evaluate<T: TensorScalar>(_ x: [String: Tensor<T>], options: OptionValues) throws -> [String: Tensor<T>] {
         try requireModeShapes(x, ["A_re", "A_im", "C_re", "C_im"], op: name)
-        let l = try kernelLength(options, op: name)
+        let l = options.int("L")
         return ["K": s4dKernel(logDt: x["log_dt"]!, aRe: x["A_re"]!, aIm: x["A_im"]!, cRe: x["C_re"]!, cIm: x["C_im"]!, length: l)]
     }
 }
@@ -42,10 +34,10 @@ public enum S4DPLRKernelOp: FunctionalKernel {
     static let complexInputs = ["Lambda_re", "Lambda_im", "P_re", "P_im", "B_re", "B_im", "C_re", "C_im"]
     public static let inputs = (["log_dt"] + complexInputs).map { KernelInput($0) }
     public static let outputs = ["K"]
-    public static let options = [LayerOptionSpec("L", "(required)", "kernel length")]
-    public static func evaluate<T: TensorScalar>(_ x: [String: Tensor<T>], options: LayerOptions) throws -> [String: Tensor<T>] {
+    public static let options: [LayerOptionSpec] = [.requiredInt("L", "kernel length", min: 1, max: 1 << 24)]
+    public static func evaluate<T: TensorScalar>(_ x: [String: Tensor<T>], options: OptionValues) throws -> [String: Tensor<T>] {
         try requireModeShapes(x, complexInputs, op: name)
-        let l = try kernelLength(options, op: name)
+        let l = options.int("L")
         return ["K": s4DPLRKernel(logDt: x["log_dt"]!, lambdaRe: x["Lambda_re"]!, lambdaIm: x["Lambda_im"]!, pRe: x["P_re"]!,
                                   pIm: x["P_im"]!, bRe: x["B_re"]!, bIm: x["B_im"]!, cRe: x["C_re"]!, cIm: x["C_im"]!, length: l)]
     }

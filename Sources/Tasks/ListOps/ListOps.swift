@@ -148,10 +148,10 @@ public enum ListOpsTask: TaskFactory {
     public static let name = "listops"
     public static let summary = "ListOps (LRA, Tay et al. 2021): evaluate nested MIN/MAX/MED/SM lists, 10 classes"
     public static let options: [OptionSpec] = [
-        OptionSpec("min_length", "20", "keep trees longer than this many tokens (LRA: 500)"),
-        OptionSpec("max_length", "100", "keep trees shorter than this many tokens (LRA: 2000)"),
-        OptionSpec("max_depth", "5", "maximum tree depth, root = 1 (LRA: 10)"),
-        OptionSpec("max_args", "5", "maximum number of arguments of an operator (LRA: 10)"),
+        .int("min_length", 20, "keep trees longer than this many tokens (LRA: 500)", min: 0, max: maximumSequenceLength),
+        .int("max_length", 100, "keep trees shorter than this many tokens (LRA: 2000)", min: 2, max: maximumSequenceLength),
+        .int("max_depth", 5, "maximum tree depth, root = 1 (LRA: 10)", min: 1, max: 64),
+        .int("max_args", 5, "maximum number of arguments of an operator (LRA: 10)", min: 2, max: 1000),
     ] + SplitSizes.options(train: 20000)
 
     /// Two pre-norm bidirectional blocks of width 64 with MLPs (LRA's encoders see the whole input; S4's and S5's
@@ -165,13 +165,14 @@ public enum ListOpsTask: TaskFactory {
                          "s4d": TrainingRecipe(learningRate: 1e-2, weightDecay: 0.05)],
         note: "a CPU-sized LRA model")
 
-    public static func make(options: Options, seed: UInt64) throws -> any SequenceTask {
-        let sizes = try SplitSizes(options, specs: Self.options)
+    /// Trees are kept when shorter than max_length.
+    public static func trainingLength(_ options: OptionValues) -> Int { options.int("max_length") - 1 }
+
+    public static func make(options: OptionValues, seed: UInt64) throws -> any SequenceTask {
+        let sizes = SplitSizes(options)
         let generator = ListOpsGenerator(
-            maxDepth: try options.int("max_depth", specs: Self.options, in: 1...64),
-            maxArgs: try options.int("max_args", specs: Self.options, in: 2...1000),
-            minLength: try options.int("min_length", specs: Self.options, in: 0...Int.max),
-            maxLength: try options.int("max_length", specs: Self.options, in: 2...Int.max))
+            maxDepth: options.int("max_depth"), maxArgs: options.int("max_args"),
+            minLength: options.int("min_length"), maxLength: options.int("max_length"))
         guard generator.maxLength > generator.minLength + 1 else {
             throw SequenceLabError("task listops: max_length (\(generator.maxLength)) must exceed min_length + 1 (\(generator.minLength + 1))")
         }

@@ -8,15 +8,17 @@ public enum ListOpsTSVTask: TaskFactory {
     public static let name = "listops_tsv"
     public static let summary = "ListOps from LRA's released TSV files (basic_{train,val,test}.tsv), 10 classes"
     public static let options: [OptionSpec] = [
-        OptionSpec("path", "", "directory with basic_train.tsv, basic_val.tsv, basic_test.tsv"),
-        OptionSpec("max_length", "2000", "truncate longer sequences to this many tokens (LRA: 2000)"),
+        .text("path", "", "directory with basic_train.tsv, basic_val.tsv, basic_test.tsv"),
+        .int("max_length", 2000, "truncate longer sequences to this many tokens (LRA: 2000)", min: 1, max: maximumSequenceLength),
     ]
 
     static let files = [("train", "basic_train.tsv"), ("validation", "basic_val.tsv"), ("test", "basic_test.tsv")]
 
-    public static func make(options: Options, seed: UInt64) throws -> any SequenceTask {
+    public static func trainingLength(_ options: OptionValues) -> Int { options.int("max_length") }
+
+    public static func make(options: OptionValues, seed: UInt64) throws -> any SequenceTask {
         let directory = try TaskFiles.directory(options, task: name, expecting: "basic_train.tsv, basic_val.tsv, basic_test.tsv")
-        let maxLength = try options.int("max_length", specs: Self.options, in: 1...Int.max)
+        let maxLength = options.int("max_length")
         var splits: [Dataset] = []
         for (split, file) in files {
             let url = try TaskFiles.require([file], in: directory, task: name)

@@ -11,8 +11,8 @@ public enum CIFAR10Task: TaskFactory {
     public static let name = "cifar10"
     public static let summary = "LRA Image: CIFAR-10 as 1024 grayscale pixel tokens, 10 classes"
     public static let options: [OptionSpec] = [
-        OptionSpec("path", "", "directory with data_batch_1.bin ... data_batch_5.bin and test_batch.bin"),
-        OptionSpec("val_fraction", "0.1", "share of the training records held out for validation"),
+        .text("path", "", "directory with data_batch_1.bin ... data_batch_5.bin and test_batch.bin"),
+        .number("val_fraction", 0.1, "share of the training records held out for validation", min: 0, below: 1),
     ]
 
     /// Bytes per record: label + 3 x 32 x 32.
@@ -20,12 +20,13 @@ public enum CIFAR10Task: TaskFactory {
     /// Pixels per grayscale image.
     public static let pixels = 1024
 
-    public static func make(options: Options, seed: UInt64) throws -> any SequenceTask {
+    public static func trainingLength(_ options: OptionValues) -> Int { pixels }
+
+    public static func make(options: OptionValues, seed: UInt64) throws -> any SequenceTask {
         var directory = try TaskFiles.directory(options, task: name, expecting: "data_batch_*.bin and test_batch.bin")
         let nested = directory.appendingPathComponent("cifar-10-batches-bin")
         if FileManager.default.fileExists(atPath: nested.appendingPathComponent("test_batch.bin").path) { directory = nested }
-        let fraction = try options.double("val_fraction", specs: Self.options)
-        guard (0..<1).contains(fraction) else { throw SequenceLabError("task \(name): val_fraction \(fraction) must be in [0, 1)") }
+        let fraction = options.double("val_fraction")
         let batchFiles = ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? [])
             .compactMap { file -> (Int, String)? in
                 guard file.hasPrefix("data_batch_"), file.hasSuffix(".bin"),

@@ -10,13 +10,16 @@ public enum LRARetrievalTask: TaskFactory {
     public static let name = "lra_retrieval"
     public static let summary = "LRA Retrieval: byte-level AAN citation matching of two documents (dual encoder), 2 classes"
     public static let options: [OptionSpec] = [
-        OptionSpec("path", "", "directory with new_aan_pairs.{train,eval,test}.tsv"),
-        OptionSpec("max_length", "4000", "truncate each document to this many bytes (LRA: 4000)"),
+        .text("path", "", "directory with new_aan_pairs.{train,eval,test}.tsv"),
+        .int("max_length", 4000, "truncate each document to this many bytes (LRA: 4000)", min: 1, max: maximumSequenceLength),
     ]
 
-    public static func make(options: Options, seed: UInt64) throws -> any SequenceTask {
+    /// Each document of a pair.
+    public static func trainingLength(_ options: OptionValues) -> Int { options.int("max_length") }
+
+    public static func make(options: OptionValues, seed: UInt64) throws -> any SequenceTask {
         let directory = try TaskFiles.directory(options, task: name, expecting: "new_aan_pairs.{train,eval,test}.tsv")
-        let maxLength = try options.positiveInt("max_length", specs: Self.options)
+        let maxLength = options.int("max_length")
         let names = [["new_aan_pairs.train.tsv", "train.tsv"],
                      ["new_aan_pairs.eval.tsv", "eval.tsv", "val.tsv"],
                      ["new_aan_pairs.test.tsv", "test.tsv"]]

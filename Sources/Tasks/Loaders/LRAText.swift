@@ -39,18 +39,17 @@ public enum LRATextTask: TaskFactory {
     public static let name = "lra_text"
     public static let summary = "LRA Text: byte-level IMDB sentiment from label<TAB>text files, 2 classes"
     public static let options: [OptionSpec] = [
-        OptionSpec("path", "", "directory with train.tsv, test.tsv and optionally val.tsv"),
-        OptionSpec("max_length", "4096", "truncate documents to this many bytes"),
-        OptionSpec("classes", "2", "number of classes (labels 0..<classes)"),
-        OptionSpec("val_fraction", "0.1", "share of train.tsv held out for validation when there is no val.tsv"),
+        .text("path", "", "directory with train.tsv, test.tsv and optionally val.tsv"),
+        .int("max_length", 4096, "truncate documents to this many bytes", min: 1, max: maximumSequenceLength),
+        .int("classes", 2, "number of classes (labels 0..<classes)", min: 2, max: 1 << 20),
+        .number("val_fraction", 0.1, "share of train.tsv held out for validation when there is no val.tsv", min: 0, below: 1),
     ]
 
-    public static func make(options: Options, seed: UInt64) throws -> any SequenceTask {
+    public static func trainingLength(_ options: OptionValues) -> Int { options.int("max_length") }
+
+    public static func make(options: OptionValues, seed: UInt64) throws -> any SequenceTask {
         let directory = try TaskFiles.directory(options, task: name, expecting: "train.tsv and test.tsv")
-        let maxLength = try options.positiveInt("max_length", specs: Self.options)
-        let classes = try options.int("classes", specs: Self.options, in: 2...1 << 20)
-        let fraction = try options.double("val_fraction", specs: Self.options)
-        guard (0..<1).contains(fraction) else { throw SequenceLabError("task \(name): val_fraction \(fraction) must be in [0, 1)") }
+        let maxLength = options.int("max_length"), classes = options.int("classes"), fraction = options.double("val_fraction")
         func load(_ url: URL) throws -> ByteDocuments { try read(url, maxLength: maxLength, classes: classes) }
         let train = try load(try TaskFiles.require(["train.tsv"], in: directory, task: name))
         let test = try load(try TaskFiles.require(["test.tsv"], in: directory, task: name))

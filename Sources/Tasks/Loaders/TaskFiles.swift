@@ -4,8 +4,8 @@ import Tensors
 /// File access for the loaders: every failure becomes a one-line `SequenceLabError` naming the task and the file.
 enum TaskFiles {
     /// The directory given by option `path`, which must exist.
-    static func directory(_ options: Options, task: String, expecting contents: String) throws -> URL {
-        let path = options.string("path", "")
+    static func directory(_ options: OptionValues, task: String, expecting contents: String) throws -> URL {
+        let path = options.string("path")
         guard !path.isEmpty else {
             throw SequenceLabError("task \(task): set option path to the directory holding \(contents)")
         }

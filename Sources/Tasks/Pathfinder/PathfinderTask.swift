@@ -8,8 +8,8 @@ public enum PathfinderTask: TaskFactory {
     public static let name = "pathfinder"
     public static let summary = "Pathfinder / Path-X (LRA): do the two markers sit on the ends of one dashed contour? 2 classes"
     public static let options: [OptionSpec] = [
-        OptionSpec("image_size", "32", "image side: 32 (Pathfinder), 64, or 128 (Path-X)"),
-        OptionSpec("contour_length", "14", "paddles per target contour: 6 easy, 9 intermediate, 14 hard (LRA's split)"),
+        .int("image_size", 32, "image side: 32 (Pathfinder), 64, or 128 (Path-X)", min: 1, max: 1024),
+        .int("contour_length", 14, "paddles per target contour: 6 easy, 9 intermediate, 14 hard (LRA's split)", min: 0, max: 1000),
     ] + SplitSizes.options(train: 20000)
 
     /// Two pre-norm bidirectional blocks of width 64 with MLPs, lr 2e-3, 400 steps of batch 32 (12.8k images, under
@@ -21,11 +21,12 @@ public enum PathfinderTask: TaskFactory {
     /// The pad token (pixels are 0-255).
     public static let pad = 256
 
-    public static func make(options: Options, seed: UInt64) throws -> any SequenceTask {
-        let sizes = try SplitSizes(options, specs: Self.options)
+    public static func trainingLength(_ options: OptionValues) -> Int { options.int("image_size") * options.int("image_size") }
+
+    public static func make(options: OptionValues, seed: UInt64) throws -> any SequenceTask {
+        let sizes = SplitSizes(options)
         let parameters = try PathfinderParameters.lra(
-            imageSize: try options.int("image_size", specs: Self.options, in: 1...Int.max),
-            contourLength: try options.int("contour_length", specs: Self.options, in: 0...Int.max))
+            imageSize: options.int("image_size"), contourLength: options.int("contour_length"))
         let generator = PathfinderGenerator(parameters)
         var probe = RandomGenerator(seed: 0x5041_5448)
         guard generator.sample(&probe, attempts: 50_000) != nil else {

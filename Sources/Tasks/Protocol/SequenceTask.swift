@@ -102,11 +102,15 @@ public protocol TaskFactory {
     static var name: String { get }
     /// One line with the paper or benchmark it comes from.
     static var summary: String { get }
-    /// The options with their defaults (the defaults make a sensible small CPU run).
+    /// The options: name, type, range, default and help of each (the defaults make a sensible small CPU run).
     static var options: [OptionSpec] { get }
-    static func make(options: Options, seed: UInt64) throws -> any SequenceTask
+    /// The task of `options` (checked against `options`, defaults filled in) and `seed`.
+    static func make(options: OptionValues, seed: UInt64) throws -> any SequenceTask
     /// The training settings this task suggests (empty by default: the trainer's built-in defaults).
     static var recipe: TrainingRecipe { get }
+    /// The longest training sequence `options` declare (MQAR's seq_len, a word problem's max_length, Pathfinder's
+    /// image_size^2; a loader's truncation length): the length results tables report recurrent state sizes at.
+    static func trainingLength(_ options: OptionValues) -> Int
 }
 
 extension TaskFactory {
@@ -128,16 +132,24 @@ public enum TaskRegistry {
     /// The factory registered under `name`, or a one-line error listing the known names.
     public static func factory(named name: String) throws -> TaskFactory.Type {
         guard let f = factories.first(where: { $0.name == name }) else {
-            throw SequenceLabError("unknown task '\(name)' (known: \(names.joined(separator: ", ")))")
+            throw SequenceLabError("unknown task '\(name)'" + suggestion(name, among: names) + " (known: \(names.joined(separator: ", ")))")
         }
         return f
     }
 
-    /// Builds task `name` with `options` (validated against its option list) and `seed`.
+    /// The longest training sequence of task `name` with `options` (`TaskFactory.trainingLength`).
+    public static func trainingLength(_ name: String, _ options: Options) throws -> Int {
+        try factory(named: name).trainingLength(resolvedOptions(name, options))
+    }
+
+    /// The options of task `name` checked against its declarations, defaults filled in.
+    public static func resolvedOptions(_ name: String, _ options: Options) throws -> OptionValues {
+        try options.resolved(against: factory(named: name).options, owner: "task \(name)")
+    }
+
+    /// Builds task `name` with `options` (checked against its declarations) and `seed`.
     public static func make(_ name: String, options: Options = Options(), seed: UInt64 = 0) throws -> any SequenceTask {
-        let f = try factory(named: name)
-        try options.validate(against: f.options, owner: "task \(name)")
-        return try f.make(options: options, seed: seed)
+        try factory(named: name).make(options: resolvedOptions(name, options), seed: seed)
     }
 }
 

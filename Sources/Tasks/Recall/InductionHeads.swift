@@ -28,16 +28,18 @@ public enum InductionHeadsTask: TaskFactory {
     public static let name = "induction_heads"
     public static let summary = "Induction heads (Olsson et al. 2022; Mamba): after the trigger's repeat, recall the token that followed it"
     public static let options: [OptionSpec] = [
-        OptionSpec("seq_len", "128", "training length (Mamba: 256)"),
-        OptionSpec("vocab_size", "16", "data vocabulary V"),
-        testLengthsOption("256,512", "extra test splits at these lengths (length extrapolation)"),
+        .int("seq_len", 128, "training length (Mamba: 256)", min: 3, max: maximumSequenceLength),
+        .int("vocab_size", 16, "data vocabulary V", min: 2, max: 1 << 20),
+        testLengthsOption("256,512", "extra test splits at these lengths (length extrapolation)", min: 3),
     ] + SplitSizes.options(train: 10000)
 
-    public static func make(options: Options, seed: UInt64) throws -> any SequenceTask {
-        let sizes = try SplitSizes(options, specs: Self.options)
-        let length = try options.int("seq_len", specs: Self.options, in: 3...Int.max)
-        let generator = InductionHeadsGenerator(vocabulary: try options.int("vocab_size", specs: Self.options, in: 2...1 << 20))
-        let testLengths = try options.intList("test_lengths", specs: Self.options, minimum: 3)
+    public static func trainingLength(_ options: OptionValues) -> Int { options.int("seq_len") }
+
+    public static func make(options: OptionValues, seed: UInt64) throws -> any SequenceTask {
+        let sizes = SplitSizes(options)
+        let length = options.int("seq_len")
+        let generator = InductionHeadsGenerator(vocabulary: options.int("vocab_size"))
+        let testLengths = options.intList("test_lengths")
         func split(_ name: String, _ count: Int) -> Dataset {
             .generated(name, count: count, seed: seed) { rng in generator.sample(length: length, &rng) }
         }

@@ -72,11 +72,11 @@ public enum MQARTask: TaskFactory {
     public static let name = "mqar"
     public static let summary = "Multi-query associative recall (Zoology, Arora et al. 2023): recall each queried key's value"
     public static let options: [OptionSpec] = [
-        OptionSpec("seq_len", "64", "sequence length T (even)"),
-        OptionSpec("num_pairs", "4", "key-value pairs N (each queried once)"),
-        OptionSpec("vocab_size", "256", "vocabulary V: keys in [1, V/2), values in [V/2, V) (Zoology: 8192)"),
-        OptionSpec("power_a", "0.01", "query gaps drawn with p(g) ~ (g+1)^(a-1)"),
-        OptionSpec("random_non_queries", "true", "fill non-query positions with random ids (else 0)"),
+        .int("seq_len", 64, "sequence length T (even)", min: 4, max: maximumSequenceLength),
+        .int("num_pairs", 4, "key-value pairs N (each queried once)", min: 1, max: maximumSequenceLength),
+        .int("vocab_size", 256, "vocabulary V: keys in [1, V/2), values in [V/2, V) (Zoology: 8192)", min: 4, max: 1 << 24),
+        .number("power_a", 0.01, "query gaps drawn with p(g) ~ (g+1)^(a-1)", above: 0),
+        .bool("random_non_queries", true, "fill non-query positions with random ids (else 0)"),
     ] + SplitSizes.options(train: 20000)
 
     /// Zoology's MQAR model (2 layers of width 64, no MLP) with a learning rate from its grid; GLA at width 64 gets
@@ -88,14 +88,13 @@ public enum MQARTask: TaskFactory {
         targetAccuracy: 0.99, layerOptions: ["gla": ["heads": "1", "use_short_conv": "true"]],
         note: "Zoology's MQAR setting; stops at 99% validation accuracy")
 
-    public static func make(options: Options, seed: UInt64) throws -> any SequenceTask {
-        let sizes = try SplitSizes(options, specs: Self.options)
+    public static func trainingLength(_ options: OptionValues) -> Int { options.int("seq_len") }
+
+    public static func make(options: OptionValues, seed: UInt64) throws -> any SequenceTask {
+        let sizes = SplitSizes(options)
         let generator = MQARGenerator(
-            vocabulary: try options.int("vocab_size", specs: Self.options, in: 4...1 << 24),
-            pairs: try options.positiveInt("num_pairs", specs: Self.options),
-            length: try options.int("seq_len", specs: Self.options, in: 4...1 << 24),
-            powerA: try options.double("power_a", specs: Self.options),
-            randomNonQueries: try options.bool("random_non_queries", specs: Self.options))
+            vocabulary: options.int("vocab_size"), pairs: options.int("num_pairs"), length: options.int("seq_len"),
+            powerA: options.double("power_a"), randomNonQueries: options.bool("random_non_queries"))
         try generator.validate()
         func split(_ name: String, _ count: Int) -> Dataset {
             .generated(name, count: count, seed: seed) { rng in generator.sample(&rng) }

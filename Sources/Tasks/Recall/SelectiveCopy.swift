@@ -36,19 +36,23 @@ public enum SelectiveCopyTask: TaskFactory {
     public static let name = "selective_copy"
     public static let summary = "Selective copying (Mamba, Gu & Dao 2023): output the scattered data tokens in order"
     public static let options: [OptionSpec] = [
-        OptionSpec("seq_len", "128", "length L of the noisy stretch holding the data tokens (Mamba: 4096)"),
-        OptionSpec("num_tokens", "16", "data tokens M to copy"),
-        OptionSpec("vocab_size", "16", "data vocabulary V"),
-        testLengthsOption("", "extra test splits with these noisy-stretch lengths, e.g. 256,512"),
+        .int("seq_len", 128, "length L of the noisy stretch holding the data tokens (Mamba: 4096)", min: 1, max: maximumSequenceLength),
+        .int("num_tokens", 16, "data tokens M to copy (at most seq_len)", min: 1, max: maximumSequenceLength),
+        .int("vocab_size", 16, "data vocabulary V", min: 2, max: 1 << 20),
+        testLengthsOption("", "extra test splits with these noisy-stretch lengths (each at least num_tokens), e.g. 256,512", min: 1),
     ] + SplitSizes.options(train: 10000)
 
-    public static func make(options: Options, seed: UInt64) throws -> any SequenceTask {
-        let sizes = try SplitSizes(options, specs: Self.options)
-        let length = try options.positiveInt("seq_len", specs: Self.options)
+    public static func trainingLength(_ options: OptionValues) -> Int { options.int("seq_len") + options.int("num_tokens") }
+
+    public static func make(options: OptionValues, seed: UInt64) throws -> any SequenceTask {
+        let sizes = SplitSizes(options)
+        let length = options.int("seq_len")
         let generator = SelectiveCopyGenerator(
-            vocabulary: try options.int("vocab_size", specs: Self.options, in: 2...1 << 20),
-            dataTokens: try options.positiveInt("num_tokens", specs: Self.options))
-        let testLengths = try options.intList("test_lengths", specs: Self.options, minimum: generator.dataTokens)
+            vocabulary: options.int("vocab_size"), dataTokens: options.int("num_tokens"))
+        let testLengths = options.intList("test_lengths")
+        if let short = testLengths.first(where: { $0 < generator.dataTokens }) {
+            throw SequenceLabError("task \(name): test length \(short) is below num_tokens \(generator.dataTokens)")
+        }
         guard generator.dataTokens <= length else {
             throw SequenceLabError("task selective_copy: num_tokens \(generator.dataTokens) exceeds seq_len \(length)")
         }

@@ -48,9 +48,9 @@ public enum ModularArithmeticTask: TaskFactory {
     public static let name = "modular_arithmetic"
     public static let summary = "Modular arithmetic mod 5 with + - * (Chomsky hierarchy), answered after '='"
     public static let options: [OptionSpec] = [
-        OptionSpec("min_length", "3", "shortest training expression (tokens, '=' excluded; even lengths lose one)"),
-        OptionSpec("max_length", "40", "longest training expression"),
-        testLengthsOption("80,160", "extra test splits at exactly these expression lengths"),
+        .int("min_length", 3, "shortest training expression (tokens, '=' excluded; even lengths lose one)", min: 1, max: maximumSequenceLength),
+        .int("max_length", 40, "longest training expression", min: 1, max: maximumSequenceLength),
+        testLengthsOption("80,160", "extra test splits at exactly these expression lengths", min: 1),
     ] + SplitSizes.options(train: 10000)
 
     /// Parity's setting (one layer without MLP, batch 256, lr 1e-3, no weight decay) at width 32 for the 5 x 3
@@ -59,10 +59,13 @@ public enum ModularArithmeticTask: TaskFactory {
         dModel: 32, nLayers: 1, feedForward: "none", learningRate: 1e-3, weightDecay: 0, batchSize: 256, maxSteps: 3000,
         evalEvery: 250, note: "the parity setting at width 32")
 
-    public static func make(options: Options, seed: UInt64) throws -> any SequenceTask {
-        let sizes = try SplitSizes(options, specs: Self.options)
-        let range = try lengthRange(options, specs: Self.options, task: name)
-        let testLengths = try options.intList("test_lengths", specs: Self.options, minimum: 1)
+    /// The expression and its '='.
+    public static func trainingLength(_ options: OptionValues) -> Int { options.int("max_length") + 1 }
+
+    public static func make(options: OptionValues, seed: UInt64) throws -> any SequenceTask {
+        let sizes = SplitSizes(options)
+        let range = try lengthRange(options)
+        let testLengths = options.intList("test_lengths")
         let generator = ModularArithmeticGenerator()
         func split(_ name: String, _ count: Int) -> Dataset {
             .generated(name, count: count, seed: seed) { rng in generator.sample(length: rng.int(in: range), &rng) }

@@ -19,9 +19,9 @@ public enum ParityTask: TaskFactory {
     public static let name = "parity"
     public static let summary = "Parity (Chomsky hierarchy; Grazzi et al. 2025): number of ones mod 2, answered at the end"
     public static let options: [OptionSpec] = [
-        OptionSpec("min_length", "3", "shortest training string"),
-        OptionSpec("max_length", "40", "longest training string (lengths uniform in between)"),
-        testLengthsOption("80,160", "extra test splits at exactly these lengths"),
+        .int("min_length", 3, "shortest training string", min: 1, max: maximumSequenceLength),
+        .int("max_length", 40, "longest training string (lengths uniform in between)", min: 1, max: maximumSequenceLength),
+        testLengthsOption("80,160", "extra test splits at exactly these lengths", min: 1),
     ] + SplitSizes.options(train: 10000)
 
     /// Grazzi et al.'s parity setting (their parity_mamba / parity_delta_net configs): one layer of width 16 without
@@ -36,10 +36,12 @@ public enum ParityTask: TaskFactory {
                          "deltanet": TrainingRecipe(dModel: 64, learningRate: 3e-3, weightDecay: 0.1, batchSize: 32, maxSteps: 1500)],
         note: "Grazzi et al. 2025's parity model: one layer, width 16, batch 256")
 
-    public static func make(options: Options, seed: UInt64) throws -> any SequenceTask {
-        let sizes = try SplitSizes(options, specs: Self.options)
-        let range = try lengthRange(options, specs: Self.options, task: name)
-        let testLengths = try options.intList("test_lengths", specs: Self.options, minimum: 1)
+    public static func trainingLength(_ options: OptionValues) -> Int { options.int("max_length") }
+
+    public static func make(options: OptionValues, seed: UInt64) throws -> any SequenceTask {
+        let sizes = SplitSizes(options)
+        let range = try lengthRange(options)
+        let testLengths = options.intList("test_lengths")
         let generator = ParityGenerator()
         func split(_ name: String, _ count: Int) -> Dataset {
             .generated(name, count: count, seed: seed) { rng in generator.sample(length: rng.int(in: range), &rng) }

@@ -29,10 +29,10 @@ public enum WordProblemTask: TaskFactory {
     public static let name = "word_problem"
     public static let summary = "Group word problems (Merrill et al. 2024): running product of S3/S5/A5/Z_n elements at every position"
     public static let options: [OptionSpec] = [
-        OptionSpec("group", "S3", "S3, S5, A5 or Z_n (e.g. Z5); also S2-S6, A3-A6"),
-        OptionSpec("min_length", "32", "shortest training sequence"),
-        OptionSpec("max_length", "128", "longest training sequence (lengths uniform in between)"),
-        testLengthsOption("256,512", "extra test splits at exactly these lengths"),
+        .text("group", "S3", "S3, S5, A5 or Z_n (e.g. Z5); also S2-S6, A3-A6"),
+        .int("min_length", 32, "shortest training sequence", min: 1, max: maximumSequenceLength),
+        .int("max_length", 128, "longest training sequence (lengths uniform in between)", min: 1, max: maximumSequenceLength),
+        testLengthsOption("256,512", "extra test splits at exactly these lengths", min: 1),
     ] + SplitSizes.options(train: 10000)
 
     /// One layer without MLP (DeltaProduct's claim is about one layer: S3 with n_h >= 2, S5 with n_h = 4), width 32,
@@ -41,15 +41,17 @@ public enum WordProblemTask: TaskFactory {
         dModel: 32, nLayers: 1, feedForward: "none", learningRate: 1e-3, weightDecay: 0, batchSize: 64, maxSteps: 1500,
         evalEvery: 250, note: "one layer, as in DeltaProduct's group word problems")
 
-    public static func make(options: Options, seed: UInt64) throws -> any SequenceTask {
-        let sizes = try SplitSizes(options, specs: Self.options)
+    public static func trainingLength(_ options: OptionValues) -> Int { options.int("max_length") }
+
+    public static func make(options: OptionValues, seed: UInt64) throws -> any SequenceTask {
+        let sizes = SplitSizes(options)
         let group: FiniteGroup
-        do { group = try FiniteGroup.named(options.string("group", specs: Self.options)) } catch let e as SequenceLabError {
+        do { group = try FiniteGroup.named(options.string("group")) } catch let e as SequenceLabError {
             throw SequenceLabError("task word_problem: option group: \(e.message)")
         }
         let generator = WordProblemGenerator(group: group)
-        let range = try lengthRange(options, specs: Self.options, task: name)
-        let testLengths = try options.intList("test_lengths", specs: Self.options, minimum: 1)
+        let range = try lengthRange(options)
+        let testLengths = options.intList("test_lengths")
         func split(_ name: String, _ count: Int) -> Dataset {
             .generated(name, count: count, seed: seed) { rng in generator.sample(length: rng.int(in: range), &rng) }
         }
@@ -63,9 +65,8 @@ public enum WordProblemTask: TaskFactory {
 }
 
 /// The training length range from options `min_length` and `max_length` (at least 1, min <= max).
-func lengthRange(_ options: Options, specs: [OptionSpec], task: String) throws -> ClosedRange<Int> {
-    let low = try options.positiveInt("min_length", specs: specs)
-    let high = try options.positiveInt("max_length", specs: specs)
-    guard low <= high else { throw SequenceLabError("task \(task): min_length \(low) exceeds max_length \(high)") }
+func lengthRange(_ options: OptionValues) throws -> ClosedRange<Int> {
+    let low = options.int("min_length"), high = options.int("max_length")
+    guard low <= high else { throw SequenceLabError("\(options.owner): min_length \(low) exceeds max_length \(high)") }
     return low...high
 }

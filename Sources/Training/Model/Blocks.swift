@@ -90,9 +90,12 @@ final class ResidualBlock<T: TensorScalar> {
 
     init(config: ModelConfig, index: Int, seed: UInt64, rng: inout RandomGenerator) throws {
         let d = config.dModel
-        mixer = try LayerRegistry.make(config.layer, dModel: d, options: config.layerOptions, seed: seed &+ UInt64(2 * index))
+        let context = LayerContext(depth: config.nLayers)
+        mixer = try LayerRegistry.make(config.layer, dModel: d, options: config.layerOptions, context: context,
+                                       seed: seed &+ UInt64(2 * index))
         reverseMixer = config.bidirectional
-            ? try LayerRegistry.make(config.layer, dModel: d, options: config.layerOptions, seed: seed &+ UInt64(2 * index + 1))
+            ? try LayerRegistry.make(config.layer, dModel: d, options: config.layerOptions, context: context,
+                                     seed: seed &+ UInt64(2 * index + 1))
             : nil
         if mixer.includesResidual && config.bidirectional {
             throw SequenceLabError("layer \(config.layer) is a whole residual block (norm and residual inside); it has no bidirectional form")

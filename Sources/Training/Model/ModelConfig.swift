@@ -45,23 +45,49 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// (2026-12-06), when the embedding was drawn from N(0, 1).
     public static let legacyEmbeddingInitStd = 1.0
 
-    public init(
-        layer: String, layerOptions: Options = Options(), dModel: Int = 64, nLayers: Int = 2, norm: NormKind = .layerNorm,
-        prenorm: Bool = true, feedForward: FeedForwardKind = .mlp, feedForwardExpand: Int = 2, dropout: Double = 0,
-        pooling: ClassificationPooling? = nil, bidirectional: Bool = false, embeddingInitStd: Double = 0.02
-    ) {
+    /// The model's settings: the keys of a config file's `model` object beside `layer` and `layer_options`.
+    public static let settings: [OptionSpec] = [
+        .int("d_model", 64, "model width D", min: 1, max: 1 << 16),
+        .int("n_layers", 2, "residual blocks (the mixer's factory is told the depth)", min: 1, max: 1024),
+        .choice("norm", NormKind.layerNorm.rawValue, NormKind.allCases.map(\.rawValue), "normalisation of the blocks"),
+        .bool("prenorm", true, "pre-norm blocks (false: post-norm)"),
+        .choice("feed_forward", FeedForwardKind.mlp.rawValue, FeedForwardKind.allCases.map(\.rawValue),
+                "channel mixer after the sequence mixer"),
+        .int("feed_forward_expand", 2, "feed-forward width / d_model", min: 1, max: 64),
+        .dropout("dropout", "dropout after the mixer and the feed-forward (training only)"),
+        .optionalChoice("pooling", ClassificationPooling.allCases.map(\.rawValue),
+                        "classification pooling (none: the task's own)"),
+        .bool("bidirectional", false, "a second mixer on the reversed sequence (classification tasks)"),
+        .number("embedding_init_std", 0.02,
+                "std of the embedding's initial normal draw (0.02: Zoology, mamba_ssm, fla; 1: PyTorch's nn.Embedding)", min: 0),
+    ]
+
+    /// Every model setting at its declared default.
+    public static let defaultSettings = try! Options().resolved(against: settings, owner: "model")
+
+    /// A model with mixer `layer`, every setting at `settings` (the declared defaults unless given).
+    public init(layer: String, layerOptions: Options = Options(), settings v: OptionValues) {
         self.layer = layer
         self.layerOptions = layerOptions
-        self.dModel = dModel
-        self.nLayers = nLayers
-        self.norm = norm
-        self.prenorm = prenorm
-        self.feedForward = feedForward
-        self.feedForwardExpand = feedForwardExpand
-        self.dropout = dropout
-        self.pooling = pooling
-        self.bidirectional = bidirectional
-        self.embeddingInitStd = embeddingInitStd
+        dModel = v.int("d_model")
+        nLayers = v.int("n_layers")
+        norm = NormKind(rawValue: v.string("norm"))!
+        prenorm = v.bool("prenorm")
+        feedForward = FeedForwardKind(rawValue: v.string("feed_forward"))!
+        feedForwardExpand = v.int("feed_forward_expand")
+        dropout = v.double("dropout")
+        pooling = v.optionalString("pooling").map { ClassificationPooling(rawValue: $0)! }
+        bidirectional = v.bool("bidirectional")
+        embeddingInitStd = v.double("embedding_init_std")
+    }
+
+    /// A model with mixer `layer` and the declared defaults, except the values given here.
+    public init(layer: String, layerOptions: Options = Options(), dModel: Int? = nil, nLayers: Int? = nil,
+                feedForward: FeedForwardKind? = nil) {
+        self.init(layer: layer, layerOptions: layerOptions, settings: Self.defaultSettings)
+        if let dModel { self.dModel = dModel }
+        if let nLayers { self.nLayers = nLayers }
+        if let feedForward { self.feedForward = feedForward }
     }
 }
 
@@ -72,22 +98,23 @@ extension ModelConfig {
         case feedForwardExpand = "feed_forward_expand", embeddingInitStd = "embedding_init_std"
     }
 
-    /// Decodes a model config; every key but `layer` may be absent (its default is used).
+    /// Decodes a model config (through `init(object:source:)`).
     public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(layer: try c.decode(String.self, forKey: .layer))
-        layerOptions = try c.decodeIfPresent(Options.self, forKey: .layerOptions) ?? layerOptions
-        dModel = try c.decodeIfPresent(Int.self, forKey: .dModel) ?? dModel
-        nLayers = try c.decodeIfPresent(Int.self, forKey: .nLayers) ?? nLayers
-        norm = try c.decodeIfPresent(NormKind.self, forKey: .norm) ?? norm
-        prenorm = try c.decodeIfPresent(Bool.self, forKey: .prenorm) ?? prenorm
-        feedForward = try c.decodeIfPresent(FeedForwardKind.self, forKey: .feedForward) ?? feedForward
-        feedForwardExpand = try c.decodeIfPresent(Int.self, forKey: .feedForwardExpand) ?? feedForwardExpand
-        dropout = try c.decodeIfPresent(Double.self, forKey: .dropout) ?? dropout
-        pooling = try c.decodeIfPresent(ClassificationPooling.self, forKey: .pooling)
-        bidirectional = try c.decodeIfPresent(Bool.self, forKey: .bidirectional) ?? bidirectional
-        // A config without the key predates it (TrainConfig.resolve always writes it): what such runs used.
-        embeddingInitStd = try c.decodeIfPresent(Double.self, forKey: .embeddingInitStd) ?? Self.legacyEmbeddingInitStd
+        try self.init(object: decoder.singleValueContainer().decode([String: JSONValue].self), source: "model config")
+    }
+
+    /// A model config from the `model` object of a config file: `layer` must be there, every other key may be absent
+    /// (its declared default), every key present must be declared and hold a value of its type and range.
+    public init(object: [String: JSONValue], source: String) throws {
+        guard case .string(let layer)? = object["layer"] else {
+            throw SequenceLabError("\(source): " + (object["layer"] == nil ? "missing key 'model.layer'" : "model.layer must be a name (text)"))
+        }
+        var settings = object.filter { $0.key != "layer" && $0.key != "layer_options" }
+        // A config without the key predates it (the trainer always writes it): what such runs used.
+        if settings["embedding_init_std"] == nil { settings["embedding_init_std"] = .number(Self.legacyEmbeddingInitStd) }
+        let values = try JSONValue.settings(settings, against: Self.settings, source: source, keyPath: "model.",
+                                            extraKeys: ["layer", "layer_options"])
+        self.init(layer: layer, layerOptions: try JSONValue.options(object["layer_options"], source: source, key: "model.layer_options"),
+                  settings: values)
     }
 }
-

@@ -172,8 +172,29 @@ public final class SequenceModel<T: TensorScalar> {
         blocks.reduce(0) { $0 + $1.mixer.stateSize(sequenceLength: sequenceLength) * ($1.reverseMixer == nil ? 1 : 2) }
     }
 
-    /// The state size a run reports (final.json's `state_size`): after the length of the task's first training example.
-    public func reportedStateSize(for task: any SequenceTask) -> Int {
-        stateSize(sequenceLength: task.train.count > 0 ? task.train.example(0).tokens.count : 0)
+}
+
+extension ModelConfig {
+    /// The recurrent state of a model of this configuration in scalars per sequence after `length` tokens (one mixer
+    /// is built to ask: every block holds the same, bidirectional blocks two).
+    public func stateSize(sequenceLength length: Int) throws -> Int {
+        let mixer: any SequenceLayer<Float> = try LayerRegistry.make(layer, dModel: dModel, options: layerOptions,
+                                                                     context: LayerContext(depth: nLayers))
+        return nLayers * (bidirectional ? 2 : 1) * mixer.stateSize(sequenceLength: length)
+    }
+}
+
+extension TrainConfig {
+    /// The length a run's state size is reported at: the task's declared longest training sequence
+    /// (`TaskFactory.trainingLength`), or for a task outside the registry (handed to a `Trainer` directly) its
+    /// first training example's length.
+    public func stateLength(task: any SequenceTask) -> Int {
+        if let declared = try? TaskRegistry.trainingLength(self.task, taskOptions) { return declared }
+        return task.train.count > 0 ? task.train.example(0).tokens.count : 0
+    }
+
+    /// The state size a run reports (final.json's `state_size`, the tables' column): at the task's training length.
+    public func reportedStateSize() throws -> Int {
+        try model.stateSize(sequenceLength: TaskRegistry.trainingLength(task, taskOptions))
     }
 }

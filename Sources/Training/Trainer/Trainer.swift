@@ -95,7 +95,7 @@ public final class Trainer {
                 throw SequenceLabError("loss is \(loss.item) at step \(state.step + 1): stopping; the last good checkpoint (step \(state.step)) is kept in \(run.url.path)")
             }
             loss.backward()
-            if let clip = config.gradientClip { clipGradientNorm(parameters, maxNorm: T(clip)) }
+            if config.gradientClip > 0 { clipGradientNorm(parameters, maxNorm: T(config.gradientClip)) }
             let factor = schedule.factor(step: state.step)
             optimizer.step(scheduleFactor: factor)
             optimizer.zeroGrad()
@@ -139,7 +139,7 @@ public final class Trainer {
             bestValAccuracy: state.bestValidationAccuracy, bestValStep: state.bestStep,
             testAccuracy: state.testMetricsAtBest["test_accuracy"] ?? .nan, testLoss: state.testMetricsAtBest["test_loss"] ?? .nan,
             steps: state.step, params: parameters.reduce(0) { $0 + $1.tensor.count },
-            stateSize: model.reportedStateSize(for: task), wallS: state.wallSeconds,
+            stateSize: model.stateSize(sequenceLength: config.stateLength(task: task)), wallS: state.wallSeconds,
             stoppedBy: state.stoppedBy ?? "max_steps", tests: state.testMetricsAtBest)
         try run.writeJSON(final, to: run.final)
         log(String(format: "done: best val acc %.4f at step %d, test acc %.4f (%@)", final.bestValAccuracy, final.bestValStep,

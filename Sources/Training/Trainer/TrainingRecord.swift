@@ -60,7 +60,7 @@ public enum TrainingRecord {
         file.metadata["vocabulary"] = String(task.inputVocabulary)
         file.metadata["classes"] = String(task.outputClasses)
         file.metadata["train_size"] = String(task.train.count)
-        file.metadata["state_size"] = String(model.reportedStateSize(for: task))
+        file.metadata["state_size"] = String(model.stateSize(sequenceLength: config.stateLength(task: task)))
         return file
     }
 
