@@ -49,7 +49,7 @@ let package = Package(
         .testTarget(name: "LayersTests", dependencies: ["Layers", "Tensors"], swiftSettings: swift5),
         .testTarget(name: "TasksTests", dependencies: ["Tasks", "Tensors"], swiftSettings: swift5),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Tasks", "Layers", "Tensors"], swiftSettings: swift5),
-        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "Training", "Tensors"], swiftSettings: swift5),
+        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "Training", "Tasks", "Layers", "Tensors"], swiftSettings: swift5),
         .testTarget(name: "NotebookTests", dependencies: ["Notebook"], swiftSettings: swift5),
     ] + notebooks.map { name in
         .executableTarget(

@@ -165,6 +165,44 @@ final class SettingsTests: XCTestCase {
         XCTAssertEqual(rows["task_options.vocab_size"], "default")
     }
 
+    /// `"grad_clip": 0` in a config file means no clipping (it used to clip every gradient to zero): the same run as
+    /// the flag, which trains.
+    func testGradClipZeroInAFileTrains() throws {
+        _ = try write(#"{"task": "mqar", "grad_clip": 0, "model": {"layer": "attention"}}"#, "clip.json")
+        let fromFile = try SeqlabCommand.run(["train", "--config", "clip.json", "--out", "file"] + tiny, in: directory)
+        XCTAssertEqual(fromFile.status, 0, fromFile.error)
+        let fromFlag = try SeqlabCommand.run(["train", "--task", "mqar", "--layer", "attention", "--grad-clip", "0", "--out", "flag"] + tiny,
+                                             in: directory)
+        XCTAssertEqual(fromFlag.status, 0, fromFlag.error)
+        let read = { (run: String) in try String(contentsOf: self.directory.appendingPathComponent("\(run)/final.json"), encoding: .utf8) }
+        let finals = try [read("file"), read("flag")].map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        XCTAssertEqual(finals[0]["test_loss"] as? Double, finals[1]["test_loss"] as? Double)
+        XCTAssertNotEqual(finals[0]["test_loss"] as? Double, log(256), "the model moved away from the uniform guess")
+    }
+
+    /// The table picks, among learning rates with the same mean validation accuracy, the smaller; its state size is at
+    /// the task's declared training length (parity: max_length 40), and the markdown says so.
+    func testTableTiesAndStateSizeLength() throws {
+        for (id, lr) in [("a", "0.002"), ("b", "0.001"), ("c", "0.003")] {
+            let r = try SeqlabCommand.run(["train", "--task", "parity", "--layer", "attention", "--out", "runs/\(id)", "--lr", lr,
+                                           "--max-steps", "1", "--eval-every", "1", "--task.train_size", "4", "--task.val_size", "2",
+                                           "--task.test_size", "2", "--d-model", "8", "--n-layers", "1", "--layer.heads", "2"], in: directory)
+            XCTAssertEqual(r.status, 0, r.error)
+            // the same validation accuracy for all three
+            let url = directory.appendingPathComponent("runs/\(id)/final.json")
+            var final = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+            final["best_val_accuracy"] = 0.5
+            try JSONSerialization.data(withJSONObject: final).write(to: url)
+        }
+        let table = try SeqlabCommand.run(["table", "runs", "--format", "md"], in: directory)
+        XCTAssertEqual(table.status, 0, table.error)
+        let row = try XCTUnwrap(table.output.split(separator: "\n").first { $0.hasPrefix("| attention") })
+        let cells = row.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+        XCTAssertEqual(cells[1], "0.001", "the tie goes to the smaller learning rate: \(row)")
+        XCTAssertEqual(cells[3], "\(2 * 8 * 40)", "attention's 2 D T at parity's max_length: \(row)")
+        XCTAssertTrue(table.output.contains("(parity T = 40)"), table.output)
+    }
+
     /// Every recipe resolves to a valid config for every layer (its layer options among the layer's declarations).
     func testEveryRecipeResolves() throws {
         for task in TaskRegistry.factories {

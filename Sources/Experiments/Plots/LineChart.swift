@@ -8,10 +8,10 @@ public struct LineChart {
     public struct Series {
         public let name: String
         public let points: [(x: Double, y: Double)]
-        /// Palette and dash indices; nil: by the series' position (colour) and solid.
-        public var color: Int?
+        /// A hex RGB colour and a dash index; nil: the palette by the series' position, and solid.
+        public var color: String?
         public var dash: Int?
-        public init(name: String, points: [(x: Double, y: Double)], color: Int? = nil, dash: Int? = nil) {
+        public init(name: String, points: [(x: Double, y: Double)], color: String? = nil, dash: Int? = nil) {
             self.name = name
             self.points = points.sorted { $0.x < $1.x }
             self.color = color
@@ -74,7 +74,7 @@ public struct LineChart {
         svg += "<text x=\"\((left + right) / 2)\" y=\"\(f(height - 8))\" text-anchor=\"middle\">\(escape(xLabel))\(logX ? " (log)" : "")</text>\n"
         svg += "<text transform=\"translate(14,\(f((top + bottom) / 2))) rotate(-90)\" text-anchor=\"middle\">\(escape(yLabel))\(logY ? " (log)" : "")</text>\n"
         for (i, s) in series.enumerated() {
-            let color = Self.palette[(s.color ?? i) % Self.palette.count]
+            let color = s.color ?? Self.palette[i % Self.palette.count]
             let dash = Self.dashes[(s.dash ?? 0) % Self.dashes.count]
             let dashAttribute = dash.isEmpty ? "" : " stroke-dasharray=\"\(dash)\""
             let shown = s.points.filter { (!logX || $0.x > 0) && (!logY || $0.y > 0) && $0.x.isFinite && $0.y.isFinite }

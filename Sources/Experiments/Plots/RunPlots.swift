@@ -82,7 +82,7 @@ public enum RunPlots {
             LineChart.Series(name: name, points: groups[name]!.compactMap { row in
                 let x = key == "state_size" ? Double(row.stateSize) : Double(row.settings[key] ?? "")
                 return x.map { ($0, row.test.mean) }
-            }, color: SeriesStyles.colorIndex(of: groups[name]![0].settings["model.layer"] ?? ""))
+            }, color: SeriesStyles.color(of: groups[name]![0].settings["model.layer"] ?? ""))
         }
         return LineChart(title: "Test accuracy", xLabel: label, yLabel: "test accuracy", logX: log, series: series)
     }
@@ -103,7 +103,7 @@ public enum RunPlots {
         let groups = Dictionary(grouping: records, by: \.layer)
         let series = groups.keys.sorted().map { layer in
             LineChart.Series(name: layer, points: groups[layer]!.map { (Double($0.length), $0.fwd_bwd_ms) },
-                             color: SeriesStyles.colorIndex(of: layer))
+                             color: SeriesStyles.color(of: layer))
         }
         return LineChart(title: "Forward + backward time", xLabel: "sequence length", yLabel: "ms", logX: true, logY: true, series: series)
     }
@@ -134,13 +134,13 @@ struct SeriesStyles {
         columns.compactMap { key in row.settings[key].map { ResultTable.setting(key, $0) } }.joined(separator: " ")
     }
 
-    /// A layer's palette index: its place in the registry (diagonal and GAM share one; they are rarely plotted
-    /// together); nil for a layer outside the registry (the chart then colours by position).
-    static func colorIndex(of layer: String) -> Int? { LayerRegistry.names.firstIndex(of: layer) }
+    /// A layer's colour: its factory's `plotColor` (the same in every plot); nil for a layer outside the registry
+    /// (the chart then colours by position).
+    static func color(of layer: String) -> String? { (try? LayerRegistry.factory(named: layer))?.plotColor }
 
-    func style(of row: ResultTable.Row) -> (color: Int?, dash: Int) {
+    func style(of row: ResultTable.Row) -> (color: String?, dash: Int) {
         let layer = Self.layer(of: row)
-        return (Self.colorIndex(of: layer), variants[layer]?.firstIndex(of: Self.variant(of: row, columns: columns)) ?? 0)
+        return (Self.color(of: layer), variants[layer]?.firstIndex(of: Self.variant(of: row, columns: columns)) ?? 0)
     }
 
     func name(of row: ResultTable.Row) -> String {

@@ -89,6 +89,9 @@ public final class CausalSelfAttention<T: TensorScalar>: SequenceLayer {
 /// Registry entry for `attention`.
 public enum CausalSelfAttentionFactory: LayerFactory {
     public static let name = "attention"
+    public static let plotColor = "#0072B2"
+    public static var kernels: [FunctionalKernel.Type] { [AttentionKernel.self] }
+    public static var opChecks: [OpCheck] { AttentionChecks.all }
     public static let summary = "causal multi-head softmax attention with RoPE, flash-style blocked kernel, KV-cache step (Vaswani et al. 2017)"
     public static let options: [LayerOptionSpec] = [
         .int("heads", 4, "attention heads (d_model / heads per head)", min: 1),

@@ -55,6 +55,9 @@ enum DeltaLayerOptions {
 /// Registry entry for `deltaproduct`: fla's gated DeltaProduct layer (Siems et al. 2025), n_h = 2 by default.
 public enum DeltaProductFactory: LayerFactory {
     public static let name = "deltaproduct"
+    public static let plotColor = "#CC79A7"
+    public static var kernels: [FunctionalKernel.Type] { [DeltaProductKernelOp.self] }
+    public static var opChecks: [OpCheck] { DeltaRuleChecks.all }  // delta_rule and delta_product (deltanet too)
     public static let summary = "gated DeltaProduct: n_h Householder delta steps per token, chunked WY kernel (Siems et al. 2025)"
     public static let options = DeltaLayerOptions.specs(householder: 2, gates: true, headDim: 32)
     public static var checkOptions: [LayerOptions] { DeltaLayerOptions.checkOptions }
@@ -69,6 +72,8 @@ public enum DeltaProductFactory: LayerFactory {
 /// fla's DeltaNet defaults (no forget gate, no output gate, short convolutions, key size d_model / heads).
 public enum DeltaNetFactory: LayerFactory {
     public static let name = "deltanet"
+    public static let plotColor = "#000000"
+    public static var kernels: [FunctionalKernel.Type] { [DeltaRuleKernel.self] }
     public static let summary = "DeltaNet: the delta rule, chunked WY kernel (Schlag et al. 2021; Yang et al. 2024)"
     public static let options = DeltaLayerOptions.specs(householder: 1, gates: false, headDim: nil)
     public static var checkOptions: [LayerOptions] {

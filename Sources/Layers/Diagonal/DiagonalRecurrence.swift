@@ -88,6 +88,7 @@ public func diagonalScan<T: TensorScalar>(_ x: Tensor<T>, decay a: Tensor<T>) ->
 /// Registry entry for `diagonal`.
 public enum DiagonalRecurrenceFactory: LayerFactory {
     public static let name = "diagonal"
+    public static let plotColor = "#C4B000"
     public static let summary = "diagonal linear recurrence h_t = a h_{t-1} + b x_t (worked example, harness test layer)"
     public static let options: [LayerOptionSpec] = []
     public static func make<T: TensorScalar>(dModel: Int, options: OptionValues, context: LayerContext,

@@ -124,6 +124,8 @@ public final class GAM<T: TensorScalar>: SequenceLayer {
 /// Registry entry for `gam`.
 public enum GAMFactory: LayerFactory {
     public static let name = "gam"
+    public static let plotColor = "#882255"
+    public static var opChecks: [OpCheck] { GAMChecks.checks }
     public static let summary = "GAM block: causal conv + softmax memory bank, sigmoid-gated, with FFN (Acharya 2025)"
     public static let options: [LayerOptionSpec] = [
         .int("slots", 512, "memory bank slots S", min: 1),

@@ -130,6 +130,9 @@ public final class GatedLinearAttentionLayer<T: TensorScalar>: SequenceLayer {
 /// Registry entry for `gla`.
 public enum GatedLinearAttentionFactory: LayerFactory {
     public static let name = "gla"
+    public static let plotColor = "#009E73"
+    public static var kernels: [FunctionalKernel.Type] { [GLAKernel.self] }
+    public static var opChecks: [OpCheck] { LinearAttentionChecks.all }
     public static let summary = "gated linear attention, chunkwise parallel form with secondary chunking, fla defaults (Yang et al. 2024)"
     public static let options: [LayerOptionSpec] = [
         .int("heads", 4, "heads", min: 1),

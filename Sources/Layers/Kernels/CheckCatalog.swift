@@ -1,17 +1,9 @@
 import Tensors
 
 /// Every op-level check `seqlab check` knows: the Tensors module's op gradient checks, fast-form == slow-form
-/// comparisons, and the kernels each layer module adds.
+/// comparisons, and the checks each registered layer's factory brings (`LayerFactory.opChecks`).
 public enum CheckCatalog {
     public static var opChecks: [OpCheck] {
-        OpCheck.catalog
-            + OpCheck.formChecks
-            + MambaChecks.opChecks
-            + LinearAttentionChecks.all
-            + AttentionChecks.all
-            + S4Checks.opChecks
-            + DeltaRuleChecks.all
-            + RATChecks.checks
-            + GAMChecks.checks
+        OpCheck.catalog + OpCheck.formChecks + LayerRegistry.factories.flatMap { $0.opChecks }
     }
 }

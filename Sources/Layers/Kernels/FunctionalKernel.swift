@@ -26,18 +26,12 @@ public protocol FunctionalKernel {
     static func evaluate<T: TensorScalar>(_ inputs: [String: Tensor<T>], options: OptionValues) throws -> [String: Tensor<T>]
 }
 
-/// The kernels `seqlab op` knows. Each layer issue adds its kernels here.
+/// The kernels `seqlab op` knows: the shared ones here and those each registered layer's factory brings
+/// (`LayerFactory.kernels`).
 public enum KernelRegistry {
-    public static let kernels: [FunctionalKernel.Type] = [
-        FFTConvKernel.self,
-        AttentionKernel.self,
-        SelectiveScanKernel.self,
-        GLAKernel.self,
-        S4DKernelOp.self,
-        S4DPLRKernelOp.self,
-        DeltaRuleKernel.self,
-        DeltaProductKernelOp.self,
-    ]
+    public static var kernels: [FunctionalKernel.Type] {
+        [FFTConvKernel.self] + LayerRegistry.factories.flatMap { $0.kernels }
+    }
 
     public static func kernel(named name: String) throws -> FunctionalKernel.Type {
         guard let k = kernels.first(where: { $0.name == name }) else {

@@ -153,6 +153,9 @@ public final class MambaBlock<T: TensorScalar>: SequenceLayer {
 /// Registry entry for `mamba`.
 public enum MambaFactory: LayerFactory {
     public static let name = "mamba"
+    public static let plotColor = "#D55E00"
+    public static var kernels: [FunctionalKernel.Type] { [SelectiveScanKernel.self] }
+    public static var opChecks: [OpCheck] { MambaChecks.opChecks }
     public static let summary = "Mamba block: selective SSM (S6) with input-dependent dt, B, C (Gu & Dao 2023)"
     public static let options: [LayerOptionSpec] = [
         .int("d_state", 16, "N, state entries per channel", min: 1),

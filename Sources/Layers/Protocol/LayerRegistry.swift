@@ -17,12 +17,45 @@ public protocol LayerFactory {
     static var checkOptions: [LayerOptions] { get }
     /// The width the layer check uses (default 16).
     static var checkDModel: Int { get }
+    /// The `seqlab op` kernels the layer brings (KERNELS.md contracts; none by default).
+    static var kernels: [FunctionalKernel.Type] { get }
+    /// The op-level checks `seqlab check` runs for the layer's kernels (none by default).
+    static var opChecks: [OpCheck] { get }
+    /// The layer's colour in every plot (a hex RGB string); registered layers must not share one.
+    static var plotColor: String { get }
 }
 
-/// The layers `seqlab` knows by name. Each layer issue adds its factory to `factories`.
+extension LayerFactory {
+    public static var kernels: [FunctionalKernel.Type] { [] }
+    public static var opChecks: [OpCheck] { [] }
+}
+
+/// The layers `seqlab` knows by name: the built-in `factories` below (a layer's folder plus one line here), and any a
+/// package that depends on SequenceLab adds with `register`.
 public enum LayerRegistry {
-    /// Every registered layer, in the order `seqlab list` shows them.
-    public static let factories: [LayerFactory.Type] = [
+    /// Every registered layer, in the order `seqlab list` shows them: the built-in ones, then the registered ones.
+    public static var factories: [LayerFactory.Type] { builtIn + registered.withLock { $0 } }
+
+    /// Adds a layer defined outside this package (a downstream package's own mixer): from then on it is built,
+    /// checked, benchmarked, trained and plotted by name like the built-in ones. Its name must be new.
+    public static func register(_ factory: LayerFactory.Type) throws {
+        try registered.withLock { list in
+            guard !(builtIn + list).contains(where: { $0.name == factory.name }) else {
+                throw SequenceLabError("layer \(factory.name) is registered already")
+            }
+            list.append(factory)
+        }
+    }
+
+    /// Removes a layer `register` added (a test's own layer, say); built-in layers stay.
+    public static func unregister(_ name: String) {
+        registered.withLock { list in list.removeAll { $0.name == name } }
+    }
+
+    private static let registered = Locked<[LayerFactory.Type]>([])
+
+    /// The layers of this package.
+    static let builtIn: [LayerFactory.Type] = [
         DiagonalRecurrenceFactory.self,
         MambaFactory.self,
         CausalSelfAttentionFactory.self,

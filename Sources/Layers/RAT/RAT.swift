@@ -181,6 +181,8 @@ public final class RAT<T: TensorScalar>: SequenceLayer {
 /// Registry entry for `rat`.
 public enum RATFactory: LayerFactory {
     public static let name = "rat"
+    public static let plotColor = "#999999"
+    public static var opChecks: [OpCheck] { RATChecks.checks }
     public static let summary = "RAT: gated recurrence within chunks, softmax attention across chunks (Wei et al. 2025)"
     public static let options: [LayerOptionSpec] = [
         .int("chunk_size", 16, "tokens per chunk (1: softmax attention; >= L: gated linear RNN)", min: 1),

@@ -188,6 +188,9 @@ public final class DPLRSSM<T: TensorScalar>: SSMKernelGenerator {
 /// Registry entry for `s4`.
 public enum S4Factory: LayerFactory {
     public static let name = "s4"
+    public static let plotColor = "#E69F00"
+    public static var kernels: [FunctionalKernel.Type] { [S4DPLRKernelOp.self] }
+    public static var opChecks: [OpCheck] { S4Checks.opChecks }  // both S4 kernels (s4 and s4d)
     public static let summary = "S4 block (Gu et al. 2022): HiPPO-LegS DPLR SSM, Cauchy kernel + FFT conv, GELU, Linear, GLU"
     public static let options: [LayerOptionSpec] = SSMOptions.common + [
         .int("l_max", 1024, "kernel length C-tilde is set up for (s4.py's l_kernel; doubled when longer inputs arrive): "

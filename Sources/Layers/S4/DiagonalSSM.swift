@@ -100,6 +100,8 @@ public final class DiagonalSSM<T: TensorScalar>: SSMKernelGenerator {
 /// Registry entry for `s4d`.
 public enum S4DFactory: LayerFactory {
     public static let name = "s4d"
+    public static let plotColor = "#56B4E9"
+    public static var kernels: [FunctionalKernel.Type] { [S4DKernelOp.self] }
     public static let summary = "S4D block (Gu et al. 2022): diagonal SSM, Vandermonde kernel + FFT conv, GELU, Linear, GLU"
     public static let options: [LayerOptionSpec] = SSMOptions.common + [
         .choice("init", S4DInitialization.lin.rawValue, S4DInitialization.allCases.map(\.rawValue),
