@@ -18,7 +18,10 @@ struct Bench: ParsableCommand {
     @Flag(help: "Only the S4 family's kernel generation (Cauchy, Vandermonde) at L = 1K, 4K, 16K, H = 128, N = 64.") var ssmKernels = false
 
     func run() throws {
-        guard let benchShape = BenchmarkShape(rawValue: shape) else { fail("unknown shape '\(shape)' (lra, long, or BxL such as 1x4096)") }
+        guard let benchShape = BenchmarkShape(rawValue: shape) else {
+            fail("unknown shape '\(shape)' (lra, long, or BxL such as 1x4096 with B x L at most \(BenchmarkShape.maximumTokens) tokens)")
+        }
+        guard (1...1000).contains(repeats) else { fail("--repeats must be between 1 and 1000, got \(repeats)") }
         let layerOptions = reportingErrors { try parseOptions(options) }
         if kernels { runKernels(benchShape); return }
         if ssmKernels {

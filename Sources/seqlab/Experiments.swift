@@ -18,9 +18,13 @@ struct Sweep: ParsableCommand {
         let runs = reportingErrors { try sweep.runs() }
         var shardPair: (Int, Int)? = nil
         if let shard {
-            let parts = shard.split(separator: "/").compactMap { Int($0) }
-            guard parts.count == 2 else { fail("--shard must be I/N, got '\(shard)'") }
-            shardPair = (parts[0], parts[1])
+            let parts = shard.split(separator: "/", omittingEmptySubsequences: false).map { Int($0) }
+            guard parts.count == 2, let i = parts[0], let n = parts[1] else { fail("--shard must be I/N (two integers), got '\(shard)'") }
+            shardPair = (i, n)
+        }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: out, isDirectory: &isDirectory), !isDirectory.boolValue {
+            fail("--out \(out) exists and is not a directory")
         }
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         let runner = reportingErrors {

@@ -11,10 +11,35 @@ struct SeqLab: ParsableCommand {
         abstract: "State-space models and linear RNNs on one autodiff tape.",
         subcommands: [Train.self, ConfigCommand.self, Sweep.self, Table.self, Plot.self, Check.self, Op.self, Layer.self, Convert.self, Batches.self, Bench.self, List.self])
 
-    /// Tunes the allocator (freed tensor memory stays in the process), then parses and runs the command.
+    /// Turns the Swift runtime's crash backtracer off (see `withoutBacktracer`), tunes the allocator (freed tensor
+    /// memory stays in the process), then parses and runs the command.
     static func main() {
+        withoutBacktracer()
         MemoryTuning.retainFreedMemory()
-        main(nil)
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            // --help and --version print in full and succeed; a parse error (an unknown option, a missing or
+            // malformed value) is one line, as every other refusal.
+            if exitCode(for: error) == .success {
+                print(fullMessage(for: error))
+                Foundation.exit(0)
+            }
+            let message = self.message(for: error).split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty && !$0.hasPrefix("Usage:") && !$0.hasPrefix("See '") }.joined(separator: " ")
+            fail(message.hasPrefix("Error: ") ? String(message.dropFirst(7)) : message)
+        }
+    }
+
+    /// Re-executes the process with SWIFT_BACKTRACE=enable=no unless the caller set it. A failed precondition is a bug,
+    /// but the process must still end at once: the backtracer would print a multi-page trace and can stay alive after
+    /// the crash holding the caller's stdout and stderr, so that a caller reading them through a pipe hangs.
+    static func withoutBacktracer() {
+        guard ProcessInfo.processInfo.environment["SWIFT_BACKTRACE"] == nil else { return }
+        setenv("SWIFT_BACKTRACE", "enable=no", 1)
+        execv("/proc/self/exe", CommandLine.unsafeArgv)
+        // exec failed (no /proc): carry on with the backtracer
     }
 }
 

@@ -22,6 +22,7 @@ struct Train: ParsableCommand {
     @Argument(parsing: .allUnrecognized, help: "Settings: --name value (see below).") var settings: [String] = []
 
     func run() throws {
+        if out.trimmingCharacters(in: .whitespaces).isEmpty { fail("--out must name the run directory") }
         let config = reportingErrors { try resolveRun(task: task, layer: layer, config: self.config, settings: settings) }
         _ = reportingErrors {
             try Trainer(config: config, directory: URL(fileURLWithPath: out)) { line in

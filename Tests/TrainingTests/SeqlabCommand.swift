@@ -1,4 +1,5 @@
 import Foundation
+import Tensors
 import XCTest
 
 /// Runs the seqlab executable built next to the test bundle (`swift build --build-tests` builds it).
@@ -12,9 +13,12 @@ enum SeqlabCommand {
         return url.appendingPathComponent("seqlab")
     }
 
-    /// Runs `seqlab ARGS` in `directory` to the end: its exit status, standard output and standard error.
+    /// Runs `seqlab ARGS` in `directory` to the end: its exit status, standard output and standard error. With a
+    /// `timeout`, a process still running then is killed and reported as `timedOut` (its pipes are read to their
+    /// end either way, so a process that leaves a child holding them shows up as a hang, not a stuck test).
     @discardableResult
-    static func run(_ arguments: [String], in directory: URL) throws -> (status: Int32, output: String, error: String) {
+    static func run(_ arguments: [String], in directory: URL, timeout: TimeInterval? = nil)
+        throws -> (status: Int32, output: String, error: String, timedOut: Bool) {
         let p = Process()
         p.executableURL = url
         p.arguments = arguments
@@ -26,8 +30,27 @@ enum SeqlabCommand {
         p.standardOutput = out
         p.standardError = err
         try p.run()
-        let output = out.fileHandleForReading.readDataToEndOfFile(), error = err.fileHandleForReading.readDataToEndOfFile()
+        let timedOut = Locked(false)
+        if let timeout {
+            DispatchQueue.global().asyncAfter(deadline: .now() + timeout) { [p] in
+                if p.isRunning {
+                    timedOut.withLock { $0 = true }
+                    kill(-p.processIdentifier, SIGKILL)
+                    kill(p.processIdentifier, SIGKILL)
+                }
+            }
+        }
+        let output = Locked(Data())
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            output.withLock { $0 = data }
+            done.signal()
+        }
+        let error = err.fileHandleForReading.readDataToEndOfFile()
+        done.wait()
         p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: output, as: UTF8.self), String(decoding: error, as: UTF8.self))
+        return (p.terminationStatus, String(decoding: output.withLock { $0 }, as: UTF8.self), String(decoding: error, as: UTF8.self),
+                timedOut.withLock { $0 })
     }
 }

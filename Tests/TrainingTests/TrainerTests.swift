@@ -87,6 +87,29 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(try params(resumedDir), try params(directory.appendingPathComponent("whole")), "bit-identical weights")
     }
 
+    /// A flipped byte in the checkpoint, or a checkpoint deleted after the run wrote one, is a clear error on resume,
+    /// never a silent change of the result or a silent restart.
+    func testCorruptOrMissingCheckpointIsRefused() throws {
+        var c = config()
+        c.maxTime = nil
+        c.maxSteps = 60
+        try Trainer(config: c, directory: directory, task: MajorityTask(seed: 0), log: { _ in }).trainSteps(upTo: 40)
+        let checkpoint = directory.appendingPathComponent("checkpoint.safetensors")
+        let original = try Data(contentsOf: checkpoint)
+        var flipped = original
+        for i in (flipped.count - 64)..<(flipped.count - 48) { flipped[i] ^= 0x5A }  // 16 bytes of the last tensor
+        try flipped.write(to: checkpoint)
+        XCTAssertThrowsError(try Trainer(config: c, directory: directory, task: MajorityTask(seed: 0), log: { _ in }).train()) { error in
+            XCTAssertTrue("\(error)".contains("is corrupt (its checksum does not match its contents)"), "\(error)")
+        }
+        try FileManager.default.removeItem(at: checkpoint)
+        XCTAssertThrowsError(try Trainer(config: c, directory: directory, task: MajorityTask(seed: 0), log: { _ in }).train()) { error in
+            XCTAssertTrue("\(error)".contains("holds a started run whose checkpoint is gone"), "\(error)")
+        }
+        try original.write(to: checkpoint)
+        XCTAssertNoThrow(try Trainer(config: c, directory: directory, task: MajorityTask(seed: 0), log: { _ in }).train())
+    }
+
     func testResumeRefusesADifferentConfiguration() throws {
         try Trainer(config: config(steps: 20), directory: directory, task: MajorityTask(seed: 0), log: { _ in }).trainSteps(upTo: 20)
         var other = config(steps: 20)
@@ -102,7 +125,16 @@ final class TrainerTests: XCTestCase {
         c.gradientClip = 0
         c.weightDecay = 0
         XCTAssertThrowsError(try Trainer(config: c, directory: directory, task: MajorityTask(seed: 0), log: { _ in }).train()) { error in
-            XCTAssertTrue("\(error)".contains("loss is"), "\(error)")
+            let message = "\(error)"
+            XCTAssertTrue(message.contains("loss is"), message)
+            // what the directory keeps, said truthfully: the checkpoint's own step, or that there is none yet
+            let checkpoint = directory.appendingPathComponent("checkpoint.safetensors")
+            if FileManager.default.fileExists(atPath: checkpoint.path) {
+                let state = try! JSONSerialization.jsonObject(with: Data(contentsOf: directory.appendingPathComponent("trainer-state.json"))) as! [String: Any]
+                XCTAssertTrue(message.contains("the last checkpoint (step \(state["step"] as! Int))"), message)
+            } else {
+                XCTAssertTrue(message.contains("no checkpoint was written yet"), message)
+            }
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: directory.appendingPathComponent("final.json").path))
     }

@@ -24,8 +24,14 @@ public struct RunResult {
         }
         return try entries.sorted { $0.lastPathComponent < $1.lastPathComponent }.compactMap { dir in
             let finalURL = dir.appendingPathComponent("final.json"), configURL = dir.appendingPathComponent("config.json")
-            guard let finalData = FileManager.default.contents(atPath: finalURL.path),
-                  let configData = FileManager.default.contents(atPath: configURL.path) else { return nil }
+            // A directory without final.json is an unfinished run (or not a run); one with it must be whole.
+            guard FileManager.default.fileExists(atPath: finalURL.path) else { return nil }
+            guard let finalData = FileManager.default.contents(atPath: finalURL.path) else {
+                throw SequenceLabError("\(dir.path): final.json is not a readable file")
+            }
+            guard let configData = FileManager.default.contents(atPath: configURL.path) else {
+                throw SequenceLabError("\(dir.path): a finished run (final.json) without a readable config.json")
+            }
             guard let final = try? JSONDecoder().decode(FinalMetrics.self, from: finalData),
                   let object = try? JSONSerialization.jsonObject(with: configData) as? [String: Any] else {
                 throw SequenceLabError("\(dir.path): final.json or config.json is corrupt")

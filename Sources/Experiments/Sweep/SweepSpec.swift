@@ -108,8 +108,23 @@ public struct SweepSpec {
         return Part(grid: grid, list: list)
     }
 
+    /// The most runs a spec may expand to (a grid this size is a typo or a job for several specs).
+    public static let maximumRuns = 100_000
+
     /// Every run, in a stable order (part by part).
     public func runs() throws -> [Run] {
+        var total = 0
+        for part in parts {
+            var count = part.list.count
+            for (_, values) in part.grid {
+                let (product, overflow) = count.multipliedReportingOverflow(by: values.count)
+                count = overflow ? Int.max : product
+            }
+            total = total > Int.max - count ? Int.max : total + count
+        }
+        guard total <= Self.maximumRuns else {
+            throw SequenceLabError("sweep: the spec expands to \(total == Int.max ? "more than \(Int.max)" : "\(total)") runs, more than \(Self.maximumRuns); split it")
+        }
         var swept: [String] = []
         for part in parts {
             for k in part.grid.map(\.key) + Array(Set(part.list.flatMap(\.keys))).sorted() where !swept.contains(k) { swept.append(k) }

@@ -11,6 +11,9 @@ public struct BenchmarkShape: Sendable, Equatable {
 
     public static let lra = BenchmarkShape(name: "lra", batch: 8, length: 1024)
     public static let long = BenchmarkShape(name: "long", batch: 1, length: 16384)
+    /// The most tokens (B x L) a custom shape may ask for: 2^22, 32 times `long`, about 2 GB per [B, L, 128] Float32
+    /// activation of the backward pass.
+    public static let maximumTokens = 1 << 22
 
     init(name: String, batch: Int, length: Int, dModel: Int = 128) {
         (rawValue, self.batch, self.length, self.dModel) = (name, batch, length, dModel)
@@ -22,8 +25,8 @@ public struct BenchmarkShape: Sendable, Equatable {
         case "lra": self = .lra
         case "long": self = .long
         default:
-            let parts = rawValue.split(separator: "x").compactMap { Int($0) }
-            guard parts.count == 2, parts[0] > 0, parts[1] > 0 else { return nil }
+            let parts = rawValue.split(separator: "x", omittingEmptySubsequences: false).compactMap { Int($0) }
+            guard parts.count == 2, parts[0] > 0, parts[1] > 0, parts[0] <= Self.maximumTokens / parts[1] else { return nil }
             self.init(name: rawValue, batch: parts[0], length: parts[1])
         }
     }

@@ -72,7 +72,12 @@ public enum KernelRegistry {
                 if spec.optional { continue }
                 throw SequenceLabError("op \(kernel.name): missing input tensor '\(spec.name)'")
             }
-            inputs[spec.name] = try file.tensor(spec.name, as: T.self).requiringGrad(wantGrads && spec.differentiable)
+            let tensor = try file.tensor(spec.name, as: T.self)
+            // Every kernel here works on non-empty extents (a length-0 sequence, head or state has no meaning).
+            guard tensor.shape.allSatisfy({ $0 >= 1 }) else {
+                throw SequenceLabError("op \(kernel.name): \(spec.name) has shape \(tensor.shape); every dimension must be at least 1")
+            }
+            inputs[spec.name] = tensor.requiringGrad(wantGrads && spec.differentiable)
         }
         let outputs = try kernel.evaluate(inputs, options: options)
         var result = SafeTensors(metadata: file.metadata)

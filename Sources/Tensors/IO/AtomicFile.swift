@@ -10,6 +10,11 @@ public struct FileWriteError: Error, CustomStringConvertible {
 /// file is removed and the old file is untouched. Checkpoints, results and outputs all go through this.
 public func writeAtomically(_ data: Data, to url: URL) throws {
     let path = url.path
+    guard !path.isEmpty, !url.hasDirectoryPath else { throw FileWriteError(description: "'\(path)' does not name a file") }
+    var status = stat()
+    if lstat(path, &status) == 0, (status.st_mode & S_IFMT) != S_IFREG {
+        throw FileWriteError(description: "\(path) exists and is not a regular file; refusing to replace it")
+    }
     let tmp = "\(path).tmp-\(ProcessInfo.processInfo.processIdentifier)"
     do {
         guard FileManager.default.createFile(atPath: tmp, contents: nil) else {

@@ -24,7 +24,26 @@ enum Checkpoint {
         saved.parameterSteps = optimizerState.parameterSteps
         file.metadata["trainer_state"] = String(decoding: try JSONEncoder().encode(saved), as: UTF8.self)
         file.metadata["format"] = format
+        file.metadata["checksum"] = checksum(file)
         try file.write(to: url)
+    }
+
+    /// FNV-1a (64 bit) over every array's name, dtype, shape and bytes and the trainer state, as 16 hex digits: a
+    /// flipped byte anywhere in the weights, moments or progress is found on resume.
+    static func checksum(_ file: SafeTensors) -> String {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        func mix<S: Sequence>(_ bytes: S) where S.Element == UInt8 {
+            for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
+        }
+        for name in file.names.sorted() {
+            let a = file.arrays[name]!
+            mix(name.utf8)
+            mix(a.dtype.rawValue.utf8)
+            mix(a.shape.map(String.init).joined(separator: ",").utf8)
+            a.bytes.withUnsafeBufferPointer { mix($0) }
+        }
+        mix((file.metadata["trainer_state"] ?? "").utf8)
+        return String(h, radix: 16)
     }
 
     /// Restores parameters, buffers and optimiser from `url`; returns the trainer state saved with them.
@@ -56,6 +75,11 @@ enum Checkpoint {
         }
         guard file.metadata["trainer_state"] != nil else {
             throw SequenceLabError("\(url.path): not a seqlab checkpoint (no trainer state in its metadata)")
+        }
+        // Checkpoints written before 2026-12-06 carry no checksum; every later one is verified.
+        if let stored = file.metadata["checksum"], stored != checksum(file) {
+            throw SequenceLabError("\(url.path) is corrupt (its checksum does not match its contents): remove it to restart "
+                                   + "the run from step 0, or train into a new --out")
         }
         for p in model.parameters {
             let stored = try file.tensor("param.\(p.name)", as: T.self)

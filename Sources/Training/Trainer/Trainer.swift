@@ -64,6 +64,10 @@ public final class Trainer {
             try run.truncateMetrics(after: state.step)
             log("resuming \(run.url.path) at step \(state.step)")
         } else {
+            if try run.hasEvaluations() {
+                throw SequenceLabError("\(run.url.path) holds a started run whose checkpoint is gone (its metrics.jsonl has evaluations, "
+                                       + "and every evaluation writes one): restore checkpoint.safetensors, or remove the directory to start over")
+            }
             if let path = config.initFrom {
                 let url = URL(fileURLWithPath: path)
                 try StateDict.load(try SafeTensors.read(from: url), into: model, source: url.path)
@@ -91,9 +95,7 @@ public final class Trainer {
             let batch = data.batch(step: state.step)
             var dropoutRNG = RandomGenerator(seed: config.seed ^ UInt64(state.step &+ 1) &* 0x9E37_79B9_7F4A_7C15)
             let (loss, correct, scored) = model.loss(batch, training: true, rng: &dropoutRNG)
-            guard loss.item.isFinite else {
-                throw SequenceLabError("loss is \(loss.item) at step \(state.step + 1): stopping; the last good checkpoint (step \(state.step)) is kept in \(run.url.path)")
-            }
+            guard loss.item.isFinite else { throw divergence("training loss is \(loss.item) at step \(state.step + 1)") }
             loss.backward()
             if config.gradientClip > 0 { clipGradientNorm(parameters, maxNorm: T(config.gradientClip)) }
             let factor = schedule.factor(step: state.step)
@@ -148,11 +150,25 @@ public final class Trainer {
     }
 
     /// Validation, the test splits at a new best, an atomic checkpoint, and the early-stopping decision.
+    /// The error of a run whose loss (training or evaluation) left the finite numbers: where it happened, and what
+    /// the run directory keeps (the last checkpoint's step, read from the files, or that there is none yet).
+    private func divergence(_ what: String) -> SequenceLabError {
+        let kept: String
+        if run.exists(run.checkpoint), let file = try? SafeTensors.read(from: run.checkpoint),
+           let json = file.metadata["trainer_state"], let saved = try? JSONDecoder().decode(TrainerState.self, from: Data(json.utf8)) {
+            kept = "the last checkpoint (step \(saved.step)) is kept in \(run.url.path)"
+        } else {
+            kept = "no checkpoint was written yet (the first comes at step \(min(config.evalEvery, config.maxSteps)))"
+        }
+        return SequenceLabError("\(what): stopping (try a lower learning rate); \(kept)")
+    }
+
     private func evaluateAndCheckpoint<T: TensorScalar>(
         task: any SequenceTask, model: SequenceModel<T>, optimizer: any Optimizer<T>, state: inout TrainerState,
         epoch: Double, lr: Double
     ) throws {
         let validation = Evaluator.evaluate(model, on: task.validation, batchSize: config.batchSize, limit: config.evalExamples, padToken: task.padToken)
+        guard validation.loss.isFinite else { throw divergence("the \(task.validation.name) loss is \(validation.loss) at step \(state.step)") }
         try run.append(MetricsRecord(step: state.step, epoch: epoch, split: task.validation.name, loss: validation.loss,
                                      accuracy: validation.accuracy, lr: lr, tokensPerS: 0, wallS: state.wallSeconds))
         // Model selection on validation accuracy, ties broken by validation loss (a saturated validation accuracy, as
@@ -166,6 +182,7 @@ public final class Trainer {
             state.testMetricsAtBest = [:]
             for split in task.tests {
                 let r = Evaluator.evaluate(model, on: split, batchSize: config.batchSize, limit: config.evalExamples, padToken: task.padToken)
+                guard r.loss.isFinite else { throw divergence("the \(split.name) loss is \(r.loss) at step \(state.step)") }
                 state.testMetricsAtBest["\(split.name)_accuracy"] = r.accuracy
                 state.testMetricsAtBest["\(split.name)_loss"] = r.loss
                 try run.append(MetricsRecord(step: state.step, epoch: epoch, split: split.name, loss: r.loss, accuracy: r.accuracy,

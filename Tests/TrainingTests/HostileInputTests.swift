@@ -1,0 +1,176 @@
+import Foundation
+import Tensors
+import XCTest
+
+/// A generated corpus of hostile inputs against the binary: flags and config files (through `seqlab config show`,
+/// which resolves exactly as `seqlab train` does), sweep specs (`--dry-run`), safetensors files for `seqlab op`,
+/// and run directories for `seqlab table`. Every case must end within 20 s with status 0 or 1 (never a signal: no
+/// exit >= 128), a refusal must be one line `error: ...` on stderr, and a failed command must leave no output file.
+/// The corpus is deterministic (seeded), over 1,000 cases, and runs two at a time.
+final class HostileInputTests: XCTestCase {
+    private var directory: URL!
+
+    override func setUpWithError() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("hostile-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: directory) }
+
+    /// One case: the arguments, the files to write first (name -> bytes), and the output file that must not appear
+    /// when the command fails.
+    struct Case {
+        var arguments: [String]
+        var files: [String: Data] = [:]
+        var output: String? = nil
+    }
+
+    static let badNumbers = ["-1", "0", "16.5", "1e308", "-1e308", "nan", "inf", "abc", "", "9223372036854775807",
+                             "99999999999999999999", "0x10", "1/2", "true", "-0", "1e-320", " 3", "3 "]
+    static let flags = ["--batch-size", "--max-steps", "--lr", "--weight-decay", "--warmup-steps", "--min-lr-factor",
+                        "--grad-clip", "--eval-every", "--log-every", "--eval-examples", "--target-accuracy", "--seed",
+                        "--max-time", "--d-model", "--n-layers", "--dropout", "--feed-forward-expand", "--embedding-init-std",
+                        "--norm", "--feed-forward", "--pooling", "--precision", "--optimizer", "--no-decay", "--prenorm",
+                        "--layer.heads", "--layer.chunk_size", "--layer.d_state", "--layer.n_h", "--layer.expand_v",
+                        "--task.seq_len", "--task.num_pairs", "--task.vocab_size", "--task.train_size", "--task.test_lengths",
+                        "--bogus", "--layer.bogus", "--task.bogus", "--layer.", "--", "---lr"]
+    static let layers = ["attention", "s4", "s4d", "mamba", "gla", "deltanet", "deltaproduct", "rat", "gam", "nope"]
+    static let jsonValues: [String] = ["null", "true", "-1", "0", "16.5", "1e308", "\"x\"", "[]", "{}", "[1, 2]", "\"\"",
+                                       "9223372036854775807", "{\"a\": {\"b\": 1}}", "\"auto\"", "\"none\""]
+
+    /// The corpus, in a fixed order from a fixed seed.
+    static func corpus() -> [Case] {
+        var rng = RandomGenerator(seed: 17)
+        func pick<T>(_ xs: [T]) -> T { xs[rng.int(below: xs.count)] }
+        var cases: [Case] = []
+        // 1. flags: one or two bad values for random settings, random layers
+        for _ in 0..<400 {
+            var args = ["config", "show", "--task", pick(["mqar", "parity", "listops", "word_problem", "none"]), "--layer", pick(layers)]
+            for _ in 0..<(1 + rng.int(below: 2)) {
+                let flag = pick(flags)
+                args += rng.int(below: 5) == 0 ? [flag] : [flag, pick(badNumbers)]
+            }
+            cases.append(Case(arguments: args))
+        }
+        // 2. config files: a valid config with one key replaced, added or nested wrongly
+        let keys = ["task", "model", "model.layer", "model.d_model", "model.layer_options", "model.layer_options.heads",
+                    "task_options", "task_options.seq_len", "lr", "batch_size", "seed", "no_decay", "grad_clip", "max_time",
+                    "warmup_steps", "bogus", "model.bogus", "precision", "model.pooling"]
+        for i in 0..<250 {
+            let key = pick(keys), value = pick(jsonValues)
+            var object: [String: String] = ["task": "\"mqar\"", "model": "{\"layer\": \"attention\"}"]
+            let parts = key.split(separator: ".").map(String.init)
+            if parts.count == 1 {
+                object[parts[0]] = value
+            } else if parts[0] == "model" {
+                object["model"] = parts.count == 2 ? "{\"layer\": \"attention\", \"\(parts[1])\": \(value)}"
+                    : "{\"layer\": \"attention\", \"\(parts[1])\": {\"\(parts[2])\": \(value)}}"
+            } else {
+                object[parts[0]] = "{\"\(parts[1])\": \(value)}"
+            }
+            let text = "{" + object.keys.sorted().map { "\"\($0)\": \(object[$0]!)" }.joined(separator: ", ") + "}"
+            let name = "c\(i).json"
+            cases.append(Case(arguments: ["config", "show", "--config", name], files: [name: Data(text.utf8)]))
+        }
+        for (i, text) in ["", "{", "[]", "null", "{\"task\": 1}", "\u{0}", String(repeating: "[", count: 10000)].enumerated() {
+            cases.append(Case(arguments: ["config", "show", "--config", "raw\(i).json"], files: ["raw\(i).json": Data(text.utf8)]))
+        }
+        // 3. sweep specs (dry runs): huge grids, bad keys, bad shards, an existing file as --out
+        for i in 0..<120 {
+            let grid: String
+            switch i % 6 {
+            case 0: grid = "{\"seed\": [" + (0..<2000).map(String.init).joined(separator: ", ") + "], \"lr\": [" + (0..<2000).map { "\(Double($0 + 1) * 1e-5)" }.joined(separator: ", ") + "]}"
+            case 1: grid = "{\"\(pick(keys))\": [\(pick(jsonValues)), \(pick(jsonValues))]}"
+            case 2: grid = "{\"model.layer\": [\"\(pick(layers))\"]}"
+            case 3: grid = "{\"seed\": []}"
+            case 4: grid = "{\"seed\": 3}"
+            default: grid = "{\"model.d_model\": [8, 16]}"
+            }
+            let spec = "{\"base\": {\"task\": \"mqar\", \"model\": {\"layer\": \"attention\"}}, \"parts\": [{\"grid\": \(grid)}]}"
+            var args = ["sweep", "s\(i).json", "--out", i % 5 == 0 ? "s\(i).json" : "sw\(i)", "--dry-run"]
+            if i % 7 == 0 { args += ["--shard", pick(["1//2", "2/2", "-1/2", "0/0", "a/b", "1/2/3", "0/3"])] }
+            if i % 11 == 0 { args += ["--jobs", pick(["0", "-1", "999999"])] }
+            cases.append(Case(arguments: args, files: ["s\(i).json": Data(spec.utf8)]))
+        }
+        // 4. safetensors files for every op: bad headers, shapes, dtypes, offsets, options
+        let ops = ["fft_conv", "attention", "selective_scan", "gla", "s4d_kernel", "s4_dplr_kernel", "delta_rule", "delta_product"]
+        for i in 0..<260 {
+            let op = pick(ops)
+            let bytes = hostileSafetensors(&rng, index: i)
+            let name = "in\(i).safetensors"
+            cases.append(Case(arguments: ["op", op, "--in", name, "--out", "out\(i).safetensors"], files: [name: bytes],
+                              output: "out\(i).safetensors"))
+        }
+        return cases
+    }
+
+    /// A small safetensors file, mangled in one of several ways.
+    static func hostileSafetensors(_ rng: inout RandomGenerator, index: Int) -> Data {
+        func pick<T>(_ xs: [T]) -> T { xs[rng.int(below: xs.count)] }
+        let names = ["u", "K", "q", "k", "v", "g", "beta", "A", "Bs", "Cs", "delta", "log_dt", "A_re", "A_im", "C_re", "C_im", "x"]
+        let shapes: [[Int]] = [[], [0], [1, 0, 3], [2, 3], [1, 4, 2], [1, 4, 1, 2], [1, 1 << 40], [-1, 2], [3], [1, 4, 2, 1, 2]]
+        var header: [String: Any] = [:]
+        var data = Data()
+        for _ in 0..<(1 + rng.int(below: 5)) {
+            let shape = pick(shapes), dtype = pick(["F32", "F64", "I32", "F16", "X"])
+            let count = shape.contains { $0 < 0 || $0 > 1 << 20 } ? 1 : shape.reduce(1, *)
+            let size = count * (dtype == "F64" ? 8 : 4)
+            let start = data.count
+            data.append(Data((0..<size).map { _ in UInt8(truncatingIfNeeded: rng.int(below: 256)) }))
+            var offsets = [start, data.count]
+            if rng.int(below: 6) == 0 { offsets = pick([[0, 1 << 50], [data.count, start], [-4, 4], [start, data.count + 7]]) }
+            header[pick(names)] = ["dtype": dtype, "shape": shape, "data_offsets": offsets]
+        }
+        header["__metadata__"] = [pick(["L", "chunk_size", "scale", "causal", "form", "delta_softplus", "bogus"]):
+                                    pick(["0", "-3", "1e9", "abc", "5", "auto", "true", "99999999999999999999"])]
+        var json = (try? JSONSerialization.data(withJSONObject: header)) ?? Data("{}".utf8)
+        switch index % 13 {
+        case 0: json = Data("not json".utf8)
+        case 1: json = Data()
+        default: break
+        }
+        var file = Data()
+        var length = UInt64(json.count)
+        if index % 17 == 0 { length = UInt64.max }
+        if index % 19 == 0 { length = UInt64(json.count + 1000) }
+        withUnsafeBytes(of: length.littleEndian) { file.append(contentsOf: $0) }
+        file.append(json)
+        file.append(data)
+        if index % 23 == 0 { file = file.prefix(file.count / 2) }
+        return file
+    }
+
+    func testEveryHostileInputEndsWithAOneLineRefusalOrSuccess() throws {
+        guard FileManager.default.isExecutableFile(atPath: SeqlabCommand.url.path) else { throw XCTSkip("seqlab binary not built") }
+        let cases = Self.corpus()
+        XCTAssertGreaterThanOrEqual(cases.count, 1000)
+        for c in cases {
+            for (name, bytes) in c.files { try bytes.write(to: directory.appendingPathComponent(name)) }
+        }
+        let failures = Locked<[String]>([])
+        let started = Date()
+        DispatchQueue.concurrentPerform(iterations: 2) { lane in
+            for (i, c) in cases.enumerated() where i % 2 == lane {
+                let shown = c.arguments.joined(separator: " ")
+                guard let r = try? SeqlabCommand.run(c.arguments, in: directory, timeout: 20) else {
+                    failures.withLock { $0.append("\(shown): could not start") }
+                    continue
+                }
+                var problem: String?
+                if r.timedOut { problem = "hung past 20 s" }
+                else if r.status != 0 && r.status != 1 { problem = "exit status \(r.status)" }
+                else if r.status == 1 {
+                    let lines = r.error.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.isEmpty }
+                    if lines.count != 1 || !lines[0].hasPrefix("error: ") { problem = "stderr is not one 'error:' line: \(r.error.prefix(300))" }
+                    if let output = c.output, FileManager.default.fileExists(atPath: directory.appendingPathComponent(output).path) {
+                        problem = "failed but left \(output)"
+                    }
+                }
+                if let problem { failures.withLock { $0.append("\(shown): \(problem)") } }
+            }
+        }
+        let found = failures.withLock { $0 }
+        XCTAssertTrue(found.isEmpty, "\(found.count) of \(cases.count) cases misbehaved:\n" + found.prefix(40).joined(separator: "\n"))
+        print("hostile input: \(cases.count) cases in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+    }
+}
