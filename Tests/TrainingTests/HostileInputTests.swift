@@ -140,6 +140,20 @@ final class HostileInputTests: XCTestCase {
         return file
     }
 
+    /// Every layer, trained at an absurd learning rate, diverges into the trainer's one-line stop (no failed
+    /// precondition inside a kernel).
+    func testDivergenceIsAOneLineStopForEveryLayer() throws {
+        guard FileManager.default.isExecutableFile(atPath: SeqlabCommand.url.path) else { throw XCTSkip("seqlab binary not built") }
+        for layer in ["attention", "s4", "s4d", "mamba", "gla", "deltanet", "deltaproduct", "rat", "gam"] {
+            let r = try SeqlabCommand.run(["train", "--task", "mqar", "--layer", layer, "--lr", "1e308", "--max-steps", "6",
+                                           "--eval-every", "3", "--task.train_size", "32", "--task.val_size", "4", "--task.test_size", "4",
+                                           "--d-model", "16", "--out", "diverge-\(layer)"], in: directory, timeout: 60)
+            XCTAssertEqual(r.status, 1, "\(layer): \(r.error.prefix(300))")
+            XCTAssertTrue(r.error.hasPrefix("error: ") && r.error.contains("stopping (try a lower learning rate)"), "\(layer): \(r.error.prefix(300))")
+            XCTAssertEqual(r.error.split(separator: "\n").count, 1, "\(layer): \(r.error.prefix(300))")
+        }
+    }
+
     func testEveryHostileInputEndsWithAOneLineRefusalOrSuccess() throws {
         guard FileManager.default.isExecutableFile(atPath: SeqlabCommand.url.path) else { throw XCTSkip("seqlab binary not built") }
         let cases = Self.corpus()

@@ -45,7 +45,9 @@ public func deltaProductChunked<T: TensorScalar>(
 ) -> (output: Tensor<T>, finalState: Tensor<T>) {
     let geo = validatedDeltaGeometry(q: q, k: k, v: v, beta: beta, g: g, h0: h0)
     precondition(chunkSize >= 1, "delta_product: chunk_size must be >= 1")
-    if let g { precondition(g.data.allSatisfy { $0 <= 0 && $0.isFinite }, "delta_product: log-decays g must be finite and <= 0") }
+    // A positive log-decay is a caller's bug; NaN or -inf (a diverged model's gates) propagate as NaN outputs for the
+    // trainer's divergence stop to report (`seqlab op` refuses non-finite decays before reaching here).
+    if let g { precondition(!g.data.contains { $0 > 0 }, "delta_product: log-decays g must be <= 0") }
     let (B, L, NH, H, K, V) = (geo.batch, geo.length, geo.householder, geo.heads, geo.keyDim, geo.valueDim)
     if L == 0 || geo.items * K * V == 0 { return (Tensor.zeros([B, L, H, V]), h0 ?? Tensor.zeros([B, H, K, V])) }
     let plan = DeltaChunkPlan(geo: geo, chunkSize: chunkSize, scale: scale ?? 1 / T(K).squareRoot())
