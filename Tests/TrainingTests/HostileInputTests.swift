@@ -101,6 +101,28 @@ final class HostileInputTests: XCTestCase {
             cases.append(Case(arguments: ["op", op, "--in", name, "--out", "out\(i).safetensors"], files: [name: bytes],
                               output: "out\(i).safetensors"))
         }
+        // 5. seqlab layer (mangled state dicts), convert and table (half-written run directories), bench, plot
+        for i in 0..<60 {
+            let name = "layer\(i).safetensors"
+            cases.append(Case(arguments: ["layer", pick(layers), "--in", name, "--out", "lout\(i).safetensors"],
+                              files: [name: hostileSafetensors(&rng, index: i + 1000)], output: "lout\(i).safetensors"))
+        }
+        let runFiles: [(String, String)] = [("final.json", "{}"), ("final.json", "not json"), ("config.json", "{\"task\": \"mqar\"}"),
+                                           ("final.json", "{\"best_val_accuracy\": \"x\"}"), ("metrics.jsonl", "{\"step\": -1}\n{")]
+        for i in 0..<40 {
+            let (file, text) = runFiles[i % runFiles.count]
+            let dir = "runs\(i)/r"
+            var files = ["\(dir)/\(file)": Data(text.utf8)]
+            if i % 3 == 0 { files["\(dir)/config.json"] = Data("{\"task\": \"mqar\", \"model\": {\"layer\": \"attention\"}}".utf8) }
+            let command = pick([["table", "runs\(i)", "--format", pick(["md", "tex", "csv", "xls"])],
+                                ["plot", "runs\(i)", "--kind", pick(["curves", "width", "state", "bogus"]), "--out", "p\(i).svg"],
+                                ["convert", dir, "--out", "c\(i).safetensors"]])
+            cases.append(Case(arguments: command, files: files, output: command.contains("--out") ? command.last : nil))
+        }
+        for shape in ["0x5", "1x0", "x", "1x2x3", "-1x4", "99999999x99999999", "lra2"] {
+            cases.append(Case(arguments: ["bench", "--shape", shape, "--layer", "diagonal"]))
+        }
+        for repeats in ["0", "-1", "1001", "abc"] { cases.append(Case(arguments: ["bench", "--repeats", repeats, "--layer", "diagonal"])) }
         return cases
     }
 
@@ -159,7 +181,11 @@ final class HostileInputTests: XCTestCase {
         let cases = Self.corpus()
         XCTAssertGreaterThanOrEqual(cases.count, 1000)
         for c in cases {
-            for (name, bytes) in c.files { try bytes.write(to: directory.appendingPathComponent(name)) }
+            for (name, bytes) in c.files {
+                let url = directory.appendingPathComponent(name)
+                try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+                try bytes.write(to: url)
+            }
         }
         let failures = Locked<[String]>([])
         let started = Date()
