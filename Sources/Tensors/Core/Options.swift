@@ -310,12 +310,10 @@ public struct OptionValues: Sendable {
         return s == specs.first(where: { $0.name == name })?.unsetWord ? nil : s
     }
 
+    /// An integer list (checked when resolved, so parsing it again cannot fail).
     public func intList(_ name: String) -> [Int] {
-        (try? Options.integerList(text(name, .integerList), bounds: { _ in }, fail: { SequenceLabError($0) })) ?? []
+        try! Options.integerList(text(name, .integerList), bounds: { _ in }, fail: { SequenceLabError($0) })
     }
-
-    /// Whether the option was given (not its default).
-    public func isGiven(_ name: String) -> Bool { values[name] != nil }
 }
 
 /// The options of a layer (the same type as every other component's options).
