@@ -75,15 +75,6 @@ struct RunDirectory {
     var metrics: URL { url.appendingPathComponent("metrics.jsonl") }
     var checkpoint: URL { url.appendingPathComponent("checkpoint.safetensors") }
     var trainerState: URL { url.appendingPathComponent("trainer-state.json") }
-
-    /// Whether metrics.jsonl records an evaluation (a split other than train): a checkpoint was written then.
-    func hasEvaluations() throws -> Bool {
-        guard let data = FileManager.default.contents(atPath: metrics.path) else { return false }
-        return String(decoding: data, as: UTF8.self).split(separator: "\n").contains { line in
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return false }
-            return (object["split"] as? String).map { $0 != "train" } ?? false
-        }
-    }
     var final: URL { url.appendingPathComponent("final.json") }
 
     func exists(_ file: URL) -> Bool { FileManager.default.fileExists(atPath: file.path) }

@@ -64,10 +64,6 @@ public final class Trainer {
             try run.truncateMetrics(after: state.step)
             log("resuming \(run.url.path) at step \(state.step)")
         } else {
-            if try run.hasEvaluations() {
-                throw SequenceLabError("\(run.url.path) holds a started run whose checkpoint is gone (its metrics.jsonl has evaluations, "
-                                       + "and every evaluation writes one): restore checkpoint.safetensors, or remove the directory to start over")
-            }
             if let path = config.initFrom {
                 let url = URL(fileURLWithPath: path)
                 try StateDict.load(try SafeTensors.read(from: url), into: model, source: url.path)
