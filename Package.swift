@@ -29,13 +29,15 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CFFTW", pkgConfig: "fftw3f", providers: [.apt(["libfftw3-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // Vector kernels compiled per instruction set and chosen at run time (Sources/CKernels/include/CKernels.h).
+        .target(name: "CKernels"),
         .target(
             name: "Tensors",
-            dependencies: ["CFFTW", "COpenBLAS", .product(name: "Numerics", package: "swift-numerics")],
+            dependencies: ["CFFTW", "COpenBLAS", "CKernels", .product(name: "Numerics", package: "swift-numerics")],
             swiftSettings: swift5),
         .target(
             name: "Layers",
-            dependencies: ["Tensors", "COpenBLAS", .product(name: "Numerics", package: "swift-numerics")],
+            dependencies: ["Tensors", "COpenBLAS", "CKernels", .product(name: "Numerics", package: "swift-numerics")],
             swiftSettings: swift5),
         .target(name: "Tasks", dependencies: ["Tensors"], swiftSettings: swift5),
         .target(name: "Training", dependencies: ["Tensors", "Layers", "Tasks"], swiftSettings: swift5),
@@ -45,7 +47,7 @@ let package = Package(
             dependencies: ["Tensors", "Layers", "Tasks", "Training", "Experiments", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swift5),
         .target(name: "Notebook", dependencies: ["Tensors", "Experiments"], swiftSettings: swift5),
-        .testTarget(name: "TensorsTests", dependencies: ["Tensors"], swiftSettings: swift5),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "CKernels"], swiftSettings: swift5),
         .testTarget(name: "LayersTests", dependencies: ["Layers", "Tensors"], swiftSettings: swift5),
         .testTarget(name: "TasksTests", dependencies: ["Tasks", "Tensors"], swiftSettings: swift5),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Tasks", "Layers", "Tensors"], swiftSettings: swift5),

@@ -68,6 +68,10 @@ struct Bench: ParsableCommand {
         let fft = SystemBenchmark.fftConv()
         print(String(format: "fft_conv at lra (u 8 x 1024 x 128, K 128 x 1024): forward %.1f ms, forward + backward %.1f ms", fft.forward, fft.forwardBackward))
         print(String(format: "FMA probe (generic y = a x + y, one core, L1-resident): %.1f GFLOP/s", SystemBenchmark.fusedMultiplyAdd()))
+        print(String(format: "vector kernels: %@ (SEQLAB_ISA=baseline|avx2|avx512 forces one); FMA peak, one core: %.1f GFLOP/s",
+                     SystemBenchmark.instructionSet as NSString, SystemBenchmark.fmaPeak()))
+        print(SystemBenchmark.blasCore)
+        print(MemoryTuning.note)
         print("threads: \(Parallel.threadCount) (SEQLAB_THREADS), OpenBLAS threads: \(BLASThreads.current)")
     }
 }

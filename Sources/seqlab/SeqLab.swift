@@ -11,11 +11,10 @@ struct SeqLab: ParsableCommand {
         abstract: "State-space models and linear RNNs on one autodiff tape.",
         subcommands: [Train.self, ConfigCommand.self, Sweep.self, Table.self, Plot.self, Check.self, Op.self, Layer.self, Convert.self, Batches.self, Bench.self, List.self])
 
-    /// Turns the Swift runtime's crash backtracer off (see `withoutBacktracer`), tunes the allocator (freed tensor
-    /// memory stays in the process), then parses and runs the command.
+    /// Turns the Swift runtime's crash backtracer off (see `withoutBacktracer`), then parses and runs the command
+    /// (the allocator is tuned when the library loads: `MemoryTuning`).
     static func main() {
         withoutBacktracer()
-        MemoryTuning.retainFreedMemory()
         do {
             var command = try parseAsRoot()
             try command.run()

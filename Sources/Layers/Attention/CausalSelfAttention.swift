@@ -19,6 +19,8 @@ public final class CausalSelfAttention<T: TensorScalar>: SequenceLayer {
     public let qProj, kProj, vProj, oProj: Linear<T>
 
     /// A layer of width `dModel` with `heads` heads (dModel must divide evenly).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public init(dModel: Int, heads: Int, bias: Bool = false, rotary: Bool = true, rotaryBase: Double = 10_000, rng: inout RandomGenerator) {
         precondition(heads >= 1 && dModel % heads == 0, "attention: d_model \(dModel) is not divisible by \(heads) heads")
         (self.dModel, self.heads, headDim) = (dModel, heads, dModel / heads)
@@ -62,6 +64,8 @@ public final class CausalSelfAttention<T: TensorScalar>: SequenceLayer {
     }
 
     /// An empty cache.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func initialState(batchSize: Int) -> KeyValueCache { KeyValueCache(keys: nil, values: nil) }
 
     /// One token x [B, D]: appends its key and value to the cache and attends over all T + 1 cached tokens.
@@ -83,6 +87,8 @@ public final class CausalSelfAttention<T: TensorScalar>: SequenceLayer {
     }
 
     /// 2 D T: the cached keys and values.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func stateSize(sequenceLength: Int) -> Int { 2 * dModel * sequenceLength }
 }
 
@@ -101,6 +107,8 @@ public enum CausalSelfAttentionFactory: LayerFactory {
     ]
     public static var checkOptions: [LayerOptions] { [LayerOptions(["heads": "2"]), LayerOptions(["heads": "4", "bias": "true", "rope": "false"])] }
 
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func make<T: TensorScalar>(dModel: Int, options: OptionValues, context: LayerContext,
                                              rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
         let heads = options.int("heads")

@@ -16,6 +16,8 @@ public struct RotaryTable<T: TensorScalar> {
     public let cosines, sines: [T]
 
     /// The table for `positions` and head dimension `headDim` with frequencies base^(-2i / R).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public init(positions: Range<Int>, headDim: Int, base: Double = 10_000) {
         (self.positions, self.headDim) = (positions, headDim)
         let half = headDim / 2
@@ -34,6 +36,8 @@ public struct RotaryTable<T: TensorScalar> {
 
 extension Tensor {
     /// Rotary position embedding of x [B, L, H, E] at positions offset, offset + 1, ...: one tape node.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func rotaryEmbedding(positionOffset offset: Int = 0, base: Double = 10_000) -> Tensor<T> {
         precondition(rank == 4, "rotaryEmbedding: x must be [B, L, H, E], got \(shape)")
         return rotaryEmbedding(RotaryTable(positions: offset..<(offset + shape[1]), headDim: shape[3], base: base))

@@ -18,6 +18,8 @@ public enum DeltaRuleKernel: FunctionalKernel {
                 "chunked (WY / UT form) or recurrent (fused token recurrence)"),
     ]
 
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func evaluate<T: TensorScalar>(_ x: [String: Tensor<T>], options: OptionValues) throws -> [String: Tensor<T>] {
         let q = x["q"]!, k = x["k"]!, v = x["v"]!, beta = x["beta"]!
         try requireRank(q, 4, "q", layout: "[B, L, H, K]", op: name)
@@ -53,6 +55,8 @@ public enum DeltaProductKernelOp: FunctionalKernel {
         (options.int("chunk_size"), options.optionalDouble("scale"), DeltaForm(rawValue: options.string("form"))!)
     }
 
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func evaluate<T: TensorScalar>(_ x: [String: Tensor<T>], options: OptionValues) throws -> [String: Tensor<T>] {
         let q = x["q"]!, k = x["k"]!, v = x["v"]!, beta = x["beta"]!
         try requireRank(q, 4, "q", layout: "[B, L, H, K]", op: name)

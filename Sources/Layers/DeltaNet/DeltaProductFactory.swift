@@ -62,6 +62,8 @@ public enum DeltaProductFactory: LayerFactory {
     public static let options = DeltaLayerOptions.specs(householder: 2, gates: true, headDim: 32)
     public static var checkOptions: [LayerOptions] { DeltaLayerOptions.checkOptions }
     public static var checkDModel: Int { 8 }
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func make<T: TensorScalar>(dModel: Int, options: OptionValues, context: LayerContext,
                                              rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
         try DeltaLayerOptions.make(dModel: dModel, options: options, rng: &rng)
@@ -82,6 +84,8 @@ public enum DeltaNetFactory: LayerFactory {
                        "form": "recurrent"])]
     }
     public static var checkDModel: Int { 8 }
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func make<T: TensorScalar>(dModel: Int, options: OptionValues, context: LayerContext,
                                              rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
         try DeltaLayerOptions.make(dModel: dModel, options: options, rng: &rng)

@@ -85,6 +85,8 @@ public func deltaProductRecurrentFused<T: TensorScalar>(
 /// (optional log-decay <= 0), h0 [B, H, K, V] (optional) -> o [B, L, H, V], hT [B, H, K, V]. One tape node in the
 /// chosen `form`: `.chunked` (default; `deltaProductChunked`, chunkSize sub-steps per chunk) or `.recurrent`
 /// (`deltaProductRecurrentFused`, chunkSize tokens between the backward's state checkpoints).
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func deltaProduct<T: TensorScalar>(
     q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, beta: Tensor<T>, logDecay g: Tensor<T>? = nil,
     initialState h0: Tensor<T>? = nil, scale: T? = nil, form: DeltaForm = .chunked, chunkSize: Int = 64
@@ -99,6 +101,8 @@ public func deltaProduct<T: TensorScalar>(
 
 /// The delta rule (DeltaNet, NH = 1): q, k [B, L, H, K], v [B, L, H, V], beta [B, L, H], g [B, L, H] (optional),
 /// h0 [B, H, K, V] (optional) -> o [B, L, H, V], hT. `deltaProduct` with one sub-step per token.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func deltaRule<T: TensorScalar>(
     q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, beta: Tensor<T>, logDecay g: Tensor<T>? = nil,
     initialState h0: Tensor<T>? = nil, scale: T? = nil, form: DeltaForm = .chunked, chunkSize: Int = 64

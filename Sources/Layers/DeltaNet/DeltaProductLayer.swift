@@ -27,6 +27,8 @@ public final class DeltaProductLayer<T: TensorScalar>: SequenceLayer {
     /// against K V in its state products, so C = max(K, V) keeps the intra-chunk part no larger than the state part
     /// while the GEMMs stay large enough for BLAS. Measured at K = V = 32 (n_h 2, release, loaded machine): C = 32
     /// is about 10% faster than fla's C = 64 at both benchmark shapes; with K = V = 64 this gives fla's 64.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func defaultChunkSize(keyDim: Int, valueDim: Int) -> Int { min(64, max(16, max(keyDim, valueDim))) }
     public let qProj, kProj, vProj, bProj, oProj: Linear<T>
     /// Forget gate: a_proj, A_log [H], dt_bias [H] (nil without the gate).
@@ -42,6 +44,8 @@ public final class DeltaProductLayer<T: TensorScalar>: SequenceLayer {
 
     /// A layer of width `dModel` with `heads` heads of key size `headDim` and value size expandV headDim, `householder`
     /// (n_h) delta steps per token; `shortConvolution` is the conv width (nil: SiLU only).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public init(dModel: Int, heads: Int = 4, headDim: Int = 32, expandV: Double = 1, householder: Int = 2,
                 allowNegativeEigenvalues: Bool = false, useForgetGate: Bool = true, useOutputGate: Bool = true,
                 shortConvolution: Int? = 4, form: DeltaForm = .chunked, chunkSize: Int? = nil,
@@ -130,6 +134,8 @@ public final class DeltaProductLayer<T: TensorScalar>: SequenceLayer {
     public typealias State = LinearAttentionState<T>
 
     /// Zero memory and zero convolution windows.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func initialState(batchSize: Int) -> State {
         State(batchSize: batchSize, heads: heads, keyDim: headKeyDim, valueDim: headValueDim, convolutions: convolutions)
     }
@@ -167,6 +173,8 @@ public final class DeltaProductLayer<T: TensorScalar>: SequenceLayer {
     }
 
     /// H K V (the matrix memory), plus (conv_size - 1)(channels of q, k, v) with short convolutions.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func stateSize(sequenceLength: Int) -> Int {
         heads * headKeyDim * headValueDim
             + (convolutions.map { ($0.q.shape[2] - 1) * ($0.q.shape[0] + $0.k.shape[0] + $0.v.shape[0]) } ?? 0)

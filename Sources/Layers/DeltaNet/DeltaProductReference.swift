@@ -6,6 +6,8 @@ import Tensors
 
 /// One token of DeltaProduct: q [B, H, K], k [B, NH, H, K], v [B, NH, H, V], beta [B, NH, H], g [B, H] (optional),
 /// state S [B, H, K, V] -> (o [B, H, V], the new state). Differentiable (tape ops).
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func deltaProductStep<T: TensorScalar>(
     q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, beta: Tensor<T>, logDecay g: Tensor<T>?, state: Tensor<T>, scale: T
 ) -> (output: Tensor<T>, state: Tensor<T>) {
@@ -25,6 +27,8 @@ public func deltaProductStep<T: TensorScalar>(
 }
 
 /// DeltaProduct, recurrent form token by token: the slow reference of `deltaProduct` (same shapes).
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func deltaProductRecurrent<T: TensorScalar>(
     q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, beta: Tensor<T>, logDecay g: Tensor<T>? = nil,
     initialState h0: Tensor<T>? = nil, scale: T? = nil
@@ -47,6 +51,8 @@ public func deltaProductRecurrent<T: TensorScalar>(
 /// DeltaProduct as the plain delta rule on the interleaved length-L NH sequence (REFERENCE.md section 4): sub-step
 /// (t, j) has key k[:, t, j], gate g_t at j = 0 and 0 otherwise; o_t is the output after sub-step NH - 1.
 /// Recurrent (tape ops); used to test that DeltaProduct is the delta rule on the interleaved sequence.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func deltaProductInterleaved<T: TensorScalar>(
     q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, beta: Tensor<T>, logDecay g: Tensor<T>? = nil,
     initialState h0: Tensor<T>? = nil, scale: T? = nil

@@ -15,6 +15,8 @@ public final class DiagonalRecurrence<T: TensorScalar>: SequenceLayer {
     public let aLogit, b, c, d: Tensor<T>
     public let output: Linear<T>
 
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public init(dModel: Int, rng: inout RandomGenerator) {
         self.dModel = dModel
         // a in (0.5, 0.95): a spread of memory lengths.
@@ -32,6 +34,8 @@ public final class DiagonalRecurrence<T: TensorScalar>: SequenceLayer {
         return output(h * c + x * d)
     }
 
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func initialState(batchSize: Int) -> Tensor<T> { Tensor.zeros([batchSize, dModel]) }
 
     @_specialize(where T == Float)
@@ -46,6 +50,8 @@ public final class DiagonalRecurrence<T: TensorScalar>: SequenceLayer {
          NamedParameter("d", d)] + output.parameters("out_proj")
     }
 
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func stateSize(sequenceLength: Int) -> Int { dModel }
 }
 
@@ -58,6 +64,8 @@ extension Tensor {
 
 /// h_t = a * h_{t-1} + x_t over t for x [B, L, D], a [D], h_0 = 0: one fused node.
 /// Backward (a reverse scan): G_t = dh_t + a * G_{t+1};  dx_t = G_t;  da = sum_{b,t} G_t * h_{t-1}.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func diagonalScan<T: TensorScalar>(_ x: Tensor<T>, decay a: Tensor<T>) -> Tensor<T> {
     precondition(x.rank == 3 && a.shape == [x.shape[2]], "diagonalScan: x \(x.shape) with decay \(a.shape) (needs [B, L, D] and [D])")
     let (batch, length, width) = (x.shape[0], x.shape[1], x.shape[2])
@@ -91,6 +99,8 @@ public enum DiagonalRecurrenceFactory: LayerFactory {
     public static let plotColor = "#C4B000"
     public static let summary = "diagonal linear recurrence h_t = a h_{t-1} + b x_t (worked example, harness test layer)"
     public static let options: [LayerOptionSpec] = []
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func make<T: TensorScalar>(dModel: Int, options: OptionValues, context: LayerContext,
                                              rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
         DiagonalRecurrence<T>(dModel: dModel, rng: &rng)

@@ -43,6 +43,8 @@ public final class GAM<T: TensorScalar>: SequenceLayer {
     private var dropoutRNG: RandomGenerator
 
     /// A GAM block of width `c`, initialised as the reference (PyTorch defaults; xavier-uniform memory bank).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public init(dModel c: Int, slots: Int, kernelSize k: Int, expand: Int, dropout: Double, rng: inout RandomGenerator) {
         precondition(slots >= 1 && k >= 1 && expand >= 1 && dropout >= 0 && dropout < 1, "GAM: slots \(slots), kernel \(k), expand \(expand), dropout \(dropout)")
         dModel = c
@@ -90,6 +92,8 @@ public final class GAM<T: TensorScalar>: SequenceLayer {
     }
 
     /// Zeros: the convolution's causal padding.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func initialState(batchSize: Int) -> State { State(history: Tensor.zeros([batchSize, kernelSize - 1, dModel])) }
 
     /// One token x [B, D] -> y [B, D], from basic tape ops (differentiable).
@@ -118,6 +122,8 @@ public final class GAM<T: TensorScalar>: SequenceLayer {
     }
 
     /// The convolution state: (k - 1) C scalars per sequence, whatever the length.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func stateSize(sequenceLength: Int) -> Int { (kernelSize - 1) * dModel }
 }
 
@@ -135,6 +141,8 @@ public enum GAMFactory: LayerFactory {
     ]
 
     /// Builds GAM from its options; bad values get a one-line error.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func make<T: TensorScalar>(dModel: Int, options: OptionValues, context: LayerContext,
                                              rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
         GAM<T>(dModel: dModel, slots: options.int("slots"), kernelSize: options.int("kernel_size"),

@@ -168,6 +168,8 @@ public func gatedAssociativeMemory<T: TensorScalar>(
 
 /// The GAM mixer from basic tape ops (LayerNorm, the causal depthwise convolution op, softmax, matmuls): the
 /// obviously right form `gatedAssociativeMemory` is tested against.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func referenceGatedAssociativeMemory<T: TensorScalar>(
     _ x: Tensor<T>, normWeight: Tensor<T>, normBias: Tensor<T>, convWeight: Tensor<T>, convBias: Tensor<T>,
     memory: Tensor<T>, gateWeight: Tensor<T>, gateBias: Tensor<T>

@@ -127,6 +127,8 @@ public func residualFeedForward<T: TensorScalar>(
 }
 
 /// x + dropout(FFN(LayerNorm(x))) from basic tape ops: the reference form of `residualFeedForward`.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func referenceResidualFeedForward<T: TensorScalar>(
     _ x: Tensor<T>, normWeight: Tensor<T>, normBias: Tensor<T>, upWeight: Tensor<T>, upBias: Tensor<T>,
     downWeight: Tensor<T>, downBias: Tensor<T>, dropoutMask: [T]? = nil

@@ -26,6 +26,8 @@ public final class GatedLinearAttentionLayer<T: TensorScalar>: SequenceLayer {
 
     /// A layer of width `dModel`: key_dim = expandK dModel and value_dim = expandV dModel split over `heads`;
     /// `shortConvolution` is the width of the optional convolutions on q, k, v (nil: none).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public init(dModel: Int, heads: Int = 4, expandK: Double = 0.5, expandV: Double = 1, shortConvolution: Int? = nil,
                 gateLowRank: Int = 16, gateNormalizer: Double = 16, chunkSize: Int = 64, subChunkSize: Int = 16,
                 rng: inout RandomGenerator) {
@@ -88,6 +90,8 @@ public final class GatedLinearAttentionLayer<T: TensorScalar>: SequenceLayer {
     public typealias State = LinearAttentionState<T>
 
     /// Zero memory and zero convolution windows.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func initialState(batchSize: Int) -> State {
         State(batchSize: batchSize, heads: heads, keyDim: headKeyDim, valueDim: headValueDim, convolutions: convolutions)
     }
@@ -122,6 +126,8 @@ public final class GatedLinearAttentionLayer<T: TensorScalar>: SequenceLayer {
     }
 
     /// H K V (the matrix memory), plus (conv_size - 1)(2 key_dim + value_dim) with short convolutions.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func stateSize(sequenceLength: Int) -> Int {
         heads * headKeyDim * headValueDim + (convolutions.map { ($0.q.shape[2] - 1) * (2 * keyDim + valueDim) } ?? 0)
     }
@@ -150,6 +156,8 @@ public enum GatedLinearAttentionFactory: LayerFactory {
          LayerOptions(["heads": "2", "use_short_conv": "true", "chunk_size": "3", "sub_chunk_size": "2", "gate_logit_normalizer": "1"])]
     }
 
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func make<T: TensorScalar>(dModel: Int, options: OptionValues, context: LayerContext,
                                              rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
         let heads = options.int("heads")

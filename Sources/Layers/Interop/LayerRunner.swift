@@ -26,6 +26,8 @@ public enum LayerRunner {
 
     /// The layer `name` built with the options `metadata` for inputs x of shape `inputShape`, its parameters and
     /// buffers still at their initial values.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func layer<T: TensorScalar>(
         _ factory: LayerFactory.Type, metadata: [String: String], inputShape: [Int], as _: T.Type
     ) throws -> any SequenceLayer<T> {

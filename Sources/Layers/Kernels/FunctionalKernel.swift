@@ -121,6 +121,8 @@ public enum FFTConvKernel: FunctionalKernel {
     public static let inputs = [KernelInput("u"), KernelInput("K"), KernelInput("Dskip", optional: true)]
     public static let outputs = ["y"]
     public static let options: [LayerOptionSpec] = []
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func evaluate<T: TensorScalar>(_ x: [String: Tensor<T>], options: OptionValues) throws -> [String: Tensor<T>] {
         let u = x["u"]!, K = x["K"]!
         try requireRank(u, 3, "u", layout: "[B, L, H]", op: name)
@@ -138,6 +140,8 @@ public enum AttentionKernel: FunctionalKernel {
     public static let outputs = ["o"]
     public static let options: [LayerOptionSpec] = [.numberOrAuto("scale", derived: "E^-1/2", "score scale"),
                                                     .bool("causal", true, "causal mask")]
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func evaluate<T: TensorScalar>(_ x: [String: Tensor<T>], options: OptionValues) throws -> [String: Tensor<T>] {
         let q = x["q"]!, k = x["k"]!, v = x["v"]!
         try requireRank(q, 4, "q", layout: "[B, L, H, E]", op: name)

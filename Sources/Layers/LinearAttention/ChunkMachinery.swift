@@ -67,6 +67,8 @@ public enum ChunkState {
     /// Forward it advances the state with decayed keys and values; backward it carries the state gradient with
     /// decayed queries and output gradients.
     @inline(__always)
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func decayAndAccumulate<T: TensorScalar>(
         _ S: UnsafeMutablePointer<T>, keyDim: Int, valueDim: Int, gamma: UnsafePointer<T>,
         a: UnsafePointer<T>, lda: Int, b: UnsafePointer<T>, ldb: Int, rows: Int
@@ -84,6 +86,8 @@ public enum ChunkState {
     /// S <- diag(gamma) S + A^T B for a scalar decay gamma (one decay per head, as in the gated delta rule): the same
     /// pass as `decayAndAccumulate` with gamma broadcast over the K rows.
     @inline(__always)
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func decayAndAccumulate<T: TensorScalar>(
         _ S: UnsafeMutablePointer<T>, keyDim: Int, valueDim: Int, scalarDecay gamma: T,
         a: UnsafePointer<T>, lda: Int, b: UnsafePointer<T>, ldb: Int, rows: Int
@@ -95,6 +99,8 @@ public enum ChunkState {
     /// S <- S + A^T B (no decay): a second rank-`rows` term of the same pass, e.g. the gated delta rule's state
     /// gradient, which collects both the queries' and the keys' contributions.
     @inline(__always)
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func accumulate<T: TensorScalar>(
         _ S: UnsafeMutablePointer<T>, keyDim: Int, valueDim: Int, a: UnsafePointer<T>, lda: Int, b: UnsafePointer<T>, ldb: Int, rows: Int
     ) {
@@ -106,6 +112,8 @@ public enum ChunkState {
 
 /// G[i, d] = sum_{i' <= i} g[i', d] for the `rows` rows of one chunk: g strided by `ld`, G contiguous [rows, width].
 @inline(__always)
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func chunkCumulativeSum<T: TensorScalar>(_ g: UnsafePointer<T>, ld: Int, rows: Int, width: Int, into G: UnsafeMutablePointer<T>) {
     for d in 0..<width { G[d] = g[d] }
     for i in 1..<max(rows, 1) {
@@ -117,6 +125,8 @@ public func chunkCumulativeSum<T: TensorScalar>(_ g: UnsafePointer<T>, ld: Int, 
 /// In place over `rows` rows strided by `ld`: x_t <- sum_{s >= t} x_s (each of `width` columns), plus `tail` [width]
 /// added to every row (the gradient reaching the final cumulative gate from the final state).
 @inline(__always)
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func reverseCumulativeSum<T: TensorScalar>(_ x: UnsafeMutablePointer<T>, ld: Int, rows: Int, width: Int, tail: UnsafePointer<T>?) {
     guard rows > 0 else { return }
     let last = x + (rows - 1) * ld
@@ -130,6 +140,8 @@ public func reverseCumulativeSum<T: TensorScalar>(_ x: UnsafeMutablePointer<T>, 
 extension Tensor {
     /// The slices along axis 1 with that axis dropped: [B, L, R...] -> L tensors [B, R...]; one tape node whose
     /// backward scatters every slice gradient at once (recurrent reference forms walk tokens with it).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func timeSteps() -> [Tensor<T>] {
         precondition(rank >= 2, "timeSteps: needs [B, L, ...], got \(shape)")
         let (batch, length) = (shape[0], shape[1])

@@ -11,6 +11,8 @@ public enum GLAKernel: FunctionalKernel {
         .int("chunk_size", 64, "tokens per chunk of the chunkwise parallel form", min: 1, max: 1 << 20),
     ]
 
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func evaluate<T: TensorScalar>(_ x: [String: Tensor<T>], options: OptionValues) throws -> [String: Tensor<T>] {
         let q = x["q"]!, k = x["k"]!, v = x["v"]!, g = x["g"]!
         try requireRank(q, 4, "q", layout: "[B, L, H, K]", op: name)

@@ -6,6 +6,8 @@ import Tensors
 
 /// One token of the GLA recurrence: q, k, g [B, H, K], v [B, H, V], state S [B, H, K, V] ->
 /// (o [B, H, V], the new state). Differentiable (tape ops).
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func gatedLinearAttentionStep<T: TensorScalar>(
     q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, logGates g: Tensor<T>, state: Tensor<T>, scale: T
 ) -> (output: Tensor<T>, state: Tensor<T>) {
@@ -18,6 +20,8 @@ public func gatedLinearAttentionStep<T: TensorScalar>(
 
 /// Gated linear attention, recurrent form, token by token: the slow reference of `gatedLinearAttention`.
 /// Same signature and shapes: q, k, g [B, L, H, K], v [B, L, H, V], h0 [B, H, K, V] -> (o [B, L, H, V], hT).
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func gatedLinearAttentionRecurrent<T: TensorScalar>(
     q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, logGates g: Tensor<T>, initialState h0: Tensor<T>? = nil, scale: T? = nil
 ) -> (output: Tensor<T>, finalState: Tensor<T>) {

@@ -8,6 +8,8 @@ public struct LinearAttentionState<T: TensorScalar> {
 
     /// Zero memory and, for each short convolution's weight [channels, 1, conv_size] (q, k, v; none without them), a
     /// zero window.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public init(batchSize: Int, heads: Int, keyDim: Int, valueDim: Int,
                 convolutions: (q: Tensor<T>, k: Tensor<T>, v: Tensor<T>)?) {
         memory = Tensor.zeros([batchSize, heads, keyDim, valueDim])
@@ -17,6 +19,8 @@ public struct LinearAttentionState<T: TensorScalar> {
 
     /// One token of the short causal convolutions on q, k, v ([B, channels] each, weights [channels, 1, conv_size]):
     /// their convolved values, advancing the three windows.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public mutating func convolutionStep(
         q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, weights: (q: Tensor<T>, k: Tensor<T>, v: Tensor<T>)
     ) -> (q: Tensor<T>, k: Tensor<T>, v: Tensor<T>) {

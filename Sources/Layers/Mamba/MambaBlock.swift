@@ -58,6 +58,8 @@ public final class MambaBlock<T: TensorScalar>: SequenceLayer {
     /// log(-A) [E, N] and the skip D [E]; neither takes weight decay.
     public let aLog, skip: Tensor<T>
 
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public init(dModel: Int, configuration c: MambaConfiguration = .defaults, rng: inout RandomGenerator) {
         precondition(dModel > 0 && c.dState > 0 && c.expand > 0 && c.dConv > 0, "MambaBlock: sizes must be positive")
         self.dModel = dModel
@@ -115,6 +117,8 @@ public final class MambaBlock<T: TensorScalar>: SequenceLayer {
         public var ssm: Tensor<T>
     }
 
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func initialState(batchSize: Int) -> State {
         State(convolution: Tensor.zeros([batchSize, dConv - 1, dInner]), ssm: Tensor.zeros([batchSize, dInner, dState]))
     }
@@ -147,6 +151,8 @@ public final class MambaBlock<T: TensorScalar>: SequenceLayer {
     }
 
     /// E N scalars (the SSM state; the convolution window adds (d_conv - 1) E more).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func stateSize(sequenceLength: Int) -> Int { dInner * dState }
 }
 
@@ -171,6 +177,8 @@ public enum MambaFactory: LayerFactory {
         .int("checkpoint_interval", 32, "scan steps between stored states (backward recomputes them)", min: 1),
     ]
 
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func make<T: TensorScalar>(dModel: Int, options: OptionValues, context: LayerContext,
                                              rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
         MambaBlock<T>(dModel: dModel, configuration: try MambaConfiguration(options, context: context), rng: &rng)

@@ -1,10 +1,9 @@
+import CKernels
 import Tensors
 
-// The two inner steps of the selective scan over one block of W channels. Both are written generically and
-// auto-vectorise when specialised to Float (exact libm functions in Float64). The reverse step also has a Float form
-// with 16-lane vectors that folds the two channel sums (dCs, dBs) into the sweep, which the auto-vectoriser cannot
-// do (it does not reassociate floating-point sums). (A 16-lane forward step measured no faster: the forward is bound
-// by the exp polynomial, about 20 vector operations per 16 entries.)
+// The two inner steps of the selective scan over one block of W channels. Float runs the CKernels vector kernels
+// (the instruction set chosen at run time; the reverse step folds the two channel sums, dCs and dBs, into the sweep);
+// Double (gradient checks) runs the generic loops below with exact libm functions.
 
 /// The rows of one forward step t over a block ([N, W] states, [W] per-token rows).
 struct ForwardStepRows<T> {
@@ -24,6 +23,12 @@ struct ForwardStepRows<T> {
 @inline(__always)
 func advanceState<T: TensorScalar>(_ r: ForwardStepRows<T>, stateSize: Int, width: Int, modes: ScanModes) {
     let (scale, shift) = (T(modes.scale), T(modes.shift))
+    if T.self == Float.self {
+        let f = unsafeBitCast(r, to: ForwardStepRows<Float>.self)
+        sl_scan_forward_rows_f32(stateSize, width, f.prev, f.next, f.transitions, f.aT, f.dt, f.dtu, f.bRow, f.cRow, f.y,
+                                 Float(modes.scale), Float(modes.shift))
+        return
+    }
     for n in 0..<stateSize {
         let (bn, cn) = (r.bRow[n], r.cRow[n])
         let (a, p, q) = (r.aT + n * width, r.prev + n * width, r.next + n * width)
@@ -44,21 +49,6 @@ func advanceState<T: TensorScalar>(_ r: ForwardStepRows<T>, stateSize: Int, widt
             }
         }
     }
-}
-
-@inline(__always)
-private func loadVector(_ p: UnsafePointer<Float>, _ w: Int) -> SIMD16<Float> {
-    UnsafeRawPointer(p + w).loadUnaligned(as: SIMD16<Float>.self)
-}
-
-@inline(__always)
-private func loadVector(_ p: UnsafeMutablePointer<Float>, _ w: Int) -> SIMD16<Float> {
-    UnsafeRawPointer(p + w).loadUnaligned(as: SIMD16<Float>.self)
-}
-
-@inline(__always)
-private func storeVector(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>, _ w: Int) {
-    UnsafeMutableRawPointer(p + w).storeBytes(of: v, as: SIMD16<Float>.self)
 }
 
 /// The pointers of one state index n of one reverse step t over a block of W channels (rows of [W] each).
@@ -99,32 +89,10 @@ func reverseStateIndex<T: TensorScalar>(_ r: ReverseStepRows<T>, width: Int, bn:
 
 @inline(__always)
 private func reverseStateIndexFloat(_ r: ReverseStepRows<Float>, width: Int, bn: Float, cn: Float, shift: Float) -> (Float, Float) {
-    typealias V = SIMD16<Float>
-    var sumC = V(), sumB = V()
-    var w = 0
-    while w + 16 <= width {
-        let dyg = loadVector(r.dyGated, w), dA = loadVector(r.dA, w)
-        let G = dyg * cn + loadVector(r.carry, w)
-        let q = G * loadVector(r.xPrev, w) * (dA + shift)
-        storeVector(loadVector(r.dDt, w) + q * loadVector(r.a, w), r.dDt, w)
-        storeVector(loadVector(r.dA_T, w) + q * loadVector(r.dt, w), r.dA_T, w)
-        storeVector(loadVector(r.gTimesB, w) + G * bn, r.gTimesB, w)
-        storeVector(dA * G, r.carry, w)
-        sumC += dyg * loadVector(r.xCur, w)
-        sumB += G * loadVector(r.dtu, w)
-        w += 16
+    var sums: (Float, Float) = (0, 0)
+    withUnsafeMutableBytes(of: &sums) { raw in
+        sl_scan_reverse_index_f32(width, r.dyGated, r.xPrev, r.xCur, r.dA, r.a, r.dt, r.dtu, r.carry, r.dDt, r.dA_T,
+                                  r.gTimesB, bn, cn, shift, raw.baseAddress!.assumingMemoryBound(to: Float.self))
     }
-    var (dC, dB) = (sumC.sum(), sumB.sum())
-    while w < width {
-        let G = r.dyGated[w] * cn + r.carry[w]
-        let q = G * r.xPrev[w] * (r.dA[w] + shift)
-        r.dDt[w] += q * r.a[w]
-        r.dA_T[w] += q * r.dt[w]
-        r.gTimesB[w] += G * bn
-        r.carry[w] = r.dA[w] * G
-        dC += r.dyGated[w] * r.xCur[w]
-        dB += G * r.dtu[w]
-        w += 1
-    }
-    return (dC, dB)
+    return sums
 }

@@ -15,6 +15,8 @@ public enum SelectiveScanKernel: FunctionalKernel {
         .bool("negative_eigenvalues", false, "dA = 2 exp(dt A) - 1 instead of exp(dt A)"),
     ]
 
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func evaluate<T: TensorScalar>(_ x: [String: Tensor<T>], options: OptionValues) throws -> [String: Tensor<T>] {
         let u = x["u"]!, A = x["A"]!
         try requireRank(u, 3, "u", layout: "[B, L, D]", op: name)
@@ -62,6 +64,8 @@ public struct SelectiveScanProblem: Sendable {
     }
 
     /// The fused scan (or the reference) on `x` as produced by `inputs`; returns [y, hT].
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func run<T: TensorScalar>(_ x: [Tensor<T>], fused: Bool) -> [Tensor<T>] {
         var rest = Array(x[5...])
         let D = withSkip ? rest.removeFirst() : nil

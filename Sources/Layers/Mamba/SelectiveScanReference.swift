@@ -3,6 +3,8 @@ import Tensors
 /// The selective scan written the obvious way, from basic tape ops: discretise everything to [B, L, D, N], then
 /// step through time one token at a time (mamba's `selective_scan_ref`). Its gradients come from the tape.
 /// Slow (L tape nodes per step, O(L^2) gradient traffic through the slices): for tests at small sizes only.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func referenceSelectiveScan<T: TensorScalar>(
     u: Tensor<T>, delta: Tensor<T>, A: Tensor<T>, B: Tensor<T>, C: Tensor<T>,
     D: Tensor<T>? = nil, z: Tensor<T>? = nil, deltaBias: Tensor<T>? = nil,

@@ -9,6 +9,8 @@ public final class Linear<T: TensorScalar> {
     /// [out], or nil for a map without bias.
     public let bias: Tensor<T>?
 
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public init(inputSize: Int, outputSize: Int, bias hasBias: Bool = true, rng: inout RandomGenerator) {
         let bound = T(1 / Double(inputSize).squareRoot())
         weight = Tensor.uniform([outputSize, inputSize], low: -bound, high: bound, using: &rng, requiresGrad: true)
@@ -17,6 +19,8 @@ public final class Linear<T: TensorScalar> {
 
     /// A map with W ~ N(0, std^2) and a zero bias: the `initializer_range` init of transformers-style models, which
     /// RAT's reference repository configures for its layers (`fixed`, std 0.02).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public init(inputSize: Int, outputSize: Int, bias hasBias: Bool = true, normalStd std: Double, rng: inout RandomGenerator) {
         weight = Tensor.randn([outputSize, inputSize], std: T(std), using: &rng, requiresGrad: true)
         bias = hasBias ? Tensor.zeros([outputSize], requiresGrad: true) : nil
@@ -28,12 +32,16 @@ public final class Linear<T: TensorScalar> {
     public var outputSize: Int { weight.shape[0] }
 
     /// x [..., in] -> [..., out].
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func callAsFunction(_ x: Tensor<T>) -> Tensor<T> {
         let y = x.matmul(weight, transposeOther: true)
         return bias.map { y + $0 } ?? y
     }
 
     /// "weight" and "bias", prefixed with `name`.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func parameters(_ name: String) -> [NamedParameter<T>] {
         [NamedParameter("\(name).weight", weight)] + (bias.map { [NamedParameter("\(name).bias", $0)] } ?? [])
     }

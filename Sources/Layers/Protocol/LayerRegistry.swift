@@ -85,6 +85,8 @@ public enum LayerRegistry {
     }
 
     /// Builds the layer `name` with `options` (checked against its declarations) at `context`'s place in a model.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func make<T: TensorScalar>(
         _ name: String, dModel: Int, options: LayerOptions = LayerOptions(), context: LayerContext = LayerContext(),
         seed: UInt64 = 0, as _: T.Type = T.self

@@ -244,6 +244,8 @@ private struct ChunkAttentionGeometry<T: TensorScalar> {
 /// RAT's attention written with basic tape ops: queries tiled to the heads, rotary embedding by chunk index, the
 /// full L x L score matrix with every entry masked except the chunk ends of earlier chunks and the diagonal, one
 /// softmax, times V. The obviously right O(L^2) form `chunkAttention` is tested against.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func referenceChunkAttention<T: TensorScalar>(
     q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, chunkSize: Int, scale: T? = nil, ropeBase: Double? = 10_000
 ) -> Tensor<T> {

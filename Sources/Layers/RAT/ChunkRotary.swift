@@ -15,6 +15,8 @@ public struct ChunkRotary<T: TensorScalar> {
     let cos: [T], sin: [T]  // [positions, E/2]
 
     /// Tables for positions firstPosition ..< firstPosition + positions.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public init(positions: Int, dim: Int, base: Double?, firstPosition: Int = 0) {
         precondition(base == nil || dim % 2 == 0, "rotary embedding: head dimension \(dim) must be even")
         self.dim = dim
@@ -38,6 +40,8 @@ public struct ChunkRotary<T: TensorScalar> {
 
     /// y = R(position) x.
     @inline(__always)
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func rotate(_ x: UnsafePointer<T>, into y: UnsafeMutablePointer<T>, position: Int) {
         guard enabled else { y.update(from: x, count: dim); return }
         let half = dim / 2
@@ -54,6 +58,8 @@ public struct ChunkRotary<T: TensorScalar> {
 
     /// y += R(position)^T d: the gradient of a rotated vector taken back to the unrotated one.
     @inline(__always)
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func addRotatedBack(_ d: UnsafePointer<T>, into y: UnsafeMutablePointer<T>, position: Int) {
         guard enabled else { for i in 0..<dim { y[i] += d[i] }; return }
         let half = dim / 2
@@ -71,6 +77,8 @@ public struct ChunkRotary<T: TensorScalar> {
 
 /// Rotary embedding of x [B, L, H, E] at the given position of each row t (positions.count = L), from basic tape
 /// ops: the reference form for `chunkAttention`'s built-in rotation.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func referenceRotary<T: TensorScalar>(_ x: Tensor<T>, positions: [Int], base: Double?) -> Tensor<T> {
     guard let base else { return x }
     let (length, e) = (x.shape[1], x.shape[3])

@@ -114,6 +114,8 @@ public func chunkedGatedRecurrence<T: TensorScalar>(
 
 /// The recurrence written with basic tape ops, one time step at a time: the obviously right form that
 /// `chunkedGatedRecurrence` is tested against.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func referenceChunkedGatedRecurrence<T: TensorScalar>(
     values v: Tensor<T>, keys k: Tensor<T>, gateLogits a: Tensor<T>, gateBias: Tensor<T>, chunkSize: Int
 ) -> (values: Tensor<T>, keys: Tensor<T>) {

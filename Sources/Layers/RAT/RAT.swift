@@ -43,6 +43,8 @@ public final class RAT<T: TensorScalar>: SequenceLayer {
     /// A RAT mixer of width `dModel`, initialised as the reference repository configures RATSlow.init_weights
     /// (configs/model/backbone/sequence.yaml: init `fixed`, initializer_range 0.02): W_in, W_out ~ N(0, 0.02^2),
     /// gate bias log U(1, C - 1) (0 for C <= 2), input norm gain 1 (docs/init.md).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public init(dModel: Int, heads: Int, groups: Int, chunkSize: Int, ropeBase: Double?, rng: inout RandomGenerator) {
         precondition(dModel % heads == 0 && heads % groups == 0 && chunkSize >= 1, "RAT: d_model \(dModel), heads \(heads), groups \(groups), chunk \(chunkSize)")
         self.dModel = dModel
@@ -101,6 +103,8 @@ public final class RAT<T: TensorScalar>: SequenceLayer {
     }
 
     /// Position 0, empty caches, zero partial states.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func initialState(batchSize: Int) -> State {
         State(partialKeys: [T](repeating: 0, count: batchSize * dModel), partialValues: [T](repeating: 0, count: batchSize * dModel),
               cachedKeys: Array(repeating: [], count: batchSize), cachedValues: Array(repeating: [], count: batchSize))
@@ -175,6 +179,8 @@ public final class RAT<T: TensorScalar>: SequenceLayer {
     }
 
     /// One key and one value of width D per finished chunk, plus the partial (kt, vt): 2 D (floor(T / C) + 1).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func stateSize(sequenceLength: Int) -> Int { 2 * dModel * (sequenceLength / chunkSize + 1) }
 }
 
@@ -192,6 +198,8 @@ public enum RATFactory: LayerFactory {
     ]
 
     /// Builds RAT from its options; bad values get a one-line error.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func make<T: TensorScalar>(dModel: Int, options: OptionValues, context: LayerContext,
                                              rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
         let chunk = options.int("chunk_size"), heads = options.int("n_heads"), groups = options.int("n_groups")

@@ -43,6 +43,8 @@ public final class DPLRSSM<T: TensorScalar>: SSMKernelGenerator {
 
     /// HiPPO-LegS in NPLR form for every SSM (Im B clipped to [-2, 2] as s4.py's `B_clip`), C ~ complex normal,
     /// C-tilde set up for `kernelLength`. `learningRate` 0 freezes the SSM tensors (buffers, no gradient).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public init(channels: Int, stateSize: Int, tiedSSMs: Int, dtMin: Double, dtMax: Double, directions: Int,
                 kernelLength: Int, learningRate: Double, rng: inout RandomGenerator) {
         precondition(channels % tiedSSMs == 0 && kernelLength >= 1, "DPLRSSM: n_ssm must divide H and the kernel length be >= 1")
@@ -74,6 +76,8 @@ public final class DPLRSSM<T: TensorScalar>: SSMKernelGenerator {
     }
 
     /// The bilinear system of channel h from the current parameter values (Float64).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func discreteSystem(channel h: Int) -> DiscreteSSM {
         let (modes, tiedSSMs) = (stateSize / 2, aReal.shape[0])
         let row = (h % tiedSSMs) * modes
@@ -83,6 +87,8 @@ public final class DPLRSSM<T: TensorScalar>: SSMKernelGenerator {
     }
 
     /// C-tilde of channel h, direction `direction` (Float64).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func cTilde(channel h: Int, direction: Int) -> [Complex64] {
         let modes = stateSize / 2
         return complexValues(c, from: (direction * channels + h) * modes, count: modes)
@@ -110,6 +116,8 @@ public final class DPLRSSM<T: TensorScalar>: SSMKernelGenerator {
     }
 
     /// Doubles the kernel length: C-tilde <- C-tilde (I + Abar^L), L <- 2L.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func doubleKernelLength() {
         let length = kernelLength
         transformC { system, c in system.doubledCTilde(c, length: length) }
@@ -118,6 +126,8 @@ public final class DPLRSSM<T: TensorScalar>: SSMKernelGenerator {
 
     /// A state dict saved before the reference's first forward holds the raw C and l_kernel = 0: set C-tilde up for
     /// `l_max` (s4.py's first-forward `_setup_C(l_max)`: C-tilde = C (I - Abar^l_max)).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func stateDidLoad() {
         guard kernelLength == 0 else { return }
         let length = initialLength
@@ -202,6 +212,8 @@ public enum S4Factory: LayerFactory {
          LayerOptions(["d_state": "4", "l_max": "12", "bidirectional": "true", "n_ssm": "4"])]
     }
 
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func make<T: TensorScalar>(dModel: Int, options: OptionValues, context: LayerContext,
                                              rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
         let v = try SSMOptions.read(options, dModel: dModel)

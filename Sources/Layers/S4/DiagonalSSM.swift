@@ -32,6 +32,8 @@ public final class DiagonalSSM<T: TensorScalar>: SSMKernelGenerator {
 
     /// A from `initialization` for every SSM, C ~ complex normal (variance 1/2 per part), log dt ~ U[log dt_min, log dt_max].
     /// `learningRate` 0 freezes log dt and A (buffers, no gradient).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public init(channels: Int, stateSize: Int, tiedSSMs: Int, initialization: S4DInitialization, discretization: Discretization,
                 dtMin: Double, dtMax: Double, directions: Int, learningRate: Double, rng: inout RandomGenerator) {
         precondition(channels % tiedSSMs == 0, "DiagonalSSM: n_ssm must divide H")
@@ -115,6 +117,8 @@ public enum S4DFactory: LayerFactory {
          LayerOptions(["d_state": "4", "init": "real", "bidirectional": "true"])]
     }
 
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func make<T: TensorScalar>(dModel: Int, options: OptionValues, context: LayerContext,
                                              rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
         let v = try SSMOptions.read(options, dModel: dModel)

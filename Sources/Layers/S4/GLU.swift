@@ -57,6 +57,8 @@ extension Tensor {
 }
 
 /// GLU from basic tape ops (split, sigmoid, multiply): the reference `glu()` is tested against.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func referenceGLU<T: TensorScalar>(_ x: Tensor<T>) -> Tensor<T> {
     let half = x.shape.last! / 2
     let parts = x.split(axis: -1, sizes: [half, half])

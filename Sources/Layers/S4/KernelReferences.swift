@@ -41,6 +41,8 @@ struct ComplexTensor<T: TensorScalar> {
 
 /// S4D's kernel by the explicit sum K_l = 2 Re sum_n coef_n z_n^l with tape ops: ZOH powers as exp(dt A l),
 /// bilinear powers by repeated multiplication. Same inputs and result as `s4dKernel`.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func referenceS4DKernel<T: TensorScalar>(
     logDt: Tensor<T>, aRe: Tensor<T>, aIm: Tensor<T>, cRe: Tensor<T>, cIm: Tensor<T>, length: Int,
     discretization: Discretization = .zoh
@@ -76,6 +78,8 @@ public func referenceS4DKernel<T: TensorScalar>(
 /// S4's kernel with tape ops: the four Cauchy sums over both conjugate halves at every node (pole-free form),
 /// the Woodbury combination, and the inverse real DFT as a product with cos/sin matrices.
 /// Same inputs and result as `s4DPLRKernel`.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func referenceS4DPLRKernel<T: TensorScalar>(
     logDt: Tensor<T>, lambdaRe: Tensor<T>, lambdaIm: Tensor<T>, pRe: Tensor<T>, pIm: Tensor<T>,
     bRe: Tensor<T>, bIm: Tensor<T>, cRe: Tensor<T>, cIm: Tensor<T>, length: Int
@@ -115,6 +119,8 @@ public func referenceS4DPLRKernel<T: TensorScalar>(
 
 /// The two-sided convolution from basic tape ops (a Toeplitz product per channel):
 /// y[b, t, h] = sum_{s <= t} K[h, t - s] u[b, s, h] + sum_{s > t} K1[h, s - t - 1] u[b, s, h] + D[h] u[b, t, h].
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func referenceBidirectionalConvolution<T: TensorScalar>(
     _ u: Tensor<T>, kernel k: Tensor<T>, anticausalKernel k1: Tensor<T>, skip d: Tensor<T>?
 ) -> Tensor<T> {

@@ -103,6 +103,8 @@ public final class S4Block<T: TensorScalar>: SequenceLayer {
 
     /// A block around `ssm`: D ~ randn, the output projection H -> 2H with PyTorch's init (nn.Linear and nn.Conv1d
     /// with kernel size 1 draw the same U(+-1/sqrt(H))).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public init(ssm: any SSMKernelGenerator<T>, reference: S4Reference, bidirectional: Bool, dropout: Double, rng: inout RandomGenerator) {
         let h = ssm.channels
         self.ssm = ssm
@@ -234,8 +236,12 @@ public final class S4Block<T: TensorScalar>: SequenceLayer {
         ssm.buffers.map { (name: reference.kernelPrefix + "." + $0.name, tensor: $0.tensor) }
     }
 
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func stateDidLoad() { ssm.stateDidLoad() }
 
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func stateSize(sequenceLength: Int) -> Int { dModel * ssm.stateSize }
 }
 

@@ -21,6 +21,8 @@ public enum S4DKernelOp: FunctionalKernel {
     public static let inputs = ["log_dt", "A_re", "A_im", "C_re", "C_im"].map { KernelInput($0) }
     public static let outputs = ["K"]
     public static let options: [LayerOptionSpec] = [.requiredInt("L", "kernel length", min: 1, max: 1 << 24)]
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func evaluate<T: TensorScalar>(_ x: [String: Tensor<T>], options: OptionValues) throws -> [String: Tensor<T>] {
         try requireModeShapes(x, ["A_re", "A_im", "C_re", "C_im"], op: name)
         let l = options.int("L")
@@ -35,6 +37,8 @@ public enum S4DPLRKernelOp: FunctionalKernel {
     public static let inputs = (["log_dt"] + complexInputs).map { KernelInput($0) }
     public static let outputs = ["K"]
     public static let options: [LayerOptionSpec] = [.requiredInt("L", "kernel length", min: 1, max: 1 << 24)]
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func evaluate<T: TensorScalar>(_ x: [String: Tensor<T>], options: OptionValues) throws -> [String: Tensor<T>] {
         try requireModeShapes(x, complexInputs, op: name)
         let l = options.int("L")

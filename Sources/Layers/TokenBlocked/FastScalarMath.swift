@@ -11,6 +11,8 @@ import Tensors
 public enum FastScalarMath {
     /// e^x.
     @inline(__always)
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func exp<T: TensorScalar>(_ x: T) -> T {
         if T.self == Float.self { return unsafeBitCast(expFloat(unsafeBitCast(x, to: Float.self)), to: T.self) }
         return T.exp(x)
@@ -18,6 +20,8 @@ public enum FastScalarMath {
 
     /// 1 / (1 + e^-x), without overflow.
     @inline(__always)
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func sigmoid<T: TensorScalar>(_ x: T) -> T {
         if T.self == Float.self { return unsafeBitCast(1 / (1 + expFloat(-unsafeBitCast(x, to: Float.self))), to: T.self) }
         return stableSigmoid(x)
@@ -25,6 +29,8 @@ public enum FastScalarMath {
 
     /// The Gauss error function.
     @inline(__always)
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func erf<T: TensorScalar>(_ x: T) -> T {
         if T.self == Float.self { return unsafeBitCast(erfFloat(unsafeBitCast(x, to: Float.self)), to: T.self) }
         return T.erf(x)
@@ -53,6 +59,8 @@ public enum FastScalarMath {
 public enum RowReduce {
     /// sum_{i < n} x[i].
     @inline(__always)
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func sum<T: TensorScalar>(_ x: UnsafePointer<T>, _ n: Int) -> T {
         var a0: T = 0, a1: T = 0, a2: T = 0, a3: T = 0, a4: T = 0, a5: T = 0, a6: T = 0, a7: T = 0
         var i = 0
@@ -68,6 +76,8 @@ public enum RowReduce {
 
     /// sum_{i < n} x[i] y[i].
     @inline(__always)
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func dot<T: TensorScalar>(_ x: UnsafePointer<T>, _ y: UnsafePointer<T>, _ n: Int) -> T {
         var a0: T = 0, a1: T = 0, a2: T = 0, a3: T = 0, a4: T = 0, a5: T = 0, a6: T = 0, a7: T = 0
         var i = 0
@@ -83,6 +93,8 @@ public enum RowReduce {
 
     /// max_{i < n} x[i] (-inf for n = 0).
     @inline(__always)
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func max<T: TensorScalar>(_ x: UnsafePointer<T>, _ n: Int) -> T {
         var m0 = -T.infinity, m1 = -T.infinity, m2 = -T.infinity, m3 = -T.infinity
         var i = 0

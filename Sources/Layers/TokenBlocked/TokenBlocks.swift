@@ -59,6 +59,8 @@ public enum TokenBlocks {
     }
 
     /// The sum of the workers' accumulators as an array.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func reduce<T: TensorScalar>(_ parts: [PooledBuffer<T>]) -> [T] {
         let n = parts[0].count
         var out = [T](repeating: 0, count: n)

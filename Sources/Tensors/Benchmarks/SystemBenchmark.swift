@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// One figure of `seqlab bench --system`.
@@ -52,6 +53,18 @@ public enum SystemBenchmark {
         let fb = median((0..<repeats).map { _ in milliseconds(both) })
         let f = Tape.withoutGradients { median((0..<repeats).map { _ in milliseconds { _ = fftConvolution(u, kernel: k, skip: d) } }) }
         return (f, fb)
+    }
+
+    /// The instruction set the vector kernels run (CKernels: "avx512", "avx2" or "baseline"; SEQLAB_ISA forces one).
+    public static var instructionSet: String { String(cString: sl_isa_name()) }
+
+    /// What OpenBLAS runs on and whether SequenceLab corrected its choice (CKernels `sl_blas_core_note`).
+    public static var blasCore: String { String(cString: sl_blas_core_note()) }
+
+    /// Peak Float32 FMA rate of one core with the selected instruction set, GFLOP/s (independent vector FMA chains
+    /// held in registers): the machine limit the benchmarks quote fractions of. Best of three.
+    public static func fmaPeak(iterations: Int = 20_000_000) -> Double {
+        (0..<3).map { _ in sl_fma_peak_gflops(iterations) }.max()!
     }
 
     /// GFLOP/s of a generic Swift loop y = a x + y over L1-resident Float arrays on one core: with the CPU's

@@ -49,6 +49,8 @@ public final class RealFFTPlanCache<T: TensorScalar>: @unchecked Sendable {
 
     /// Real rows [howMany, n] -> complex rows [howMany, n/2 + 1] (interleaved re, im).
     /// FFTW may overwrite `input` only for c2r; r2c leaves it intact.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func forward(n: Int, howMany: Int, input: UnsafeMutablePointer<T>, output: UnsafeMutablePointer<T>) {
         let p = plan(Key(n: n, howMany: howMany, forward: true))
         if isSingle {
@@ -59,6 +61,8 @@ public final class RealFFTPlanCache<T: TensorScalar>: @unchecked Sendable {
     }
 
     /// Complex rows [howMany, n/2 + 1] -> real rows [howMany, n], unnormalised. Destroys `input`.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func inverse(n: Int, howMany: Int, input: UnsafeMutablePointer<T>, output: UnsafeMutablePointer<T>) {
         let p = plan(Key(n: n, howMany: howMany, forward: false))
         if isSingle {

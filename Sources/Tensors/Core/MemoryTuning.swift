@@ -1,30 +1,19 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import CKernels
 
-/// Process-wide allocator settings for tensor workloads.
-///
-/// Every op allocates its output and every tape node its saved buffers: megabytes per op, freed a few ops later.
-/// glibc serves blocks above its mmap threshold with fresh mmap'd pages and returns freed heap tops to the kernel,
-/// so each large allocation pays page faults plus the kernel's page clearing on first touch (measured: about 30% of
-/// an S4D block's forward + backward at the `lra` shape). Raising both thresholds keeps freed memory in the process
-/// for reuse (the peak resident size stays what the workload needs).
+/// Process-wide allocator settings for tensor workloads, applied when the library loads (CKernels,
+/// `malloc_tuning.c`): every op allocates its output and every tape node its saved buffers, megabytes per op freed a
+/// few ops later; glibc's defaults would page-fault each large block in afresh (measured: about 30% of an S4D block's
+/// forward + backward at `lra`). The mmap threshold is raised to 1 GiB and trimming turned off, so freed memory is
+/// reused; SEQLAB_MALLOC=system keeps glibc's defaults.
 public enum MemoryTuning {
-    /// Raises glibc's mmap and trim thresholds (1 GiB, 4 GiB). Call once at program start; a no-op elsewhere.
-    public static func retainFreedMemory() {
-        #if canImport(Glibc)
-        // mallopt is not in Swift's Glibc module: look it up. M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3 (malloc.h).
-        typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }  // RTLD_DEFAULT
-        let mallopt = unsafeBitCast(symbol, to: Mallopt.self)
-        _ = mallopt(-3, 1 << 30)
-        _ = mallopt(-1, Int32.max)
-        #endif
-    }
+    /// What was applied at load, in one line.
+    public static var note: String { String(cString: sl_malloc_tuning_note()) }
 }
 
 /// An array of `count` scalars whose contents are unspecified (no zero fill): for outputs written in full.
 @inline(__always)
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func uninitializedArray<T: TensorScalar>(_: T.Type, count: Int) -> [T] {
     [T](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
 }

@@ -139,6 +139,8 @@ struct WeakTensor<T: TensorScalar> {
 extension Tensor {
     /// Reverse-mode differentiation from this tensor. For a scalar loss the seed is 1; for any other tensor pass
     /// `seed` (the cotangent, same count). Gradients accumulate into the leaves' `grad`; the graph is released.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func backward(seed: [T]? = nil) {
         Tape.backward(from: self, seed: seed)
     }

@@ -16,6 +16,8 @@ public final class Tensor<T: TensorScalar> {
     var node: TapeNode<T>?
 
     /// A tensor from its shape and row-major scalars. Fails if the counts disagree.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public init(shape: [Int], data: [T], requiresGrad: Bool = false) {
         precondition(shape.allSatisfy { $0 >= 0 }, "Tensor: negative extent in shape \(shape)")
         precondition(
@@ -41,6 +43,8 @@ public final class Tensor<T: TensorScalar> {
 
     /// Marks this tensor as a leaf that collects gradients and returns it.
     @discardableResult
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func requiringGrad(_ flag: Bool = true) -> Tensor {
         precondition(node == nil, "requiringGrad: only leaves can be marked (this tensor was produced by an op)")
         requiresGrad = flag
@@ -48,9 +52,13 @@ public final class Tensor<T: TensorScalar> {
     }
 
     /// Drops the accumulated gradient.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func zeroGrad() { grad = nil }
 
     /// The same scalars as a new leaf, cut off from the tape.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func detached() -> Tensor { Tensor(shape: shape, data: data) }
 
     /// Adds `g` into `grad` (gradients accumulate over every use of a tensor).
@@ -68,6 +76,8 @@ public final class Tensor<T: TensorScalar> {
     }
 
     /// Replaces the gradient (used by optimisers' clipping and by tests).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func setGrad(_ g: [T]?) {
         if let g { precondition(g.count == count, "setGrad: \(g.count) scalars for shape \(shape)") }
         grad = g
@@ -86,16 +96,22 @@ extension Tensor {
     public convenience init(scalar: T) { self.init(shape: [], data: [scalar]) }
 
     /// All zeros.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func zeros(_ shape: [Int], requiresGrad: Bool = false) -> Tensor {
         Tensor(repeating: 0, shape: shape, requiresGrad: requiresGrad)
     }
 
     /// All ones.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func ones(_ shape: [Int], requiresGrad: Bool = false) -> Tensor {
         Tensor(repeating: 1, shape: shape, requiresGrad: requiresGrad)
     }
 
     /// Standard normal samples times `std` plus `mean`.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func randn(
         _ shape: [Int], mean: T = 0, std: T = 1, using rng: inout RandomGenerator, requiresGrad: Bool = false
     ) -> Tensor {
@@ -106,6 +122,8 @@ extension Tensor {
     }
 
     /// Uniform samples in [low, high).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func uniform(
         _ shape: [Int], low: T, high: T, using rng: inout RandomGenerator, requiresGrad: Bool = false
     ) -> Tensor {

@@ -108,6 +108,8 @@ public enum GradientCheck {
     /// fla's comparison metric: sqrt(mean (got - reference)^2) / sqrt(mean reference^2), or 0 when
     /// max |got - reference| <= `floor` (so that a reference that is exactly zero, such as a gate gradient at one
     /// token, is matched by values within the floor); infinity for a non-finite value.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func relativeRMS<T: TensorScalar>(_ got: [T], _ reference: [Double], floor: Double = 0) -> Double {
         precondition(got.count == reference.count, "relativeRMS: \(got.count) vs \(reference.count) scalars")
         var (diff, norm, maxDiff) = (0.0, 0.0, 0.0)
@@ -121,6 +123,8 @@ public enum GradientCheck {
 
     /// Compares two arrays: max |a - b| / max(max |b|, floor). Used for fast form == slow form checks; a floor keeps
     /// a quantity that is zero in exact arithmetic from turning round-off into a huge ratio.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func relativeError<T: TensorScalar>(_ a: [T], _ b: [T], floor: Double = 1e-300) -> Double {
         precondition(a.count == b.count, "relativeError: \(a.count) vs \(b.count) scalars")
         var diff = 0.0, scale = floor
@@ -134,6 +138,8 @@ public enum GradientCheck {
     }
 
     /// A comparison as a check result.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func compare<T: TensorScalar>(_ name: String, _ a: [T], _ reference: [T], tolerance: Double) -> CheckResult {
         let err = relativeError(a, reference)
         return CheckResult(name: name, passed: err <= tolerance, error: err, tolerance: tolerance,

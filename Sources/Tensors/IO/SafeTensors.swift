@@ -186,6 +186,8 @@ public struct SafeTensors {
     }
 
     /// Stores `tensor` under `name` as `T.dtypeName` (F32 or F64), replacing any array of that name.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public mutating func set<T: TensorScalar>(_ name: String, _ tensor: Tensor<T>) {
         let dtype: DType = DType(rawValue: T.dtypeName) ?? (MemoryLayout<T>.size == 4 ? .f32 : .f64)
         var bytes = [UInt8](repeating: 0, count: tensor.count * dtype.byteSize)
@@ -222,6 +224,8 @@ public struct SafeTensors {
     }
 
     /// The array `name` as a `Tensor<T>`, converting F32, F64, I32 or I64 elements to `T`.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func tensor<T: TensorScalar>(_ name: String, as _: T.Type = T.self) throws -> Tensor<T> {
         let a = try array(name)
         let values = try (0..<a.checkedCount(name)).map { i -> T in

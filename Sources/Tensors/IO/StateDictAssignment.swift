@@ -3,6 +3,8 @@ extension SafeTensors {
     /// present with its exact shape, and no other tensor may be, except the names in `extra`; otherwise a one-line
     /// error that starts with `owner` and names the tensor, with no target changed. The one loader behind
     /// `seqlab layer` (a layer's state_dict) and `seqlab train --init-from` (a model's).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func assign<T: TensorScalar>(
         to targets: [(name: String, tensor: Tensor<T>)], extra: Set<String> = [], owner: String, shapeNote: String = ""
     ) throws {

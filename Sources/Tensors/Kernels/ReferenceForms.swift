@@ -2,6 +2,8 @@
 // against these (outputs and gradients), as the Annotated S4 and fla test theirs.
 
 /// Direct causal convolution, O(L^2): y[b, t, h] = sum_{s <= t} K[h, t - s] u[b, s, h] + D[h] u[b, t, h].
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func referenceCausalConvolution<T: TensorScalar>(_ u: Tensor<T>, kernel K: Tensor<T>, skip D: Tensor<T>?) -> Tensor<T> {
     let (length, channels) = (u.shape[1], u.shape[2])
     // Toeplitz matrix per channel: M[h, t, s] = K[h, t - s] for s <= t, built by gathering K with an index map.
@@ -21,6 +23,8 @@ public func referenceCausalConvolution<T: TensorScalar>(_ u: Tensor<T>, kernel K
 
 /// Naive softmax attention on [B, L, H, E]: the full score matrix, masked, softmaxed, times V.
 /// q [B, Lq, H, E], k, v [B, Lk, H, E], Lk >= Lq; causal: query i sees keys j <= Lk - Lq + i.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func referenceAttention<T: TensorScalar>(q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, scale: T? = nil, causal: Bool = true) -> Tensor<T> {
     let (queries, keys, e) = (q.shape[1], k.shape[1], q.shape[3])
     let s = scale ?? 1 / T(e).squareRoot()

@@ -4,8 +4,8 @@ import RealModule
 // AVX2/AVX-512 code inside loops over contiguous buffers (libm calls would stay scalar). Float64 callers use libm.
 //   vectorExp:  Cephes `expf`: x = n ln2 + r with |r| <= ln2/2, e^r by a degree-6 polynomial in r, 2^n from the
 //               exponent bits (relative error below 1e-7; inputs clamped to [-87, 88]). The one scalar Float exp
-//               of the library (FastScalarMath and the selective scan call it); `fastExp` in VectorMath is the same
-//               polynomial on SIMD16 lanes;
+//               of the library (FastScalarMath and the selective scan call it); the vector kernels of CKernels
+//               (VectorMath) use the same polynomial;
 //   vectorGELU: GELU(v) = v Phi(v) with Phi from erfc by Abramowitz-Stegun 7.1.26 (|error| < 1.5e-7), and
 //               GELU'(v) = Phi(v) + v phi(v).
 

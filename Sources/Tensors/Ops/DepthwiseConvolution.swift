@@ -17,6 +17,8 @@ public func depthwiseTaps<T>(_ weight: Tensor<T>, channels: Int) -> Int? {
 
 extension Tensor {
     /// Causal depthwise convolution of this [B, L, D] input with `weight` [D, 1, k] (or [D, k]) and optional `bias` [D].
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func causalDepthwiseConv1d(weight: Tensor, bias: Tensor? = nil) -> Tensor {
         precondition(rank == 3, "causalDepthwiseConv1d: input must be [B, L, D], got \(shape)")
         let (batch, length, channels) = (shape[0], shape[1], shape[2])

@@ -3,6 +3,8 @@
 
 extension Tensor {
     /// Dropout with drop probability `p` in [0, 1); the identity unless `training`.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func dropout(_ p: Double, training: Bool, using rng: inout RandomGenerator) -> Tensor {
         precondition(p >= 0 && p < 1, "dropout: probability \(p) is outside [0, 1)")
         guard training && p > 0 else { return self }

@@ -2,6 +2,8 @@
 
 extension Tensor {
     /// Rows of this table [V, D] picked by `indices` (any leading shape `indexShape`): result [indexShape..., D].
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func embedding(_ indices: [Int], indexShape: [Int]) -> Tensor {
         precondition(rank == 2, "embedding: the table must be [V, D], got \(shape)")
         precondition(elementCount(indexShape) == indices.count, "embedding: \(indices.count) indices for index shape \(indexShape)")

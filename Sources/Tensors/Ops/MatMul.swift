@@ -4,6 +4,8 @@
 /// A batch of GEMMs C_i = alpha op(A_i) op(B_i) + beta C_i, with element strides between batch members
 /// (a stride of 0 shares one matrix across the batch). Small independent products run in parallel with
 /// single-threaded BLAS; products into a shared C (stride 0) accumulate in order.
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func batchedGemm<T: TensorScalar>(
     batch: Int, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: T = 1,
     a: UnsafePointer<T>, lda: Int, strideA: Int,
@@ -33,6 +35,8 @@ public func batchedGemm<T: TensorScalar>(
 extension Tensor {
     /// Matrix product over the last two axes: self [..., M, K] x other [K, N] or [..., K, N] (same leading axes).
     /// `transposeSelf` / `transposeOther` read the last two axes of an operand swapped.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func matmul(_ other: Tensor, transposeSelf tA: Bool = false, transposeOther tB: Bool = false) -> Tensor {
         precondition(rank >= 2 && other.rank >= 2, "matmul: operands need rank >= 2, got \(shape) and \(other.shape)")
         let batchShape = Array(shape.dropLast(2))

@@ -5,11 +5,15 @@
 
 extension Tensor {
     /// LayerNorm over the last axis with optional affine weight `gamma` and bias `beta` (each [D]).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func layerNorm(gamma: Tensor? = nil, beta: Tensor? = nil, eps: T = 1e-5) -> Tensor {
         normalized("layer_norm", centered: true, gamma: gamma, beta: beta, eps: eps)
     }
 
     /// RMSNorm over the last axis with optional weight `gamma` [D].
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func rmsNorm(gamma: Tensor? = nil, eps: T = 1e-5) -> Tensor {
         normalized("rms_norm", centered: false, gamma: gamma, beta: nil, eps: eps)
     }

@@ -12,6 +12,8 @@ extension Tensor {
     }
 
     /// Sum over `axes` (all axes if nil); reduced axes are dropped unless `keepDims`.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func sum(axes: [Int]? = nil, keepDims: Bool = false) -> Tensor {
         let (keep, set) = reducedShape(axes ?? Array(0..<rank))
         let outShape = finish(keep, set, keepDims: keepDims)
@@ -22,9 +24,13 @@ extension Tensor {
     }
 
     /// Sum over one axis.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func sum(axis: Int, keepDims: Bool = false) -> Tensor { sum(axes: [axis], keepDims: keepDims) }
 
     /// Mean over `axes` (all axes if nil).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func mean(axes: [Int]? = nil, keepDims: Bool = false) -> Tensor {
         let (keep, _) = reducedShape(axes ?? Array(0..<rank))
         let n = count / Swift.max(1, elementCount(keep))
@@ -32,9 +38,13 @@ extension Tensor {
     }
 
     /// Mean over one axis.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func mean(axis: Int, keepDims: Bool = false) -> Tensor { mean(axes: [axis], keepDims: keepDims) }
 
     /// Maximum over one axis; the gradient goes to the first maximal element.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func max(axis: Int, keepDims: Bool = false) -> Tensor {
         let ax = normalizedAxis(axis)
         let outer = shape[..<ax].reduce(1, *), n = shape[ax], inner = shape[(ax + 1)...].reduce(1, *)

@@ -2,6 +2,8 @@
 
 extension Tensor {
     /// The same scalars under a new shape; one extent may be -1 (inferred).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func reshaped(_ newShape: [Int]) -> Tensor {
         var target = newShape
         if let i = target.firstIndex(of: -1) {
@@ -16,6 +18,8 @@ extension Tensor {
     }
 
     /// Axes reordered: result axis i is input axis `axes[i]`.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func permuted(_ axes: [Int]) -> Tensor {
         precondition(
             axes.sorted() == Array(0..<rank), "permute: \(axes) is not a permutation of the axes of shape \(shape)")
@@ -31,6 +35,8 @@ extension Tensor {
     }
 
     /// Two axes swapped (negative axes count from the end).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func transposed(_ a: Int = -2, _ b: Int = -1) -> Tensor {
         var axes = Array(0..<rank)
         axes.swapAt(normalizedAxis(a), normalizedAxis(b))
@@ -38,6 +44,8 @@ extension Tensor {
     }
 
     /// A non-negative axis index (negative axes count from the end).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func normalizedAxis(_ axis: Int) -> Int {
         let a = axis < 0 ? axis + rank : axis
         precondition(a >= 0 && a < Swift.max(rank, 1), "axis \(axis) is out of range for shape \(shape)")
@@ -45,6 +53,8 @@ extension Tensor {
     }
 
     /// The sub-range `range` of axis `axis`.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func slice(axis: Int, _ range: Range<Int>) -> Tensor {
         let ax = normalizedAxis(axis)
         precondition(
@@ -73,6 +83,8 @@ extension Tensor {
     }
 
     /// Splits axis `axis` into pieces of the given sizes.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func split(axis: Int, sizes: [Int]) -> [Tensor] {
         let ax = normalizedAxis(axis)
         precondition(sizes.reduce(0, +) == shape[ax], "split: sizes \(sizes) do not add up to axis \(ax) of shape \(shape)")
@@ -84,6 +96,8 @@ extension Tensor {
     }
 
     /// Joins tensors along `axis`; all other extents must agree.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func concatenate(_ parts: [Tensor], axis: Int) -> Tensor {
         precondition(!parts.isEmpty, "concatenate: no tensors")
         let first = parts[0]
@@ -127,6 +141,8 @@ extension Tensor {
     }
 
     /// Repeated along axes of extent 1 (and new leading axes) to `target`.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func broadcast(to target: [Int]) -> Tensor {
         precondition(broadcastShape(shape, target, op: "broadcast(to:)") == target, "broadcast: cannot broadcast \(shape) to \(target)")
         let result = Tensor(shape: target, data: broadcastData(data, from: shape, to: target))
@@ -136,6 +152,8 @@ extension Tensor {
     }
 
     /// `self` where `mask` is true, `other` elsewhere (mask broadcasts to the common shape of both).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func selecting(where mask: [Bool], maskShape: [Int], else other: Tensor) -> Tensor {
         let outShape = broadcastShape(broadcastShape(shape, other.shape, op: "where"), maskShape, op: "where")
         let m = broadcastMask(mask, from: maskShape, to: outShape)
@@ -154,6 +172,8 @@ extension Tensor {
     }
 
     /// `value` where `mask` is true (mask broadcasts to this shape), this tensor elsewhere.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func maskedFill(_ mask: [Bool], maskShape: [Int], with value: T) -> Tensor {
         let m = broadcastMask(mask, from: maskShape, to: shape)
         var out = data

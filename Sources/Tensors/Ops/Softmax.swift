@@ -11,6 +11,8 @@ extension Tensor {
     }
 
     /// Softmax over the last axis.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func softmax() -> Tensor {
         let (rows, w) = rowsAndWidth
         var out = data
@@ -29,6 +31,8 @@ extension Tensor {
     }
 
     /// Log-softmax over the last axis.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func logSoftmax() -> Tensor {
         let (rows, w) = rowsAndWidth
         var out = data
@@ -52,6 +56,8 @@ extension Tensor {
     /// Mean cross-entropy of logits [..., C] against class targets (one per row, row-major over the leading axes).
     /// Rows whose target equals `ignoreIndex` are skipped; `weights` (one per row) weight each row's loss.
     /// Returns a scalar: sum_i w_i (-log softmax(x_i)[t_i]) / sum_i w_i (0 if no row counts).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func crossEntropy(targets: [Int], ignoreIndex: Int? = -100, weights: [T]? = nil) -> Tensor {
         let (rows, classes) = rowsAndWidth
         precondition(targets.count == rows, "crossEntropy: \(targets.count) targets for logits of shape \(shape) (\(rows) rows)")

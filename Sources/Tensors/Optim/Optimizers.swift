@@ -84,6 +84,8 @@ public final class AdamW<T: TensorScalar>: Optimizer {
     private var updates: [Int]  // t per parameter
 
     /// An AdamW optimiser over `parameters` (names must be unique).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public init(
         parameters: [NamedParameter<T>], learningRate: Double, betas: (Double, Double) = (0.9, 0.999),
         eps: Double = 1e-8, weightDecay: Double = 0.01
@@ -100,6 +102,8 @@ public final class AdamW<T: TensorScalar>: Optimizer {
     }
 
     /// One AdamW update of every parameter that has a gradient (formulas above), lr = lr_eff · `scheduleFactor`.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func step(scheduleFactor: Double = 1) {
         stepCount += 1
         let (beta1, beta2) = betas
@@ -140,6 +144,8 @@ public final class AdamW<T: TensorScalar>: Optimizer {
     }
 
     /// Restores `state` (from `state` of an AdamW over parameters with the same names and sizes).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func load(state: OptimizerState) {
         precondition(state.kind == "AdamW", "AdamW.load: state of a \(state.kind) optimiser")
         stepCount = state.step
@@ -173,6 +179,8 @@ public final class SGD<T: TensorScalar>: Optimizer {
     private var buffers: [[T]]  // b per parameter; empty until its first gradient (or always, if μ = 0)
 
     /// An SGD optimiser over `parameters` (names must be unique).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public init(
         parameters: [NamedParameter<T>], learningRate: Double, momentum: Double = 0.9, weightDecay: Double = 0,
         nesterov: Bool = false
@@ -187,6 +195,8 @@ public final class SGD<T: TensorScalar>: Optimizer {
     }
 
     /// One SGD update of every parameter that has a gradient (formulas above), lr = lr_eff · `scheduleFactor`.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func step(scheduleFactor: Double = 1) {
         stepCount += 1
         let mu = T(momentum), useMomentum = momentum != 0, nesterov = nesterov
@@ -216,6 +226,8 @@ public final class SGD<T: TensorScalar>: Optimizer {
     }
 
     /// Restores `state` (from `state` of an SGD over parameters with the same names and sizes).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func load(state: OptimizerState) {
         precondition(state.kind == "SGD", "SGD.load: state of a \(state.kind) optimiser")
         stepCount = state.step
@@ -227,6 +239,8 @@ public final class SGD<T: TensorScalar>: Optimizer {
 /// gradient is scaled by c = maxNorm / (N + 1e-6) when c < 1 (so the clipped norm is maxNorm · N / (N + 1e-6)).
 /// Parameters without a gradient are ignored. Returns N before clipping (non-finite if a gradient is: check it).
 @discardableResult
+@_specialize(where T == Float)
+@_specialize(where T == Double)
 public func clipGradientNorm<T: TensorScalar>(_ params: [NamedParameter<T>], maxNorm: T) -> T {
     var sumOfSquares = 0.0
     for p in params {

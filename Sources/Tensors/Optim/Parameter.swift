@@ -71,6 +71,8 @@ public struct NamedParameter<T: TensorScalar> {
 
     /// A parameter from its name, its leaf tensor and its tags (by default: a bias if the name ends in "bias", else a
     /// weight).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public init(_ name: String, _ tensor: Tensor<T>, tags: ParameterTags? = nil) {
         self.name = name
         self.tensor = tensor
@@ -78,6 +80,8 @@ public struct NamedParameter<T: TensorScalar> {
     }
 
     /// The same parameter one level down: `prefixed("blocks.0")` turns `"A_log"` into `"blocks.0.A_log"`.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func prefixed(_ prefix: String) -> NamedParameter {
         if prefix.isEmpty { return self }
         return NamedParameter(name.isEmpty ? prefix : prefix + "." + name, tensor, tags: tags)

@@ -66,6 +66,8 @@ public final class SequenceModel<T: TensorScalar> {
     let matchingHidden: Linear<T>?
 
     /// A model for `task` (vocabulary, classes and head come from it), initialised from `seed`.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public init(config: ModelConfig, task: any SequenceTask, seed: UInt64) throws {
         guard config.dModel > 0, config.nLayers >= 0 else {
             throw SequenceLabError("model: d_model must be positive and n_layers non-negative")
@@ -116,6 +118,8 @@ public final class SequenceModel<T: TensorScalar> {
     }
 
     /// Logits: [B, C] (classification, matching) or [B, L, C] (per-token).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func logits(_ batch: Batch, training: Bool, rng: inout RandomGenerator) -> Tensor<T> {
         let h = encode(tokens: batch.tokens, batch: batch.size, length: batch.length, lengths: batch.lengths, training: training, rng: &rng)
         switch head {
@@ -131,6 +135,8 @@ public final class SequenceModel<T: TensorScalar> {
     }
 
     /// Mean cross-entropy of the batch and the number of correct predictions out of the scored ones.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func loss(_ batch: Batch, training: Bool, rng: inout RandomGenerator) -> (loss: Tensor<T>, correct: Int, scored: Int) {
         let z = logits(batch, training: training, rng: &rng)
         let classes = z.shape[z.rank - 1]
@@ -160,6 +166,8 @@ public final class SequenceModel<T: TensorScalar> {
     }
 
     /// Tells every mixer that new parameter and buffer values were written (after a checkpoint or state dict load).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func stateDidLoad() {
         for block in blocks {
             block.mixer.stateDidLoad()
@@ -168,6 +176,8 @@ public final class SequenceModel<T: TensorScalar> {
     }
 
     /// Recurrent state of the whole model in scalars per sequence after `sequenceLength` tokens.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func stateSize(sequenceLength: Int) -> Int {
         blocks.reduce(0) { $0 + $1.mixer.stateSize(sequenceLength: sequenceLength) * ($1.reverseMixer == nil ? 1 : 2) }
     }

@@ -8,6 +8,8 @@ import Tensors
 /// model loads here. A checkpoint holds the same tensors under "param." and "buffer." prefixes.
 public enum StateDict {
     /// The model's parameters and buffers, keyed by path, in the model's precision.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func export<T: TensorScalar>(_ model: SequenceModel<T>) -> SafeTensors {
         var file = SafeTensors()
         for p in model.parameters { file.set(p.name, p.tensor) }
@@ -37,6 +39,8 @@ public enum StateDict {
 
     /// Writes the tensors of `file` into `model`: every parameter and buffer must be present with its exact shape,
     /// and no other tensor may be; otherwise a one-line error naming the tensor, with the model left unchanged.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func load<T: TensorScalar>(_ file: SafeTensors, into model: SequenceModel<T>, source: String) throws {
         try file.assign(to: model.parameters.map { ($0.name, $0.tensor) } + model.buffers.map { (name: $0.0, tensor: $0.1) }, owner: source)
         model.stateDidLoad()

@@ -119,6 +119,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public static func heldRun(in directory: URL) throws -> TrainConfig? { try RunDirectory(url: directory).heldConfig() }
 
     /// The model's parameters with weight decay set from `noDecay` (what the optimiser gets).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func optimizerGroups<T: TensorScalar>(_ parameters: [NamedParameter<T>]) -> [NamedParameter<T>] {
         parameters.map { p in
             var q = p

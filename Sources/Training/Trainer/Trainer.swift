@@ -230,6 +230,8 @@ final class BatchSampler {
 
 /// Loss and accuracy of a model on a split (no gradients, no dropout).
 public enum Evaluator {
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func evaluate<T: TensorScalar>(
         _ model: SequenceModel<T>, on split: Dataset, batchSize: Int, limit: Int?, padToken: Int
     ) -> (loss: Double, accuracy: Double) {
