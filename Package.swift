@@ -48,7 +48,7 @@ let package = Package(
             swiftSettings: swift5),
         .target(name: "Notebook", dependencies: ["Tensors", "Experiments"], swiftSettings: swift5),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "CKernels"], swiftSettings: swift5),
-        .testTarget(name: "LayersTests", dependencies: ["Layers", "Tensors"], swiftSettings: swift5),
+        .testTarget(name: "LayersTests", dependencies: ["Layers", "Tensors", "CKernels"], swiftSettings: swift5),
         .testTarget(name: "TasksTests", dependencies: ["Tasks", "Tensors"], swiftSettings: swift5),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Tasks", "Layers", "Tensors"], swiftSettings: swift5),
         .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "Training", "Tasks", "Layers", "Tensors"], swiftSettings: swift5),

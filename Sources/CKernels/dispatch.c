@@ -88,6 +88,15 @@ void sl_scan_reverse_index_f32(ptrdiff_t W, const float *dyg, const float *x_pre
     table()->scan_reverse_index(W, dyg, x_prev, x_cur, dA, a, dt, dtu, carry, d_dt, d_a, g_times_b, bn, cn, shift, sums);
 }
 
+void sl_cauchy_sums_f32(const float *c, ptrdiff_t modes, const float *ar, const float *ai, const float *br,
+                        const float *bi, ptrdiff_t count, float *r, ptrdiff_t stride) {
+    table()->cauchy_sums(c, modes, ar, ai, br, bi, count, r, stride);
+}
+
+void sl_cauchy_adjoint_f32(const float *c, ptrdiff_t modes, const float *node, const float *g, float *acc) {
+    table()->cauchy_adjoint(c, modes, node, g, acc);
+}
+
 float sl_exp_nonpositive_f32(float x) {
     float p = x;
     kernel_table_baseline.exp_shifted_sum(&p, 1, 0.0f);

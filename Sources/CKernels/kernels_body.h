@@ -150,6 +150,89 @@ static void SL(scan_reverse_index)(ptrdiff_t W, const float *dyg, const float *x
     sums[1] = dB;
 }
 
+// MARK: - S4's Cauchy sums (Layers/S4/CauchyKernel.swift; plain loops, vectorised by the compiler for this set)
+
+/// g = 1/d and g' = 1/e for d = alpha - beta mu, e = alpha - beta conj(mu) (one division for both).
+INLINE void SL(cauchy_terms)(float ar, float ai, float br, float bi, float mr, float mi, float *gr, float *gi, float *hr,
+                             float *hi) {
+    float dr = ar - (br * mr - bi * mi), di = ai - (br * mi + bi * mr);
+    float er = ar - (br * mr + bi * mi), ei = ai - (bi * mr - br * mi);
+    float dn = dr * dr + di * di, en = er * er + ei * ei;
+    float inverse = 1.0f / (dn * en);
+    float sd = en * inverse, se = dn * inverse;
+    *gr = dr * sd;
+    *gi = -di * sd;
+    *hr = er * se;
+    *hi = -ei * se;
+}
+
+/// Rows j = 0..7 of r (r + j stride, count nodes): the four Cauchy sums over all modes, zeroed first. c holds
+/// per-mode rows [mu re, mu im, c00 re, c00 im, c01 re, c01 im, c10 re, c10 im, c11] of `modes` each; node k has
+/// alpha = ar[k] + i ai[k], beta = br[k] + i bi[k]. Per mode: d = alpha - beta mu, e = alpha - beta conj(mu),
+/// g = 1/d, g' = 1/e, and R_ij += c_ij g + conj(c_ij) g'.
+static void SL(cauchy_sums)(const float *c, ptrdiff_t modes, const float *ar, const float *ai, const float *br,
+                            const float *bi, ptrdiff_t count, float *r, ptrdiff_t stride) {
+    float *r00r = r, *r00i = r + stride, *r01r = r + 2 * stride, *r01i = r + 3 * stride;
+    float *r10r = r + 4 * stride, *r10i = r + 5 * stride, *r11r = r + 6 * stride, *r11i = r + 7 * stride;
+    for (int row = 0; row < 8; row++) memset(r + row * stride, 0, (size_t)count * sizeof(float));
+    for (ptrdiff_t n = 0; n < modes; n++) {
+        const float mr = c[n], mi = c[modes + n];
+        const float c00r = c[2 * modes + n], c00i = c[3 * modes + n], c01r = c[4 * modes + n], c01i = c[5 * modes + n];
+        const float c10r = c[6 * modes + n], c10i = c[7 * modes + n], c11 = c[8 * modes + n];
+#pragma clang loop vectorize(enable)
+        for (ptrdiff_t k = 0; k < count; k++) {
+            float gr, gi, hr, hi;
+            SL(cauchy_terms)(ar[k], ai[k], br[k], bi[k], mr, mi, &gr, &gi, &hr, &hi);
+            float sr = gr + hr, si = gi + hi, xr = gr - hr, xi = gi - hi;
+            r00r[k] += c00r * sr - c00i * xi;
+            r00i[k] += c00r * si + c00i * xr;
+            r01r[k] += c01r * sr - c01i * xi;
+            r01i[k] += c01r * si + c01i * xr;
+            r10r[k] += c10r * sr - c10i * xi;
+            r10i[k] += c10r * si + c10i * xr;
+            r11r[k] += c11 * sr;
+            r11i[k] += c11 * si;
+        }
+    }
+}
+
+/// Node k's contribution to the per-mode accumulators of the Cauchy sums' backward pass: acc rows
+/// [gc00 re, gc00 im, gc01 re, gc01 im, gc10 re, gc10 im, Re gc11, gmu re, gmu im] of `modes` each, from the node
+/// (alpha re, alpha im, beta re, beta im) and the sums' gradients g (R00, R01, R10, R11 as re/im pairs):
+///   gc_ij += conj(g) gR_ij + g' conj(gR_ij);  gmu += conj(beta g^2) G + beta g'^2 conj(G'),
+///   G = sum_ij conj(c_ij) gR_ij, G' = sum_ij c_ij gR_ij.
+static void SL(cauchy_adjoint)(const float *c, ptrdiff_t modes, const float *node, const float *g, float *acc) {
+    const float ar = node[0], ai = node[1], br = node[2], bi = node[3];
+    const float g00r = g[0], g00i = g[1], g01r = g[2], g01i = g[3], g10r = g[4], g10i = g[5], g11r = g[6], g11i = g[7];
+    const float *mre = c, *mim = c + modes, *c00r = c + 2 * modes, *c00i = c + 3 * modes, *c01r = c + 4 * modes;
+    const float *c01i = c + 5 * modes, *c10r = c + 6 * modes, *c10i = c + 7 * modes, *c11 = c + 8 * modes;
+    float *a00r = acc, *a00i = acc + modes, *a01r = acc + 2 * modes, *a01i = acc + 3 * modes, *a10r = acc + 4 * modes;
+    float *a10i = acc + 5 * modes, *a11 = acc + 6 * modes, *amr = acc + 7 * modes, *ami = acc + 8 * modes;
+#pragma clang loop vectorize(enable)
+    for (ptrdiff_t n = 0; n < modes; n++) {
+        float gr, gi, hr, hi;
+        SL(cauchy_terms)(ar, ai, br, bi, mre[n], mim[n], &gr, &gi, &hr, &hi);
+        float sr = gr + hr, si = gi + hi, xr = gr - hr, xi = gi - hi;
+        a00r[n] += g00r * sr + g00i * si;
+        a00i[n] += g00i * xr - g00r * xi;
+        a01r[n] += g01r * sr + g01i * si;
+        a01i[n] += g01i * xr - g01r * xi;
+        a10r[n] += g10r * sr + g10i * si;
+        a10i[n] += g10i * xr - g10r * xi;
+        a11[n] += g11r * sr + g11i * si;
+        float p00r = c00r[n], p00i = c00i[n], p01r = c01r[n], p01i = c01i[n], p10r = c10r[n], p10i = c10i[n], p11 = c11[n];
+        float uRe = p00r * g00r + p01r * g01r + p10r * g10r + p11 * g11r;
+        float uIm = p00r * g00i + p01r * g01i + p10r * g10i + p11 * g11i;
+        float vRe = p00i * g00i + p01i * g01i + p10i * g10i;
+        float vIm = p00i * g00r + p01i * g01r + p10i * g10r;
+        float bigGr = uRe + vRe, bigGi = uIm - vIm, bigHr = uRe - vRe, bigHi = uIm + vIm;
+        float g2r = gr * gr - gi * gi, g2i = 2 * gr * gi, h2r = hr * hr - hi * hi, h2i = 2 * hr * hi;
+        float bgr = br * g2r - bi * g2i, bgi = br * g2i + bi * g2r, bhr = br * h2r - bi * h2i, bhi = br * h2i + bi * h2r;
+        amr[n] += (bgr * bigGr + bgi * bigGi) + (bhr * bigHr + bhi * bigHi);
+        ami[n] += (bgr * bigGi - bgi * bigGr) + (bhi * bigHr - bhr * bigHi);
+    }
+}
+
 // MARK: - Small product
 
 /// Columns [0, NB VW) of C for rows [0, m): MR x NB tiles, then single rows.
@@ -294,4 +377,6 @@ const sl_kernel_table SL(kernel_table) = {
     .fma_peak = SL(fma_peak),
     .scan_forward_rows = SL(scan_forward_rows),
     .scan_reverse_index = SL(scan_reverse_index),
+    .cauchy_sums = SL(cauchy_sums),
+    .cauchy_adjoint = SL(cauchy_adjoint),
 };

@@ -20,6 +20,9 @@ typedef struct {
     void (*scan_reverse_index)(ptrdiff_t W, const float *dyg, const float *x_prev, const float *x_cur, const float *dA,
                                const float *a, const float *dt, const float *dtu, float *carry, float *d_dt,
                                float *d_a, float *g_times_b, float bn, float cn, float shift, float *sums);
+    void (*cauchy_sums)(const float *c, ptrdiff_t modes, const float *ar, const float *ai, const float *br,
+                        const float *bi, ptrdiff_t count, float *r, ptrdiff_t stride);
+    void (*cauchy_adjoint)(const float *c, ptrdiff_t modes, const float *node, const float *g, float *acc);
 } sl_kernel_table;
 
 extern const sl_kernel_table kernel_table_baseline;

@@ -1,3 +1,4 @@
+import CKernels
 import ComplexModule
 import Foundation
 import XCTest
@@ -56,6 +57,34 @@ final class S4Tests: XCTestCase {
                 dense += system.kernel(c: c, length: length)
             }
             XCTAssertLessThan(GradientCheck.relativeError(k.data, dense), 1e-9, "N/2 = \(modes), L = \(length)")
+        }
+    }
+
+    /// The Float32 Cauchy kernel (CKernels: sums forward, adjoint backward) under every instruction set this CPU
+    /// supports agrees with the Float64 kernel: output and the gradient of every input, at node counts with tails.
+    func testFloat32CauchyKernelUnderEveryInstructionSet() {
+        let original = String(cString: sl_isa_name())
+        defer { XCTAssertEqual(sl_isa_select(original), 0) }
+        for (modes, length) in [(5, 37), (16, 256)] {
+            let x64 = S4KernelInputs.dplr(channels: 3, modes: modes, seed: UInt64(modes)).map { $0.detached().requiringGrad() }
+            var rng = RandomGenerator(seed: 3)
+            let cot = Tensor<Double>.randn([3, length], using: &rng)
+            s4DPLRKernel(logDt: x64[0], lambdaRe: x64[1], lambdaIm: x64[2], pRe: x64[3], pIm: x64[4], bRe: x64[5], bIm: x64[6],
+                         cRe: x64[7], cIm: x64[8], length: length).backward(seed: cot.data)
+            let k64 = s4DPLRKernel(logDt: x64[0], lambdaRe: x64[1], lambdaIm: x64[2], pRe: x64[3], pIm: x64[4], bRe: x64[5],
+                                   bIm: x64[6], cRe: x64[7], cIm: x64[8], length: length)
+            for isa in ["baseline", "avx2", "avx512"] where sl_isa_supported(isa) != 0 {
+                XCTAssertEqual(sl_isa_select(isa), 0)
+                let x32 = x64.map { $0.detached().converted(to: Float.self).requiringGrad() }
+                let k32 = s4DPLRKernel(logDt: x32[0], lambdaRe: x32[1], lambdaIm: x32[2], pRe: x32[3], pIm: x32[4], bRe: x32[5],
+                                       bIm: x32[6], cRe: x32[7], cIm: x32[8], length: length)
+                k32.backward(seed: cot.converted(to: Float.self).data)
+                XCTAssertLessThan(GradientCheck.relativeError(k32.data.map(Double.init), k64.data), 1e-4, "\(isa) K, N/2 = \(modes)")
+                for i in 0..<9 {
+                    XCTAssertLessThan(GradientCheck.relativeError(x32[i].grad!.map(Double.init), x64[i].grad!), 1e-3,
+                                      "\(isa) input \(i), N/2 = \(modes)")
+                }
+            }
         }
     }
 

@@ -53,6 +53,15 @@ void sl_scan_reverse_index_f32(ptrdiff_t W, const float *dyg, const float *x_pre
                                const float *a, const float *dt, const float *dtu, float *carry, float *d_dt, float *d_a,
                                float *g_times_b, float bn, float cn, float shift, float *sums);
 
+/// S4's four Cauchy sums over `modes` modes for `count` nodes into rows r + j stride, j < 8 (zeroed first):
+/// c = per-mode rows [mu re, mu im, c00 re/im, c01 re/im, c10 re/im, c11]; node k: alpha = ar[k] + i ai[k],
+/// beta = br[k] + i bi[k]; R_ij += c_ij / (alpha - beta mu) + conj(c_ij) / (alpha - beta conj(mu)).
+void sl_cauchy_sums_f32(const float *c, ptrdiff_t modes, const float *ar, const float *ai, const float *br,
+                        const float *bi, ptrdiff_t count, float *r, ptrdiff_t stride);
+/// One node's contribution to the Cauchy sums' backward accumulators (9 rows of `modes`: gc00, gc01, gc10 re/im,
+/// Re gc11, gmu re/im), node = (alpha re, alpha im, beta re, beta im), g = the 8 sums' gradients at the node.
+void sl_cauchy_adjoint_f32(const float *c, ptrdiff_t modes, const float *node, const float *g, float *acc);
+
 /// Peak single-core Float32 fused multiply-add rate of the selected instruction set, GFLOP/s: `iterations` rounds of
 /// independent vector FMA chains held in registers (the machine limit the benchmarks quote fractions of).
 double sl_fma_peak_gflops(long iterations);

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Tensors
 
@@ -135,6 +136,15 @@ private func cauchySums<T: TensorScalar>(
     _ c: UnsafePointer<T>, modes: Int, nodes: RootOfUnityNodes<T>, from k0: Int, count: Int,
     into r: UnsafeMutablePointer<T>, stride: Int
 ) {
+    if T.self == Float.self {  // the CKernels form (instruction set chosen at run time)
+        let f = { (p: UnsafePointer<T>) in UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }
+        nodes.alphaRe.withUnsafeBufferPointer { arp in nodes.alphaIm.withUnsafeBufferPointer { aip in
+        nodes.betaRe.withUnsafeBufferPointer { brp in nodes.betaIm.withUnsafeBufferPointer { bip in
+            sl_cauchy_sums_f32(f(c), modes, f(arp.baseAddress! + k0), f(aip.baseAddress! + k0), f(brp.baseAddress! + k0),
+                               f(bip.baseAddress! + k0), count, UnsafeMutableRawPointer(r + k0).assumingMemoryBound(to: Float.self), stride)
+        }}}}
+        return
+    }
     for row in 0..<8 { (r + row * stride + k0).initialize(repeating: 0, count: count) }
     nodes.alphaRe.withUnsafeBufferPointer { arp in
     nodes.alphaIm.withUnsafeBufferPointer { aip in
@@ -245,6 +255,18 @@ private func cauchyAdjoint<T: TensorScalar>(
     _ c: UnsafePointer<T>, modes: Int, nodes: RootOfUnityNodes<T>, node k: Int, sumGrads s: UnsafePointer<T>,
     bins: Int, into acc: UnsafeMutablePointer<T>
 ) {
+    if T.self == Float.self {  // the CKernels form (instruction set chosen at run time)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 12) { scalars in  // node (4), then gradients (8)
+            scalars[0] = unsafeBitCast(nodes.alphaRe[k], to: Float.self)
+            scalars[1] = unsafeBitCast(nodes.alphaIm[k], to: Float.self)
+            scalars[2] = unsafeBitCast(nodes.betaRe[k], to: Float.self)
+            scalars[3] = unsafeBitCast(nodes.betaIm[k], to: Float.self)
+            for j in 0..<8 { scalars[4 + j] = unsafeBitCast(s[j * bins + k], to: Float.self) }
+            sl_cauchy_adjoint_f32(UnsafeRawPointer(c).assumingMemoryBound(to: Float.self), modes, scalars.baseAddress!,
+                                  scalars.baseAddress! + 4, UnsafeMutableRawPointer(acc).assumingMemoryBound(to: Float.self))
+        }
+        return
+    }
     let (ar, ai, br, bi) = (nodes.alphaRe[k], nodes.alphaIm[k], nodes.betaRe[k], nodes.betaIm[k])
     let (g00r, g00i, g01r, g01i) = (s[k], s[bins + k], s[2 * bins + k], s[3 * bins + k])
     let (g10r, g10i, g11r, g11i) = (s[4 * bins + k], s[5 * bins + k], s[6 * bins + k], s[7 * bins + k])
