@@ -9,7 +9,7 @@ struct Batches: ParsableCommand {
         abstract: "Write the first N batches a run draws, the schedule's lr factor per step and the optimiser's parameter groups (safetensors), so that a reference trainer replays the same run.")
 
     @Option(help: "The run's config (JSON, the format of config.json).") var config: String
-    @Option(help: "How many steps.") var steps: Int
+    @Option(parsing: .unconditional, help: "How many steps.") var steps: Int
     @Option(help: "The file to write (safetensors, atomically).") var out: String
     @Flag(help: "Also write the validation and test examples the trainer evaluates on (eval.<split>.tokens / targets / labels).")
     var evaluation = false

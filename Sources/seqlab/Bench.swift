@@ -11,7 +11,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Benchmark one layer (default: every registered layer).") var layer: String?
     @Option(help: "lra (8 x 1024 x 128), long (1 x 16384 x 128), or BxL (d_model 128), e.g. 1x4096.") var shape: String = "lra"
     @Option(help: "Layer options as key=value, comma-separated (e.g. n_h=2,chunk_size=64).") var options: String?
-    @Option(help: "Timed repetitions (median reported).") var repeats: Int = 5
+    @Option(parsing: .unconditional, help: "Timed repetitions (median reported).") var repeats: Int = 5
     @Flag(help: "One JSON object per layer and line: {layer, shape, fwd_bwd_ms, fwd_ms, peak_rss_mb}.") var json = false
     @Flag(help: "Only the machine figures: matmul through the tensor API vs cblas_sgemm, fft_conv at lra, FMA.") var system = false
     @Flag(help: "The fused attention and GLA kernels alone at --shape: fwd+bwd ms, GFLOP/s, fraction of sgemm 1024^3.") var kernels = false

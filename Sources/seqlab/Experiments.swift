@@ -9,7 +9,7 @@ struct Sweep: ParsableCommand {
 
     @Argument(help: "The sweep spec (JSON; see Experiments/).") var spec: String
     @Option(help: "Output directory (one sub-directory per run).") var out: String
-    @Option(help: "Worker processes at once (each gets cores / jobs threads).") var jobs: Int = 1
+    @Option(parsing: .unconditional, help: "Worker processes at once (each gets cores / jobs threads).") var jobs: Int = 1
     @Option(help: "Run one slice I/N of the runs (cluster job arrays).") var shard: String?
     @Flag(name: .customLong("dry-run"), help: "List the runs and exit.") var dryRun = false
 

@@ -176,6 +176,24 @@ final class HostileInputTests: XCTestCase {
         }
     }
 
+    /// A negative count reaches the option's own range check (not "missing value", as when the parser read "-1" as
+    /// a flag).
+    func testNegativeCountsAreRefusedByTheirRange() throws {
+        guard FileManager.default.isExecutableFile(atPath: SeqlabCommand.url.path) else { throw XCTSkip("seqlab binary not built") }
+        let spec = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Experiments/recall.json").path
+        let cases: [([String], String)] = [
+            (["sweep", spec, "--out", "o", "--jobs", "-1"], "--jobs must be at least 1"),
+            (["bench", "--layer", "diagonal", "--repeats", "-1"], "repeats"),
+        ]
+        for (arguments, expected) in cases {
+            let r = try SeqlabCommand.run(arguments, in: directory, timeout: 30)
+            XCTAssertEqual(r.status, 1, arguments.joined(separator: " "))
+            XCTAssertTrue(r.error.hasPrefix("error: ") && r.error.contains(expected) && !r.error.contains("Missing value"),
+                          "\(arguments.joined(separator: " ")): \(r.error)")
+        }
+    }
+
     func testEveryHostileInputEndsWithAOneLineRefusalOrSuccess() throws {
         guard FileManager.default.isExecutableFile(atPath: SeqlabCommand.url.path) else { throw XCTSkip("seqlab binary not built") }
         let cases = Self.corpus()
