@@ -1,6 +1,7 @@
 // Run-time choice of the instruction set (CKernels.h) and the public entry points, which call through the
 // selected table.
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #include <string.h>
@@ -36,7 +37,11 @@ int sl_isa_supported(const char *name) {
 /// The widest supported set, or SEQLAB_ISA when it names a supported one.
 static const sl_kernel_table *initial_table(void) {
     const char *forced = getenv("SEQLAB_ISA");
-    if (forced && *forced && sl_isa_supported(forced)) return table_named(forced);
+    if (forced && *forced) {
+        if (sl_isa_supported(forced)) return table_named(forced);
+        fprintf(stderr, "warning: SEQLAB_ISA=%s is %s; using the widest supported set\n", forced,
+                table_named(forced) ? "not supported by this CPU" : "not one of baseline, avx2, avx512");
+    }
     if (sl_isa_supported("avx512")) return table_named("avx512");
     if (sl_isa_supported("avx2")) return table_named("avx2");
     return &kernel_table_baseline;
@@ -93,8 +98,9 @@ void sl_cauchy_sums_f32(const float *c, ptrdiff_t modes, const float *ar, const 
     table()->cauchy_sums(c, modes, ar, ai, br, bi, count, r, stride);
 }
 
-void sl_cauchy_adjoint_f32(const float *c, ptrdiff_t modes, const float *node, const float *g, float *acc) {
-    table()->cauchy_adjoint(c, modes, node, g, acc);
+void sl_cauchy_adjoint_f32(const float *c, ptrdiff_t modes, float ar, float ai, float br, float bi, const float *g,
+                           ptrdiff_t g_stride, float *acc) {
+    table()->cauchy_adjoint(c, modes, ar, ai, br, bi, g, g_stride, acc);
 }
 
 float sl_exp_nonpositive_f32(float x) {

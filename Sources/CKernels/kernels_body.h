@@ -198,12 +198,13 @@ static void SL(cauchy_sums)(const float *c, ptrdiff_t modes, const float *ar, co
 
 /// Node k's contribution to the per-mode accumulators of the Cauchy sums' backward pass: acc rows
 /// [gc00 re, gc00 im, gc01 re, gc01 im, gc10 re, gc10 im, Re gc11, gmu re, gmu im] of `modes` each, from the node
-/// (alpha re, alpha im, beta re, beta im) and the sums' gradients g (R00, R01, R10, R11 as re/im pairs):
+/// alpha = ar + i ai, beta = br + i bi and the sums' gradients g[j g_stride] (R00, R01, R10, R11 as re/im pairs):
 ///   gc_ij += conj(g) gR_ij + g' conj(gR_ij);  gmu += conj(beta g^2) G + beta g'^2 conj(G'),
 ///   G = sum_ij conj(c_ij) gR_ij, G' = sum_ij c_ij gR_ij.
-static void SL(cauchy_adjoint)(const float *c, ptrdiff_t modes, const float *node, const float *g, float *acc) {
-    const float ar = node[0], ai = node[1], br = node[2], bi = node[3];
-    const float g00r = g[0], g00i = g[1], g01r = g[2], g01i = g[3], g10r = g[4], g10i = g[5], g11r = g[6], g11i = g[7];
+static void SL(cauchy_adjoint)(const float *c, ptrdiff_t modes, float ar, float ai, float br, float bi, const float *g,
+                               ptrdiff_t g_stride, float *acc) {
+    const float g00r = g[0], g00i = g[g_stride], g01r = g[2 * g_stride], g01i = g[3 * g_stride];
+    const float g10r = g[4 * g_stride], g10i = g[5 * g_stride], g11r = g[6 * g_stride], g11i = g[7 * g_stride];
     const float *mre = c, *mim = c + modes, *c00r = c + 2 * modes, *c00i = c + 3 * modes, *c01r = c + 4 * modes;
     const float *c01i = c + 5 * modes, *c10r = c + 6 * modes, *c10i = c + 7 * modes, *c11 = c + 8 * modes;
     float *a00r = acc, *a00i = acc + modes, *a01r = acc + 2 * modes, *a01i = acc + 3 * modes, *a10r = acc + 4 * modes;

@@ -22,7 +22,8 @@ typedef struct {
                                float *d_a, float *g_times_b, float bn, float cn, float shift, float *sums);
     void (*cauchy_sums)(const float *c, ptrdiff_t modes, const float *ar, const float *ai, const float *br,
                         const float *bi, ptrdiff_t count, float *r, ptrdiff_t stride);
-    void (*cauchy_adjoint)(const float *c, ptrdiff_t modes, const float *node, const float *g, float *acc);
+    void (*cauchy_adjoint)(const float *c, ptrdiff_t modes, float ar, float ai, float br, float bi, const float *g,
+                           ptrdiff_t g_stride, float *acc);
 } sl_kernel_table;
 
 extern const sl_kernel_table kernel_table_baseline;

@@ -59,8 +59,10 @@ void sl_scan_reverse_index_f32(ptrdiff_t W, const float *dyg, const float *x_pre
 void sl_cauchy_sums_f32(const float *c, ptrdiff_t modes, const float *ar, const float *ai, const float *br,
                         const float *bi, ptrdiff_t count, float *r, ptrdiff_t stride);
 /// One node's contribution to the Cauchy sums' backward accumulators (9 rows of `modes`: gc00, gc01, gc10 re/im,
-/// Re gc11, gmu re/im), node = (alpha re, alpha im, beta re, beta im), g = the 8 sums' gradients at the node.
-void sl_cauchy_adjoint_f32(const float *c, ptrdiff_t modes, const float *node, const float *g, float *acc);
+/// Re gc11, gmu re/im), node alpha = ar + i ai, beta = br + i bi; the 8 sums' gradients at the node are
+/// g[j g_stride], j < 8.
+void sl_cauchy_adjoint_f32(const float *c, ptrdiff_t modes, float ar, float ai, float br, float bi, const float *g,
+                           ptrdiff_t g_stride, float *acc);
 
 /// Peak single-core Float32 fused multiply-add rate of the selected instruction set, GFLOP/s: `iterations` rounds of
 /// independent vector FMA chains held in registers (the machine limit the benchmarks quote fractions of).

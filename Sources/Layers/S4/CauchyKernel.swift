@@ -256,15 +256,11 @@ private func cauchyAdjoint<T: TensorScalar>(
     bins: Int, into acc: UnsafeMutablePointer<T>
 ) {
     if T.self == Float.self {  // the CKernels form (instruction set chosen at run time)
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 12) { scalars in  // node (4), then gradients (8)
-            scalars[0] = unsafeBitCast(nodes.alphaRe[k], to: Float.self)
-            scalars[1] = unsafeBitCast(nodes.alphaIm[k], to: Float.self)
-            scalars[2] = unsafeBitCast(nodes.betaRe[k], to: Float.self)
-            scalars[3] = unsafeBitCast(nodes.betaIm[k], to: Float.self)
-            for j in 0..<8 { scalars[4 + j] = unsafeBitCast(s[j * bins + k], to: Float.self) }
-            sl_cauchy_adjoint_f32(UnsafeRawPointer(c).assumingMemoryBound(to: Float.self), modes, scalars.baseAddress!,
-                                  scalars.baseAddress! + 4, UnsafeMutableRawPointer(acc).assumingMemoryBound(to: Float.self))
-        }
+        let f = { (x: T) in unsafeBitCast(x, to: Float.self) }
+        sl_cauchy_adjoint_f32(UnsafeRawPointer(c).assumingMemoryBound(to: Float.self), modes, f(nodes.alphaRe[k]),
+                              f(nodes.alphaIm[k]), f(nodes.betaRe[k]), f(nodes.betaIm[k]),
+                              UnsafeRawPointer(s + k).assumingMemoryBound(to: Float.self), bins,
+                              UnsafeMutableRawPointer(acc).assumingMemoryBound(to: Float.self))
         return
     }
     let (ar, ai, br, bi) = (nodes.alphaRe[k], nodes.alphaIm[k], nodes.betaRe[k], nodes.betaIm[k])
