@@ -27,7 +27,13 @@ typedef int SL(ivec) __attribute__((vector_size(VW * 4)));
 
 INLINE vec SL(load)(const float *p) { return *(const uvec *)p; }
 INLINE void SL(store)(vec v, float *p) { *(uvec *)p = v; }
-INLINE vec SL(splat)(float x) { return (vec){0} + x; }
+/// x in every lane. Written as a lane loop (one vbroadcastss, folded into the FMA's memory operand): `(vec){0} + x`
+/// keeps a real add, since 0 + (-0) is +0, which costs a port-0/5 uop per broadcast in the product's inner loop.
+INLINE vec SL(splat)(float x) {
+    vec v;
+    for (int i = 0; i < VW; i++) v[i] = x;
+    return v;
+}
 /// The first n < VW floats of p, the other lanes `padding`.
 INLINE vec SL(load_part)(const float *p, ptrdiff_t n, float padding) {
     float tmp[VW];

@@ -12,6 +12,10 @@ import Foundation
 //   O_b = e^{m - m'} O_b + P V_c;  finally O_b = O_b / l and the log-sum-exp lse = m + log l is kept.
 // Memory is O(B L H) plus one score block per thread. Backward recomputes P = exp(S - lse) block by block:
 //   dV_c += P^T dO_b,  dP = dO_b V_c^T,  dS = P (dP - rowsum(dO o)),  dQ_b += scale dS K_c,  dK_c += scale dS^T Q_b.
+// The kernel works on head-major copies ([B H, L, E]: each head's rows contiguous, leading dimension E) made once
+// per call, so that a block of keys or values is one contiguous 32 KB run (E 32) that stays in L1 across a tile's
+// rows; reading the [B, L, H, E] layout directly streams rows 4 E bytes apart that alias in L1. The transposed keys
+// (and values, backward) have a padded leading dimension for the same reason.
 // Blocks are 256 queries x 256 keys; a key block that crosses the causal diagonal is cut into 64-row strips, each
 // computed only up to its last visible key, and fully masked blocks are skipped. The two (forward) or five
 // (backward) products per tile run on `SmallGemm` in Float32 when E is a multiple of 16 (register tiles, no
@@ -39,21 +43,33 @@ public func scaledDotProductAttention<T: TensorScalar>(
     let geometry = AttentionGeometry(batch: q.shape[0], queries: q.shape[1], keys: k.shape[1], heads: q.shape[2],
                                      headDim: q.shape[3], causal: causal)
     let s = scale ?? 1 / T(geometry.headDim).squareRoot()
-    let qData = q.data, kData = k.data, vData = v.data
-    let (out, lse) = attentionForward(geometry, scale: s, q: qData, k: kData, v: vData)
+    let heads = q.data.withUnsafeBufferPointer { qp in k.data.withUnsafeBufferPointer { kp in v.data.withUnsafeBufferPointer { vp in
+        HeadMajor(q: geometry.packHeads(qp.baseAddress!, length: geometry.queries),
+                  k: geometry.packHeads(kp.baseAddress!, length: geometry.keys),
+                  v: geometry.packHeads(vp.baseAddress!, length: geometry.keys))
+    } } }
+    let (out, lse) = attentionForward(geometry, scale: s, heads)
     let result = Tensor(shape: q.shape, data: out)
     Tape.record("attention", inputs: [q, k, v], output: result) { dOut in
-        attentionBackward(geometry, scale: s, q: qData, k: kData, v: vData, o: out, lse: lse, dO: dOut)
+        attentionBackward(geometry, scale: s, heads, o: out, lse: lse, dO: dOut)
     }
     return result
+}
+
+/// Head-major copies of q, k, v: [B H, L, E].
+private struct HeadMajor<T> {
+    let q, k, v: AlignedBuffer<T>
 }
 
 /// Sizes and mask of one attention call.
 struct AttentionGeometry {
     let batch, queries, keys, heads, headDim: Int
     let causal: Bool
-    /// Row stride of q, k, v, o: H E.
+    /// Row stride of q, k, v, o in the caller's [B, L, H, E] layout: H E.
     var rowStride: Int { heads * headDim }
+    /// Leading dimension of the transposed keys or values [E, Lk]: Lk rounded up to 64 floats, plus 16, so that
+    /// consecutive rows fall in different L1 sets (a multiple of 1024 floats would put all E rows in one set).
+    var transposedStride: Int { (keys + 63) / 64 * 64 + 16 }
     /// Position of query 0 among the keys (Lk - Lq).
     var offset: Int { keys - queries }
     /// The number of keys query i may see.
@@ -62,31 +78,53 @@ struct AttentionGeometry {
     /// Whether the block products run on `SmallGemm` (Float32 with E a multiple of 16) rather than BLAS.
     func smallProducts<T>(_: T.Type) -> Bool { T.self == Float.self && headDim % 16 == 0 }
 
-    /// Every head's keys (or values) transposed, [B H, E, Lk]: rows of E-major key blocks for `scores`.
-    func transposedHeads<T: TensorScalar>(_ x: UnsafePointer<T>) -> AlignedBuffer<T> {
-        let out = AlignedBuffer<T>(count: batch * heads * headDim * keys)
+    /// x [B, L, H, E] -> [B H, L, E].
+    func packHeads<T: TensorScalar>(_ x: UnsafePointer<T>, length: Int) -> AlignedBuffer<T> {
+        let out = AlignedBuffer<T>(count: batch * heads * length * headDim, zeroed: false)
         let (e, ld, o) = (headDim, rowStride, out.pointer)
         Parallel.forEach(batch * heads) { item in
-            let src = x + (item / heads) * keys * ld + (item % heads) * e, dst = o + item * e * keys
+            let src = x + (item / heads) * length * ld + (item % heads) * e, dst = o + item * length * e
+            for t in 0..<length { (dst + t * e).update(from: src + t * ld, count: e) }
+        }
+        return out
+    }
+
+    /// [B H, L, E] -> y [B, L, H, E] (every element written).
+    func unpackHeads<T: TensorScalar>(_ x: UnsafePointer<T>, length: Int, into y: UnsafeMutablePointer<T>) {
+        let (e, ld) = (headDim, rowStride)
+        Parallel.forEach(batch * heads) { item in
+            let src = x + item * length * e, dst = y + (item / heads) * length * ld + (item % heads) * e
+            for t in 0..<length { (dst + t * ld).update(from: src + t * e, count: e) }
+        }
+    }
+
+    /// Every head's keys (or values) transposed, [B H, E, transposedStride], from head-major [B H, Lk, E]: the
+    /// E-major key blocks of `scores`.
+    func transposedHeads<T: TensorScalar>(_ x: UnsafePointer<T>) -> AlignedBuffer<T> {
+        let ldT = transposedStride
+        let out = AlignedBuffer<T>(count: batch * heads * headDim * ldT, zeroed: false)
+        let (e, o) = (headDim, out.pointer)
+        Parallel.forEach(batch * heads) { item in
+            let src = x + item * keys * e, dst = o + item * e * ldT
             for t0 in stride(from: 0, to: keys, by: 64) {  // 64-key panels keep both sides in cache
-                for d in 0..<e { for t in t0..<min(keys, t0 + 64) { dst[d * keys + t] = src[t * ld + d] } }
+                for d in 0..<e { for t in t0..<min(keys, t0 + 64) { dst[d * ldT + t] = src[t * e + d] } }
             }
         }
         return out
     }
 
-    /// S [m, n] = alpha X Y^T for rows of X (leading dimension H E) and n rows of Y; with `keysTransposed`
-    /// (Y^T, leading dimension Lk) on `SmallGemm`, else one BLAS call.
+    /// S [m, n] = alpha X Y^T for head-major rows of X and n rows of Y (leading dimension E); with
+    /// `keysTransposed` (Y^T, leading dimension `transposedStride`) on `SmallGemm`, else one BLAS call.
     @inline(__always)
     func scores<T: TensorScalar>(
         m: Int, n: Int, alpha: T, rows x: UnsafePointer<T>, keys y: UnsafePointer<T>, keysTransposed yT: UnsafePointer<T>?,
         into c: UnsafeMutablePointer<T>
     ) {
         if let yT {
-            product(T.self, m: m, n: n, k: headDim, alpha: alpha, a: x, lda: rowStride, transposedA: false, b: yT, ldb: keys,
-                    accumulate: false, c: c, ldc: n)
+            product(T.self, m: m, n: n, k: headDim, alpha: alpha, a: x, lda: headDim, transposedA: false, b: yT,
+                    ldb: transposedStride, accumulate: false, c: c, ldc: n)
         } else {
-            T.gemm(transA: false, transB: true, m: m, n: n, k: headDim, alpha: alpha, a: x, lda: rowStride, b: y, ldb: rowStride,
+            T.gemm(transA: false, transB: true, m: m, n: n, k: headDim, alpha: alpha, a: x, lda: headDim, b: y, ldb: headDim,
                    beta: 0, c: c, ldc: n)
         }
     }
@@ -131,32 +169,30 @@ struct AttentionGeometry {
     }
 }
 
-/// Forward pass: o [B, Lq, H, E] and the row log-sum-exp [B, H, Lq].
-private func attentionForward<T: TensorScalar>(
-    _ g: AttentionGeometry, scale s: T, q: [T], k: [T], v: [T]
-) -> ([T], [T]) {
-    var out = [T](repeating: 0, count: q.count)
+/// Forward pass on head-major q, k, v: o [B, Lq, H, E] and the row log-sum-exp [B, H, Lq].
+private func attentionForward<T: TensorScalar>(_ g: AttentionGeometry, scale s: T, _ x: HeadMajor<T>) -> ([T], [T]) {
+    let e = g.headDim
+    var out = [T](unsafeUninitializedCapacity: g.batch * g.queries * g.rowStride) { _, n in n = g.batch * g.queries * g.rowStride }
     var lse = [T](repeating: 0, count: g.batch * g.heads * g.queries)
-    let (ld, e) = (g.rowStride, g.headDim)
     let queryBlocks = (g.queries + queryBlock - 1) / queryBlock
-    q.withUnsafeBufferPointer { qp in k.withUnsafeBufferPointer { kp in v.withUnsafeBufferPointer { vp in
+    let (qb, kb, vb) = (UnsafePointer(x.q.pointer), UnsafePointer(x.k.pointer), UnsafePointer(x.v.pointer))
     out.withUnsafeMutableBufferPointer { op in lse.withUnsafeMutableBufferPointer { lp in
-        let (qb, kb, vb, ob, lb) = (qp.baseAddress!, kp.baseAddress!, vp.baseAddress!, op.baseAddress!, lp.baseAddress!)
+        let (ob, lb) = (op.baseAddress!, lp.baseAddress!)
         // Work units: (batch member, head, query block), independent in the forward pass; the last query blocks
         // (the most visible keys) go first so that the dynamic queue ends with short units.
         let items = g.batch * g.heads
-        let kT = g.smallProducts(T.self) ? g.transposedHeads(kb) : nil  // [B H, E, Lk] for S = Q K^T
+        let kT = g.smallProducts(T.self) ? g.transposedHeads(kb) : nil  // [B H, E, Lk'] for S = Q K^T
         AttentionWorkQueue.run(items * queryBlocks, scratch: { ForwardScratch<T>(headDim: e) }) { unit, w in
             let item = unit % items, block = queryBlocks - 1 - unit / items
-            let (b, h) = (item / g.heads, item % g.heads)
-            let qHead = b * g.queries * ld + h * e, kHead = b * g.keys * ld + h * e
+            let qHead = item * g.queries * e, kHead = item * g.keys * e
+            let outHead = (item / g.heads) * g.queries * g.rowStride + (item % g.heads) * e
             let start = block * queryBlock, rows = min(queryBlock, g.queries - start)
             let (scores, acc, rowMax, rowSum) = (w.scores.pointer, w.acc, w.rowMax, w.rowSum)
             for r in 0..<rows { rowMax[r] = -T.infinity; rowSum[r] = 0 }
             g.forEachTile(start: start, rows: rows) { r0, tileRows, k0, nk in
                 // S = scale Q_tile K_c^T   [tileRows, nk]
-                g.scores(m: tileRows, n: nk, alpha: s, rows: qb + qHead + (start + r0) * ld, keys: kb + kHead + k0 * ld,
-                         keysTransposed: kT.map { $0.pointer + item * e * g.keys + k0 }, into: scores)
+                g.scores(m: tileRows, n: nk, alpha: s, rows: qb + qHead + (start + r0) * e, keys: kb + kHead + k0 * e,
+                         keysTransposed: kT.map { UnsafePointer($0.pointer + item * e * g.transposedStride + k0) }, into: scores)
                 for r in r0..<(r0 + tileRows) {
                     let row = scores + (r - r0) * nk
                     let visible = max(0, min(nk, g.visibleKeys(query: start + r) - k0))
@@ -176,27 +212,23 @@ private func attentionForward<T: TensorScalar>(
                 }
                 // O_tile (+)= P V_c   [tileRows, E]  (the tiles at k0 = 0 cover every row first)
                 g.product(T.self, m: tileRows, n: e, k: nk, alpha: 1, a: scores, lda: nk, transposedA: false,
-                          b: vb + kHead + k0 * ld, ldb: ld, accumulate: k0 != 0, c: acc + r0 * e, ldc: e)
+                          b: vb + kHead + k0 * e, ldb: e, accumulate: k0 != 0, c: acc + r0 * e, ldc: e)
             }
             for r in 0..<rows {
                 let inv = 1 / rowSum[r]
-                let dst = ob + qHead + (start + r) * ld, src = acc + r * e
+                let dst = ob + outHead + (start + r) * g.rowStride, src = acc + r * e
                 for d in 0..<e { dst[d] = src[d] * inv }
                 lb[item * g.queries + start + r] = rowMax[r] + T.log(rowSum[r])
             }
         }
     } }
-    } } }
     return (out, lse)
 }
 
 /// Backward pass: [dq, dk, dv] from dO, recomputing each block's probabilities from the saved log-sum-exp.
 private func attentionBackward<T: TensorScalar>(
-    _ g: AttentionGeometry, scale s: T, q: [T], k: [T], v: [T], o: [T], lse: [T], dO: [T]
+    _ g: AttentionGeometry, scale s: T, _ x: HeadMajor<T>, o: [T], lse: [T], dO: [T]
 ) -> [[T]?] {
-    var dq = [T](repeating: 0, count: q.count)
-    var dk = [T](repeating: 0, count: k.count)
-    var dv = [T](repeating: 0, count: k.count)
     let (ld, e) = (g.rowStride, g.headDim)
     // rowsum(dO o) per query row: [B, H, Lq]
     var rowDot = [T](repeating: 0, count: lse.count)
@@ -206,27 +238,31 @@ private func attentionBackward<T: TensorScalar>(
         for d in 0..<e { acc += dO[base + d] * o[base + d] }
         rowDot[(b * g.heads + h) * g.queries + t] = acc
     } } }
-    q.withUnsafeBufferPointer { qp in k.withUnsafeBufferPointer { kp in v.withUnsafeBufferPointer { vp in
-    dO.withUnsafeBufferPointer { gp in lse.withUnsafeBufferPointer { lp in rowDot.withUnsafeBufferPointer { rp in
-    dq.withUnsafeMutableBufferPointer { dqp in dk.withUnsafeMutableBufferPointer { dkp in dv.withUnsafeMutableBufferPointer { dvp in
-        let (qb, kb, vb, gb) = (qp.baseAddress!, kp.baseAddress!, vp.baseAddress!, gp.baseAddress!)
-        let (dqb, dkb, dvb, lb, rb) = (dqp.baseAddress!, dkp.baseAddress!, dvp.baseAddress!, lp.baseAddress!, rp.baseAddress!)
+    let items = g.batch * g.heads
+    let dOHeads = dO.withUnsafeBufferPointer { g.packHeads($0.baseAddress!, length: g.queries) }
+    let dqHeads = AlignedBuffer<T>(count: items * g.queries * e), dkHeads = AlignedBuffer<T>(count: items * g.keys * e)
+    let dvHeads = AlignedBuffer<T>(count: items * g.keys * e)
+    let (qb, kb, vb, gb) = (UnsafePointer(x.q.pointer), UnsafePointer(x.k.pointer), UnsafePointer(x.v.pointer), UnsafePointer(dOHeads.pointer))
+    let (dqb, dkb, dvb) = (dqHeads.pointer, dkHeads.pointer, dvHeads.pointer)
+    lse.withUnsafeBufferPointer { lp in rowDot.withUnsafeBufferPointer { rp in
+        let (lb, rb) = (lp.baseAddress!, rp.baseAddress!)
         // One work item per (batch member, head): its key blocks accumulate dK, dV from every query block.
         let small = g.smallProducts(T.self)
-        let (kT, vT) = small ? (g.transposedHeads(kb), g.transposedHeads(vb)) : (nil, nil)  // [B H, E, Lk]
-        AttentionWorkQueue.run(g.batch * g.heads, scratch: { BackwardScratch<T>() }) { item, w in
-            let (b, h) = (item / g.heads, item % g.heads)
-            let qHead = b * g.queries * ld + h * e, kHead = b * g.keys * ld + h * e
+        let (kT, vT) = small ? (g.transposedHeads(kb), g.transposedHeads(vb)) : (nil, nil)  // [B H, E, Lk']
+        AttentionWorkQueue.run(items, scratch: { BackwardScratch<T>() }) { item, w in
+            let qHead = item * g.queries * e, kHead = item * g.keys * e
             let (p, dp) = (w.p, w.dp)  // P block; dP, then dS
             for start in stride(from: 0, to: g.queries, by: queryBlock) {
                 let rows = min(queryBlock, g.queries - start)
                 g.forEachTile(start: start, rows: rows) { r0, tileRows, k0, nk in
-                    let (qRows, gRows) = (qb + qHead + (start + r0) * ld, gb + qHead + (start + r0) * ld)
-                    let (kRows, vRows) = (kb + kHead + k0 * ld, vb + kHead + k0 * ld)
+                    let (qRows, gRows) = (qb + qHead + (start + r0) * e, gb + qHead + (start + r0) * e)
+                    let (kRows, vRows) = (kb + kHead + k0 * e, vb + kHead + k0 * e)
                     // S = scale Q_tile K_c^T;  dP = dO_tile V_c^T   [tileRows, nk]
-                    let transposedOffset = item * e * g.keys + k0
-                    g.scores(m: tileRows, n: nk, alpha: s, rows: qRows, keys: kRows, keysTransposed: kT.map { $0.pointer + transposedOffset }, into: p)
-                    g.scores(m: tileRows, n: nk, alpha: 1, rows: gRows, keys: vRows, keysTransposed: vT.map { $0.pointer + transposedOffset }, into: dp)
+                    let transposedOffset = item * e * g.transposedStride + k0
+                    g.scores(m: tileRows, n: nk, alpha: s, rows: qRows, keys: kRows,
+                             keysTransposed: kT.map { UnsafePointer($0.pointer + transposedOffset) }, into: p)
+                    g.scores(m: tileRows, n: nk, alpha: 1, rows: gRows, keys: vRows,
+                             keysTransposed: vT.map { UnsafePointer($0.pointer + transposedOffset) }, into: dp)
                     for r in 0..<tileRows {
                         let t = start + r0 + r
                         let visible = max(0, min(nk, g.visibleKeys(query: t) - k0))
@@ -237,18 +273,22 @@ private func attentionBackward<T: TensorScalar>(
                     }
                     // dV_c += P^T dO_tile;  dQ_tile += scale dS K_c;  dK_c += scale dS^T Q_tile
                     g.product(T.self, m: nk, n: e, k: tileRows, alpha: 1, a: p, lda: nk, transposedA: true,
-                              b: gRows, ldb: ld, accumulate: true, c: dvb + kHead + k0 * ld, ldc: ld)
+                              b: gRows, ldb: e, accumulate: true, c: dvb + kHead + k0 * e, ldc: e)
                     g.product(T.self, m: tileRows, n: e, k: nk, alpha: s, a: dp, lda: nk, transposedA: false,
-                              b: kRows, ldb: ld, accumulate: true, c: dqb + qHead + (start + r0) * ld, ldc: ld)
+                              b: kRows, ldb: e, accumulate: true, c: dqb + qHead + (start + r0) * e, ldc: e)
                     g.product(T.self, m: nk, n: e, k: tileRows, alpha: s, a: dp, lda: nk, transposedA: true,
-                              b: qRows, ldb: ld, accumulate: true, c: dkb + kHead + k0 * ld, ldc: ld)
+                              b: qRows, ldb: e, accumulate: true, c: dkb + kHead + k0 * e, ldc: e)
                 }
             }
         }
-    } } }
-    } } }
-    } } }
-    return [dq, dk, dv]
+    } }
+    func unpacked(_ heads: AlignedBuffer<T>, length: Int) -> [T] {
+        [T](unsafeUninitializedCapacity: g.batch * length * ld) { buffer, n in
+            g.unpackHeads(heads.pointer, length: length, into: buffer.baseAddress!)
+            n = g.batch * length * ld
+        }
+    }
+    return [unpacked(dqHeads, length: g.queries), unpacked(dkHeads, length: g.keys), unpacked(dvHeads, length: g.keys)]
 }
 
 /// Scratch of one forward thread: a score block, the unnormalised output block, running row maxima and sums.
