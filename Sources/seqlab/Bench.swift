@@ -12,7 +12,7 @@ struct Bench: ParsableCommand {
     @Option(help: "lra (8 x 1024 x 128), long (1 x 16384 x 128), or BxL (d_model 128), e.g. 1x4096.") var shape: String = "lra"
     @Option(help: "Layer options as key=value, comma-separated (e.g. n_h=2,chunk_size=64).") var options: String?
     @Option(parsing: .unconditional, help: "Timed repetitions (median reported).") var repeats: Int = 5
-    @Flag(help: "One JSON object per layer and line: {layer, shape, fwd_bwd_ms, fwd_ms, peak_rss_mb}.") var json = false
+    @Flag(help: "One JSON object per layer and line: {layer, shape, fwd_bwd_ms, fwd_ms, peak_rss_mb} and, for layers that count their work, fwd_bwd_gflop, gflops, sgemm_fraction, peak_fraction.") var json = false
     @Flag(help: "Only the machine figures: matmul through the tensor API vs cblas_sgemm, fft_conv at lra, FMA.") var system = false
     @Flag(help: "The fused attention and GLA kernels alone at --shape: fwd+bwd ms, GFLOP/s, fraction of sgemm 1024^3.") var kernels = false
     @Flag(help: "Only the S4 family's kernel generation (Cauchy, Vandermonde) at L = 1K, 4K, 16K, H = 128, N = 64.") var ssmKernels = false
@@ -35,16 +35,25 @@ struct Bench: ParsableCommand {
         if system || (layer == nil && !json) { runSystem() }
         if system { return }
         let names = layer.map { [$0] } ?? LayerRegistry.names
+        let machine = MachineRates.measure()
         if !json {
-            print("\nlayer            shape  fwd+bwd ms   fwd ms   peak RSS MB")
+            print(String(format: "\nuseful work from each layer's formulas (docs/performance.md); limits measured now: sgemm %.0f GFLOP/s, FMA peak %.0f GFLOP/s (%d threads)",
+                         machine.sgemmGflops, machine.peakGflops, Parallel.threadCount))
+            print("layer            shape  fwd+bwd ms   fwd ms   peak RSS MB   GFLOP   GFLOP/s  of sgemm  of peak")
         }
         for name in names {
-            let r = reportingErrors { try LayerBenchmark.run(name, shape: benchShape, options: layerOptions, repeats: repeats) }
+            let r = reportingErrors { try LayerBenchmark.run(name, shape: benchShape, options: layerOptions, repeats: repeats) }.rated(by: machine)
             if json {
                 let data = try JSONEncoder().encode(r)
                 print(String(decoding: data, as: UTF8.self))
             } else {
-                print(String(format: "%-16@ %-6@ %10.1f %8.1f %13.0f", r.layer as NSString, r.shape as NSString, r.fwd_bwd_ms, r.fwd_ms, r.peak_rss_mb))
+                var line = r.layer.padding(toLength: 16, withPad: " ", startingAt: 0) + " "
+                    + r.shape.padding(toLength: 6, withPad: " ", startingAt: 0)
+                    + String(format: " %10.1f %8.1f %13.0f", r.fwd_bwd_ms, r.fwd_ms, r.peak_rss_mb)
+                if let gflop = r.fwd_bwd_gflop, let rate = r.gflops, let s = r.sgemm_fraction, let p = r.peak_fraction {
+                    line += String(format: " %7.2f %9.1f %8.0f%% %7.0f%%", gflop, rate, 100 * s, 100 * p)
+                }
+                print(line)
             }
             fflush(stdout)
         }
@@ -71,6 +80,7 @@ struct Bench: ParsableCommand {
         print(String(format: "vector kernels: %@ (SEQLAB_ISA=baseline|avx2|avx512 forces one); FMA peak, one core: %.1f GFLOP/s",
                      SystemBenchmark.instructionSet as NSString, SystemBenchmark.fmaPeak()))
         print(SystemBenchmark.blasCore)
+        print(SystemBenchmark.blasIdle)
         print(MemoryTuning.note)
         print("threads: \(Parallel.threadCount) (SEQLAB_THREADS), OpenBLAS threads: \(BLASThreads.current)")
     }

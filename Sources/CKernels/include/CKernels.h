@@ -75,6 +75,13 @@ double sl_fma_peak_gflops(long iterations);
 /// own OPENBLAS_CORETYPE mechanism. Returns a one-line account of what was found and done.
 const char *sl_blas_core_note(void);
 
+/// OpenBLAS idle-wait fix-up. An idle OpenBLAS worker spins (sched_yield) for 2^28 cycles, about 0.1 s, after every
+/// threaded BLAS call before it sleeps; on a machine with as many threads as cores that spinning worker takes a core
+/// from SequenceLab's own threaded kernels that follow the call. At load, unless OPENBLAS_THREAD_TIMEOUT is set or
+/// SEQLAB_BLAS_IDLE is "keep", OpenBLAS's thread pool is restarted with its shortest spin (2^4 cycles: idle
+/// workers sleep at once) through its own OPENBLAS_THREAD_TIMEOUT mechanism. Returns a one-line account.
+const char *sl_blas_idle_note(void);
+
 /// Allocator tuning applied at load (malloc_tuning.c): glibc's mmap threshold raised to 1 GiB and trimming off, so
 /// the megabyte-sized buffers that every op allocates and frees are reused instead of page-faulted in afresh;
 /// SEQLAB_MALLOC=system leaves glibc's defaults. Returns a one-line account.

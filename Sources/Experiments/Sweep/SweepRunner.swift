@@ -73,6 +73,9 @@ public struct SweepRunner {
             }
         }
         group.wait()
+        // Stopped by a signal: the workers ended because the handler killed them, and the handler exits with
+        // 128 + signal once they are gone; returning here would race it with the exit status of failed runs.
+        if queue.isStopping { while true { sleep(60) } }
         return queue.failed
     }
 
@@ -128,6 +131,13 @@ private final class WorkQueue: @unchecked Sendable {
     private(set) var failed: [String] = []
 
     init(_ runs: [SweepSpec.Run]) { pending = runs.reversed() }
+
+    /// Whether `stopAll` was called (set before any worker is signalled).
+    var isStopping: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return stopping
+    }
 
     func next() -> SweepSpec.Run? {
         lock.lock()

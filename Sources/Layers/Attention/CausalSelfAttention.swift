@@ -86,6 +86,19 @@ public final class CausalSelfAttention<T: TensorScalar>: SequenceLayer {
         qProj.parameters("q_proj") + kProj.parameters("k_proj") + vProj.parameters("v_proj") + oProj.parameters("o_proj")
     }
 
+    /// Four projections (2 B L D^2 each, plus biases), RoPE on q and k (3 FLOPs per element), and per head and visible
+    /// (query, key) pair: the score (2 E), its softmax (max, subtract, sum, scale: 4, and one exp) and its share of
+    /// P V (2 E).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func work(batch: Int, length: Int) -> LayerWork? {
+        let rows = batch * length
+        let pairs = LayerWork.causalPairs(length) * Double(batch * heads)
+        let attention = LayerWork(products: pairs * 4 * Double(headDim), elementwise: pairs * 4, transcendentals: pairs)
+        return 4 * .linear(rows: rows, inputs: dModel, outputs: dModel, bias: qProj.bias != nil)
+            + (useRotary ? .elementwise(2 * rows * dModel, flops: 3) : LayerWork()) + attention
+    }
+
     /// 2 D T: the cached keys and values.
     @_specialize(where T == Float)
     @_specialize(where T == Double)

@@ -172,6 +172,39 @@ public final class DeltaProductLayer<T: TensorScalar>: SequenceLayer {
         return p + oProj.parameters("o_proj")
     }
 
+    /// Projections (q, k, v, beta, the gates, o), the short convs (2 per visible tap) and SiLU of q, k, v, L2 norms of
+    /// q, k (3 per element), beta (a sigmoid), the forget gate (2 + softplus, exp per head: S *= exp g, K V), and per token
+    /// and head n_h delta steps S += k (beta (v - k^T S))^T (4 K V + 2 V each), the readout s q S (2 K V + K), gated RMSNorm.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func work(batch: Int, length: Int) -> LayerWork? {
+        let rows = batch * length, tokens = rows * heads, (kd, vd, nh) = (headKeyDim, headValueDim, householder)
+        let projections = LayerWork.linear(rows: rows, inputs: dModel, outputs: keyDim)
+            + LayerWork.linear(rows: rows, inputs: dModel, outputs: nh * keyDim)
+            + LayerWork.linear(rows: rows, inputs: dModel, outputs: nh * valueDim)
+            + LayerWork.linear(rows: rows, inputs: dModel, outputs: nh * heads)
+            + LayerWork.linear(rows: rows, inputs: valueDim, outputs: dModel)
+        let keyChannels = (1 + nh) * keyDim, channels = keyChannels + nh * valueDim
+        var w = projections + LayerWork(elementwise: Double(rows * channels), transcendentals: Double(rows * channels))  // SiLU
+        if let c = convolutions {
+            w = w + LayerWork(elementwise: 2 * Double(batch * channels) * LayerWork.causalTaps(length: length, width: c.q.shape[2]))
+        }
+        w = w + LayerWork.elementwise(rows * keyChannels, flops: 3)  // L2 norms of q and k
+        w = w + LayerWork(elementwise: allowNegativeEigenvalues ? Double(rows * nh * heads) : 0, transcendentals: Double(rows * nh * heads))
+        let stateEntries = Double(tokens) * Double(kd * vd)
+        if let f = forgetGate {  // softplus(x W_a + dt_bias) * -exp(A_log), then S *= exp(g)
+            w = w + LayerWork.linear(rows: rows, inputs: dModel, outputs: heads, bias: f.aProj.bias != nil)
+                + LayerWork(elementwise: 2 * Double(tokens) + stateEntries, transcendentals: 2 * Double(tokens))
+        }
+        w = w + LayerWork(products: Double(4 * nh + 2) * stateEntries, elementwise: Double(tokens * (2 * nh * vd + kd)))
+        w = w + LayerWork.norm(rows: tokens, width: vd)
+        if let g = outputGate {  // * swish(x W_g): a product and a sigmoid for the swish, one product for the gate
+            w = w + LayerWork.linear(rows: rows, inputs: dModel, outputs: valueDim, bias: g.bias != nil)
+                + LayerWork(elementwise: 2 * Double(rows * valueDim), transcendentals: Double(rows * valueDim))
+        }
+        return w
+    }
+
     /// H K V (the matrix memory), plus (conv_size - 1)(channels of q, k, v) with short convolutions.
     @_specialize(where T == Float)
     @_specialize(where T == Double)

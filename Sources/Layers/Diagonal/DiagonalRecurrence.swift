@@ -50,6 +50,16 @@ public final class DiagonalRecurrence<T: TensorScalar>: SequenceLayer {
          NamedParameter("d", d)] + output.parameters("out_proj")
     }
 
+    /// Per token and channel: b x (1), the scan h_t = a h_{t-1} + b x_t (2, none at t = 0) and c h + d x (3); then the
+    /// output linear (2 B L D^2). sigmoid(a_logit), a parameter transform, is not counted.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func work(batch: Int, length: Int) -> LayerWork? {
+        let rows = batch * length
+        return .elementwise(rows * dModel, flops: 4) + .elementwise(batch * max(length - 1, 0) * dModel, flops: 2)
+            + .linear(rows: rows, inputs: dModel, outputs: dModel, bias: output.bias != nil)
+    }
+
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func stateSize(sequenceLength: Int) -> Int { dModel }

@@ -121,6 +121,25 @@ public final class GAM<T: TensorScalar>: SequenceLayer {
             + up.parameters("ffn.0") + down.parameters("ffn.2")
     }
 
+    /// Two LayerNorms; the causal depthwise conv (2 per visible tap + bias); the memory softmax(xh M^T) M (2 products
+    /// of 2 C S per token, softmax 4 + 1 exp per slot); the gates W_g (+ bias, 2 C sigmoids) and x + s_l local + s_g global
+    /// (4 per channel); the FFN W1 (+ bias), GELU (4 + 1 erf), W2 (+ bias) and its residual add. No dropout.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func work(batch: Int, length: Int) -> LayerWork? {
+        let rows = batch * length, c = dModel, elements = Double(rows * c), width = up.outputSize
+        let taps = Double(batch * c) * LayerWork.causalTaps(length: length, width: kernelSize)
+        let mixer = LayerWork.norm(rows: rows, width: c) + LayerWork(elementwise: 2 * taps + elements)
+            + LayerWork.product(rows, slots, c) + LayerWork.product(rows, c, slots)
+            + LayerWork(elementwise: 4 * Double(rows * slots), transcendentals: Double(rows * slots))
+            + LayerWork.linear(rows: rows, inputs: c, outputs: 2 * c, bias: true)
+            + LayerWork(elementwise: 4 * elements, transcendentals: 2 * elements)
+        let feedForward = LayerWork.norm(rows: rows, width: c) + LayerWork.linear(rows: rows, inputs: c, outputs: width, bias: true)
+            + LayerWork(elementwise: 4 * Double(rows * width), transcendentals: Double(rows * width))
+            + LayerWork.linear(rows: rows, inputs: width, outputs: c, bias: true) + LayerWork.elementwise(rows * c, flops: 1)
+        return mixer + feedForward
+    }
+
     /// The convolution state: (k - 1) C scalars per sequence, whatever the length.
     @_specialize(where T == Float)
     @_specialize(where T == Double)

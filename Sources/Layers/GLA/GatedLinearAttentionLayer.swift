@@ -125,6 +125,33 @@ public final class GatedLinearAttentionLayer<T: TensorScalar>: SequenceLayer {
         return p + oProj.parameters("o_proj")
     }
 
+    /// Projections (q, k, v, g, the low-rank gate + bias, o), the optional short convs + SiLU, the log-gates
+    /// (logsigmoid / normaliser), RMSNorm * swish gate; per token and head the recurrent formula
+    /// S_t = diag(exp g_t) S_{t-1} + k_t v_t^T, o_t = s q_t S_t: 2 K V update + 2 K V readout, K V decay, K exps, K scale.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func work(batch: Int, length: Int) -> LayerWork? {
+        let rows = batch * length, tokens = rows * heads, (kd, vd) = (headKeyDim, headValueDim)
+        let queryKey = LayerWork.linear(rows: rows, inputs: dModel, outputs: keyDim)
+        let valueGate = LayerWork.linear(rows: rows, inputs: dModel, outputs: valueDim)
+        let lowRank = LayerWork.linear(rows: rows, inputs: dModel, outputs: gateDown.outputSize, bias: gateDown.bias != nil)
+            + LayerWork.linear(rows: rows, inputs: gateUp.inputSize, outputs: keyDim, bias: gateUp.bias != nil)
+        let logGates = LayerWork.elementwise(rows * keyDim, flops: 1) + LayerWork.transcendental(rows * keyDim)
+        var w = 2 * queryKey + 2 * valueGate + lowRank + logGates
+        if let c = convolutions {  // 2 per visible tap, then SiLU (a product and a sigmoid)
+            let channels = 2 * keyDim + valueDim
+            let taps = Double(batch * channels) * LayerWork.causalTaps(length: length, width: c.q.shape[2])
+            w = w + LayerWork(elementwise: 2 * taps + Double(rows * channels), transcendentals: Double(rows * channels))
+        }
+        // The recurrence per token and head: 4 K V in the update and readout, K V decay, K for q's scale, K exps.
+        let stateEntries = Double(tokens) * Double(kd * vd)
+        w = w + LayerWork(products: 4 * stateEntries, elementwise: stateEntries + Double(tokens * kd), transcendentals: Double(tokens * kd))
+        // RMSNorm per head, then * swish(x W_g): a product and a sigmoid for the swish, one product for the gate.
+        let output = LayerWork.norm(rows: tokens, width: vd) + LayerWork.elementwise(rows * valueDim, flops: 2)
+            + LayerWork.transcendental(rows * valueDim) + LayerWork.linear(rows: rows, inputs: valueDim, outputs: dModel)
+        return w + output
+    }
+
     /// H K V (the matrix memory), plus (conv_size - 1)(2 key_dim + value_dim) with short convolutions.
     @_specialize(where T == Float)
     @_specialize(where T == Double)

@@ -33,7 +33,8 @@ public struct BenchmarkShape: Sendable, Equatable {
 }
 
 /// One benchmark row: `{"layer", "shape", "fwd_bwd_ms", "fwd_ms", "peak_rss_mb"}` (plus batch and length) in
-/// `seqlab bench --json`.
+/// `seqlab bench --json`; for a layer that counts its work (`SequenceLayer.work`), also the forward + backward
+/// GFLOP, the rate, and the rate as fractions of the machine's measured sgemm rate and FMA peak (`MachineRates`).
 public struct LayerBenchmarkResult: Codable, Sendable {
     public let layer: String
     public let shape: String
@@ -42,6 +43,42 @@ public struct LayerBenchmarkResult: Codable, Sendable {
     public let fwd_bwd_ms: Double
     public let fwd_ms: Double
     public let peak_rss_mb: Double
+    /// Forward + backward useful work, GFLOP (`LayerWork.forwardBackwardFlops`).
+    public var fwd_bwd_gflop: Double?
+    /// fwd_bwd_gflop / fwd_bwd_ms, GFLOP/s.
+    public var gflops: Double?
+    /// gflops / the machine's sgemm rate (1024^3, all threads).
+    public var sgemm_fraction: Double?
+    /// gflops / the machine's FMA peak (single-core peak x threads).
+    public var peak_fraction: Double?
+
+    /// The row with its rate as fractions of `machine`'s.
+    public func rated(by machine: MachineRates) -> LayerBenchmarkResult {
+        var r = self
+        if let g = gflops {
+            r.sgemm_fraction = g / machine.sgemmGflops
+            r.peak_fraction = g / machine.peakGflops
+        }
+        return r
+    }
+}
+
+/// The machine's limits the benchmarks quote fractions of, measured in the same run: cblas_sgemm at 1024^3 on all
+/// threads, and the FMA peak (`sl_fma_peak_gflops` on one core x the thread count).
+public struct MachineRates: Sendable {
+    public let sgemmGflops: Double
+    public let peakGflops: Double
+
+    public init(sgemmGflops: Double, peakGflops: Double) {
+        (self.sgemmGflops, self.peakGflops) = (sgemmGflops, peakGflops)
+    }
+
+    /// Measures both now (a few seconds): the better of three sgemm medians, since a limit is what the machine can do
+    /// (a shared machine's noise only ever lowers a measurement).
+    public static func measure() -> MachineRates {
+        MachineRates(sgemmGflops: (0..<3).map { _ in SystemBenchmark.matmul().direct }.max()!,
+                     peakGflops: SystemBenchmark.fmaPeak() * Double(Parallel.threadCount))
+    }
 }
 
 /// The generic layer benchmark every registered layer gets: `seqlab bench --layer NAME --shape lra|long`.
@@ -64,7 +101,13 @@ public enum LayerBenchmark {
         MemoryProbe.resetPeak()
         let fwdBwd = median((0..<repeats).map { _ in milliseconds(forwardBackward) })
         let fwd = median((0..<repeats).map { _ in milliseconds { _ = forward() } })
-        return LayerBenchmarkResult(layer: name, shape: shape.rawValue, batch: shape.batch, length: shape.length, fwd_bwd_ms: fwdBwd, fwd_ms: fwd, peak_rss_mb: MemoryProbe.peakResidentMB())
+        var result = LayerBenchmarkResult(layer: name, shape: shape.rawValue, batch: shape.batch, length: shape.length,
+                                          fwd_bwd_ms: fwdBwd, fwd_ms: fwd, peak_rss_mb: MemoryProbe.peakResidentMB())
+        if let work = layer.work(batch: shape.batch, length: shape.length) {
+            result.fwd_bwd_gflop = work.forwardBackwardFlops / 1e9
+            result.gflops = work.forwardBackwardFlops / 1e6 / fwdBwd
+        }
+        return result
     }
 }
 

@@ -150,6 +150,23 @@ public final class MambaBlock<T: TensorScalar>: SequenceLayer {
             + outProj.parameters("out_proj")
     }
 
+    /// in_proj, x_proj, dt_proj (+ bias), out_proj; per (token, channel) the causal conv (2 per visible tap, + bias),
+    /// its SiLU, softplus(dt), dt u, D u + y, y silu(z) (7 + 3 transcendentals); per (token, channel, state) the scan
+    /// dA = exp(dt A), h = dA h + (dt u) B, y += C h (6 + 1 exp; 2 more for 2 dA - 1 with negative eigenvalues).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func work(batch: Int, length: Int) -> LayerWork? {
+        let rows = batch * length, channels = rows * dInner, states = Double(channels) * Double(dState)
+        let taps = Double(batch) * LayerWork.causalTaps(length: length, width: dConv) * Double(dInner)
+        let projections = LayerWork.linear(rows: rows, inputs: dModel, outputs: 2 * dInner)
+            + LayerWork.linear(rows: rows, inputs: dInner, outputs: dtRank + 2 * dState)
+            + LayerWork.linear(rows: rows, inputs: dtRank, outputs: dInner, bias: dtProj.bias != nil)
+            + LayerWork.linear(rows: rows, inputs: dInner, outputs: dModel)
+        let perChannel = LayerWork(elementwise: 2 * taps + 7 * Double(channels), transcendentals: 3 * Double(channels))
+        let perState = LayerWork(elementwise: (negativeEigenvalues ? 8 : 6) * states, transcendentals: states)
+        return projections + perChannel + perState
+    }
+
     /// E N scalars (the SSM state; the convolution window adds (d_conv - 1) E more).
     @_specialize(where T == Float)
     @_specialize(where T == Double)

@@ -45,6 +45,10 @@ public protocol SequenceLayer<Scalar>: AnyObject {
     /// The recurrent state size in scalars per sequence after `sequenceLength` tokens (attention: 2 D T; Mamba:
     /// d_inner N; GLA/DeltaNet: H K V), so that tables can report quality against state size.
     func stateSize(sequenceLength: Int) -> Int
+
+    /// The useful arithmetic of one forward pass over `batch` sequences of `length` tokens, counted from the layer's
+    /// formulas (`LayerWork`'s conventions), for `seqlab bench`'s GFLOP/s; nil for a layer that does not count it.
+    func work(batch: Int, length: Int) -> LayerWork?
 }
 
 extension SequenceLayer {
@@ -55,6 +59,8 @@ extension SequenceLayer {
     public func stateDidLoad() {}
 
     public var includesResidual: Bool { false }
+
+    public func work(batch: Int, length: Int) -> LayerWork? { nil }
 
     /// Runs the recurrent form over a whole sequence x [B, L, D], one token at a time.
     public func stepThrough(_ x: Tensor<Scalar>) -> Tensor<Scalar> {

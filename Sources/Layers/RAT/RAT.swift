@@ -178,6 +178,29 @@ public final class RAT<T: TensorScalar>: SequenceLayer {
             + [NamedParameter("gate_bias", gateBias, tags: .ssm)] + outProj.parameters("out_proj")
     }
 
+    /// RMSNorm, in_proj, out_proj; per (token, channel) the gate sigmoid(a + b) (1 + 1 sigmoid), the recurrences of vt and kt
+    /// (7: 1 - g, then g h + (1 - g) x for each; 3 at a chunk's first token) and sigmoid(z) o + x (2 + 1 sigmoid); per head
+    /// and visible (query, key) pair (the chunk ends j < c(t) and the own partial state) attention's 4 E + 4 + 1 exp;
+    /// rotary by chunk index (3 per element) on the queries that see chunk ends and on the chunk ends they see.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func work(batch: Int, length: Int) -> LayerWork? {
+        let rows = batch * length, elements = Double(rows * dModel)
+        let chunks = (length + chunkSize - 1) / chunkSize, (full, rest) = (length / chunkSize, length % chunkSize)
+        let earlierEnds = Double(chunkSize) * Double(full) * Double(full - 1) / 2 + Double(rest * full)  // sum_t floor(t / C)
+        let pairs = Double(batch * heads) * (Double(length) + earlierEnds)
+        let firstTokens = Double(batch * chunks * dModel)
+        var w = LayerWork.norm(rows: rows, width: dModel) + LayerWork.linear(rows: rows, inputs: dModel, outputs: inProj.outputSize)
+            + LayerWork.linear(rows: rows, inputs: dModel, outputs: dModel)
+        w = w + LayerWork(elementwise: 10 * elements - 4 * firstTokens, transcendentals: 2 * elements)
+        w = w + LayerWork(products: 4 * Double(headDim) * pairs, elementwise: 4 * pairs, transcendentals: pairs)
+        if ropeBase != nil {
+            let rotatedQueries = max(length - chunkSize, 0) * groups * headDim, rotatedEnds = max(length - 1, 0) / chunkSize * dModel
+            w = w + LayerWork.elementwise(batch * (rotatedQueries + rotatedEnds), flops: 3)
+        }
+        return w
+    }
+
     /// One key and one value of width D per finished chunk, plus the partial (kt, vt): 2 D (floor(T / C) + 1).
     @_specialize(where T == Float)
     @_specialize(where T == Double)

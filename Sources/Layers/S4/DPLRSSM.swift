@@ -152,6 +152,22 @@ public final class DPLRSSM<T: TensorScalar>: SSMKernelGenerator {
         return length == kernelLength ? k : k.slice(axis: 1, 0..<length)
     }
 
+    /// At the length the kernel is generated at (l_kernel, doubled until it covers `length`), with M = l_kernel / 2 + 1
+    /// roots of unity: per tied mode Lambda = -exp(A_real) (1 exp); per channel dt = exp(inv_dt) (1 exp), the per-mode
+    /// coefficients dt Lambda, dt C~ B, dt C~ P, dt P* B, dt |P|^2 (30 per mode), the four Cauchy sums (62 per (root, mode):
+    /// two complex reciprocals of alpha - beta mu and four c g + conj(c) g' terms), the Woodbury correction (32 per root),
+    /// irfft(l_kernel) and its 1 / l_kernel scale.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func kernelWork(length: Int) -> LayerWork? {
+        var generated = max(kernelLength, 1)
+        while generated < length { generated *= 2 }
+        let (modes, roots) = (stateSize / 2, generated / 2 + 1)
+        let perChannel = LayerWork.elementwise(modes, flops: 30) + LayerWork.elementwise(roots * modes, flops: 62)
+            + LayerWork.elementwise(roots, flops: 32) + LayerWork.fft(generated) + LayerWork.elementwise(generated, flops: 1)
+        return LayerWork.transcendental(aReal.shape[0] * modes + channels) + Double(channels) * perChannel
+    }
+
     /// s4.py's tags: inv_dt, A_real, A_imag, P, B with the SSM learning rate and no weight decay; C with the SSM
     /// learning rate and weight decay. None with lr = 0 (then they are buffers, as in s4.py).
     public var parameters: [NamedParameter<T>] {

@@ -61,6 +61,18 @@ public final class DiagonalSSM<T: TensorScalar>: SSMKernelGenerator {
                          discretization: discretization)  // [H, L]
     }
 
+    /// Per tied mode A = -exp(log_A_real) (1 exp), per channel dt = exp(log dt) (1 exp); per (channel, mode) the
+    /// discretisation (ZOH: z = exp(dt A), 3 transcendentals (exp, cos, sin) and 20 FLOPs for dt A, (z - 1) / A, C Bbar;
+    /// bilinear: 30 FLOPs); then K_l = 2 Re sum_n coef_n z_n^l: 2 L N per channel (the Vandermonde product, N = d_state).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func kernelWork(length: Int) -> LayerWork? {
+        let modes = stateSize / 2, pairs = channels * modes
+        let discretize = discretization == .zoh
+            ? LayerWork(elementwise: 20 * Double(pairs), transcendentals: 3 * Double(pairs)) : LayerWork(elementwise: 30 * Double(pairs))
+        return LayerWork.transcendental(logAReal.shape[0] * modes + channels) + discretize + LayerWork.product(channels, length, stateSize)
+    }
+
     /// s4d.py's tags: log dt, log(-Re A), Im A with the SSM learning rate and no weight decay (buffers with lr 0);
     /// C untagged.
     public var parameters: [NamedParameter<T>] {

@@ -45,11 +45,14 @@ public protocol SSMKernelGenerator<Scalar>: AnyObject {
     func stateDidLoad()
     /// The discretised system of direction 0 for stepping (from the current parameter values).
     func recurrence() -> SSMRecurrence<Scalar>
+    /// The arithmetic of one `kernel(length:direction:)` call (`LayerWork`'s conventions), nil when not counted.
+    func kernelWork(length: Int) -> LayerWork?
 }
 
 extension SSMKernelGenerator {
     public var buffers: [(name: String, tensor: Tensor<Scalar>)] { [] }
     public func stateDidLoad() {}
+    public func kernelWork(length: Int) -> LayerWork? { nil }
 }
 
 /// The PyTorch module an S4-family block reproduces: where its tensors sit in that module's state_dict and their
@@ -239,6 +242,22 @@ public final class S4Block<T: TensorScalar>: SequenceLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func stateDidLoad() { ssm.stateDidLoad() }
+
+    /// The kernel generation (`kernelWork`, per direction; independent of the batch), rfft(K', 2L) per channel, and per
+    /// (sequence, channel) rfft(u, 2L), the pointwise complex product (6 per bin, L + 1 bins) and irfft(2L); per element
+    /// D u (2) and GELU (4 + 1 erf); the output linear H -> 2H (+ bias) and GLU (1 + 1 sigmoid per output). No dropout.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func work(batch: Int, length: Int) -> LayerWork? {
+        guard let kernel = ssm.kernelWork(length: length) else { return nil }
+        let rows = batch * length, elements = rows * dModel, sequences = batch * dModel
+        let convolution = Double(dModel) * LayerWork.fft(2 * length)
+            + Double(sequences) * (2 * LayerWork.fft(2 * length) + LayerWork.elementwise(length + 1, flops: 6))
+        let activation = LayerWork.elementwise(elements, flops: 2 + 4) + LayerWork.transcendental(elements)
+        let output = LayerWork.linear(rows: rows, inputs: dModel, outputs: 2 * dModel, bias: true)
+            + LayerWork.elementwise(elements, flops: 1) + LayerWork.transcendental(elements)
+        return Double(bidirectional ? 2 : 1) * kernel + convolution + activation + output
+    }
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)

@@ -60,6 +60,8 @@ public enum SystemBenchmark {
 
     /// What OpenBLAS runs on and whether SequenceLab corrected its choice (CKernels `sl_blas_core_note`).
     public static var blasCore: String { String(cString: sl_blas_core_note()) }
+    /// What was done about OpenBLAS's idle spin at load (CKernels.h, `sl_blas_idle_note`).
+    public static var blasIdle: String { String(cString: sl_blas_idle_note()) }
 
     /// Peak Float32 FMA rate of one core with the selected instruction set, GFLOP/s (independent vector FMA chains
     /// held in registers): the machine limit the benchmarks quote fractions of. Best of three.
