@@ -24,11 +24,17 @@ struct Train: ParsableCommand {
     func run() throws {
         if out.trimmingCharacters(in: .whitespaces).isEmpty { fail("--out must name the run directory") }
         let config = reportingErrors { try resolveRun(task: task, layer: layer, config: self.config, settings: settings) }
-        _ = reportingErrors {
+        StopSignals.install()  // SIGTERM / SIGUSR1 / SIGINT: checkpoint the current step, then exit 128 + signal
+        do {
             try Trainer(config: config, directory: URL(fileURLWithPath: out)) { line in
                 print(line)
                 fflush(stdout)
             }.train()
+        } catch let stopped as TrainingStopped {
+            FileHandle.standardError.write(Data("stopped: \(stopped)\n".utf8))
+            Foundation.exit(128 + stopped.signal)
+        } catch {
+            fail("\(error)")
         }
     }
 }

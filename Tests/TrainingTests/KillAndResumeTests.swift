@@ -17,11 +17,11 @@ final class KillAndResumeTests: XCTestCase {
     /// The seqlab executable next to the test bundle (swift build --build-tests builds it).
     private var seqlab: URL { SeqlabCommand.url }
 
-    private func train(_ out: URL) -> Process {
+    private func train(_ out: URL, evalEvery: Int = 10) -> Process {
         let p = Process()
         p.executableURL = seqlab
         p.arguments = ["train", "--task", "parity", "--layer", "diagonal", "--d-model", "16", "--n-layers", "1",
-                       "--max-steps", "120", "--eval-every", "10", "--log-every", "5", "--batch-size", "16",
+                       "--max-steps", "120", "--eval-every", "\(evalEvery)", "--log-every", "5", "--batch-size", "16",
                        "--train-size", "512", "--val-size", "64", "--test-size", "64", "--seed", "3", "--out", out.path]
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
@@ -30,6 +30,17 @@ final class KillAndResumeTests: XCTestCase {
 
     private func finalMetrics(_ dir: URL) throws -> FinalMetrics {
         try JSONDecoder().decode(FinalMetrics.self, from: Data(contentsOf: dir.appendingPathComponent("final.json")))
+    }
+
+    /// The final metrics of two runs agree (wall time aside).
+    private func assertSameResult(_ first: URL, _ second: URL, file: StaticString = #filePath, line: UInt = #line) throws {
+        let a = try finalMetrics(first), b = try finalMetrics(second)
+        XCTAssertEqual(a.bestValAccuracy, b.bestValAccuracy, file: file, line: line)
+        XCTAssertEqual(a.bestValStep, b.bestValStep, file: file, line: line)
+        XCTAssertEqual(a.testAccuracy, b.testAccuracy, file: file, line: line)
+        XCTAssertEqual(a.testLoss, b.testLoss, file: file, line: line)
+        XCTAssertEqual(a.tests, b.tests, file: file, line: line)
+        XCTAssertEqual(a.steps, b.steps, file: file, line: line)
     }
 
     func testKilledRunResumesToTheSameResult() throws {
@@ -59,14 +70,55 @@ final class KillAndResumeTests: XCTestCase {
         try last.run()
         last.waitUntilExit()
         XCTAssertEqual(last.terminationStatus, 0)
-        let a = try finalMetrics(whole), b = try finalMetrics(killed)
         XCTAssertGreaterThan(kills, 0, "at least one kill landed mid-run")
-        XCTAssertEqual(a.bestValAccuracy, b.bestValAccuracy)
-        XCTAssertEqual(a.bestValStep, b.bestValStep)
-        XCTAssertEqual(a.testAccuracy, b.testAccuracy)
-        XCTAssertEqual(a.testLoss, b.testLoss)
-        XCTAssertEqual(a.tests, b.tests)
-        XCTAssertEqual(a.steps, b.steps)
+        try assertSameResult(whole, killed)
+    }
+
+    /// SIGTERM, SIGUSR1 and SIGINT between two evaluations: the trainer checkpoints the step it is in, exits with
+    /// 128 + signal, and the same command ends with the metrics (and metrics.jsonl records) of an uninterrupted run.
+    func testSignalledRunCheckpointsItsStepAndResumesToTheSameResult() throws {
+        guard FileManager.default.isExecutableFile(atPath: seqlab.path) else { throw XCTSkip("seqlab binary not built") }
+        let whole = directory.appendingPathComponent("whole")
+        let uninterrupted = train(whole, evalEvery: 40)
+        try uninterrupted.run()
+        uninterrupted.waitUntilExit()
+        XCTAssertEqual(uninterrupted.terminationStatus, 0)
+
+        let stopped = directory.appendingPathComponent("stopped")
+        let metrics = stopped.appendingPathComponent("metrics.jsonl")
+        var stoppedAt: [Int] = []
+        for signal in [SIGUSR1, SIGTERM, SIGINT] {
+            let p = train(stopped, evalEvery: 40)
+            try p.run()
+            let records = (try? String(contentsOf: metrics, encoding: .utf8))?.split(separator: "\n").count ?? 0
+            let deadline = Date().addingTimeInterval(120)
+            while p.isRunning && Date() < deadline
+                    && ((try? String(contentsOf: metrics, encoding: .utf8))?.split(separator: "\n").count ?? 0) < records + 3 {
+                Thread.sleep(forTimeInterval: 0.01)
+            }
+            guard p.isRunning else { break }  // finished before the signal: nothing left to interrupt
+            kill(p.processIdentifier, signal)
+            p.waitUntilExit()
+            XCTAssertEqual(p.terminationStatus, 128 + signal, "exit status after \(StopSignals.name(signal))")
+            let state = try JSONDecoder().decode(TrainerState.self,
+                                                 from: Data(contentsOf: stopped.appendingPathComponent("trainer-state.json")))
+            stoppedAt.append(state.step)
+        }
+        XCTAssertTrue(stoppedAt.contains { $0 % 40 != 0 }, "a stop landed between evaluations: \(stoppedAt)")
+        let last = train(stopped, evalEvery: 40)
+        try last.run()
+        last.waitUntilExit()
+        XCTAssertEqual(last.terminationStatus, 0)
+        try assertSameResult(whole, stopped)
+        func records(_ dir: URL) throws -> [String] {  // every metrics record without its wall-clock fields
+            try String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n").map { line in
+                var object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+                object["wall_s"] = nil
+                object["tokens_per_s"] = nil
+                return String(decoding: try JSONSerialization.data(withJSONObject: object, options: .sortedKeys), as: UTF8.self)
+            }
+        }
+        XCTAssertEqual(try records(whole), try records(stopped))
     }
 
     /// The worker processes a sweep started (Linux: /proc/PID/task/TID/children of each of its threads).

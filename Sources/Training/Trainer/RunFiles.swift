@@ -28,7 +28,8 @@ struct TrainerState: Codable, Equatable {
     var wallSeconds = 0.0
     var tokensSeen = 0
     var bestValidationAccuracy = -1.0
-    var bestValidationLoss = Double.infinity
+    /// nil before the first evaluation (a stop signal can checkpoint a step before it; JSON has no infinity).
+    var bestValidationLoss: Double? = nil
     var bestStep = 0
     /// Metrics of every test split at the best validation step ("test_accuracy", "test_loss", "test_len128_accuracy"...).
     var testMetricsAtBest: [String: Double] = [:]

@@ -9,7 +9,8 @@ import Tensors
 /// every `evalEvery` steps, the test splits at each new best validation accuracy (ties: lower validation loss), an atomic checkpoint after each
 /// evaluation. Everything random is a function of (seed, step): the data order (one permutation per epoch) and the
 /// dropout masks. So a run killed at any moment and restarted with the same command resumes from its last
-/// checkpoint and ends with the same metrics as an uninterrupted run.
+/// checkpoint and ends with the same metrics as an uninterrupted run. With `StopSignals` installed, SIGTERM, SIGUSR1
+/// or SIGINT stop it after the current step with a checkpoint of that step (`TrainingStopped`).
 public final class Trainer {
     public let config: TrainConfig
     let run: RunDirectory
@@ -126,6 +127,15 @@ public final class Trainer {
                 lastEvaluatedStep = state.step
             }
             if state.step == interruption { return nil }
+            if let signal = StopSignals.received, state.step < config.maxSteps, state.stoppedBy == nil {
+                if lastEvaluatedStep != state.step {  // else the evaluation just wrote this step's checkpoint
+                    try Checkpoint.save(to: run.checkpoint, model: model, optimizer: optimizer, state: state)
+                    try run.writeJSON(state, to: run.trainerState)
+                }
+                let stopped = TrainingStopped(signal: signal, step: state.step, directory: run.url.path)
+                log(stopped.description)
+                throw stopped
+            }
         }
         if lastEvaluatedStep != state.step {
             let epoch = Double(state.step * config.batchSize) / Double(max(1, task.train.count))
@@ -170,7 +180,7 @@ public final class Trainer {
         // Model selection on validation accuracy, ties broken by validation loss (a saturated validation accuracy, as
         // in-distribution parity reaches early, keeps selecting the better-calibrated model for the test splits).
         let better = validation.accuracy > state.bestValidationAccuracy
-            || (validation.accuracy == state.bestValidationAccuracy && validation.loss < state.bestValidationLoss)
+            || (validation.accuracy == state.bestValidationAccuracy && validation.loss < state.bestValidationLoss ?? .infinity)
         if better {
             state.bestValidationAccuracy = validation.accuracy
             state.bestValidationLoss = validation.loss
