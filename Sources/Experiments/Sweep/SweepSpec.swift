@@ -21,12 +21,17 @@ import Training
 /// `"notes": {"model.layer=s4d": "one line"}` annotates table rows: the sweep writes them to DIR/notes.json and
 /// `seqlab table` shows a row's note (every `key=value` of the selector, space-separated, matches the row) in a last
 /// column: why a layer does not learn in that setting, said where the number is.
+///
+/// `"slurm": {"partition": ..., "time": ..., "cpus_per_task": ...}` holds the sbatch settings of `seqlab sweep --slurm`
+/// (`SlurmSettings`).
 public struct SweepSpec {
     public let description: String
     let base: [String: Any]
     let parts: [Part]
     /// Row selector ("key=value key=value") -> note.
     public let notes: [String: String]
+    /// The "slurm" object's sbatch settings (`seqlab sweep --slurm`; flags override them).
+    public let slurm: SlurmSettings
 
     /// One grid crossed with one list of variations.
     struct Part {
@@ -55,10 +60,11 @@ public struct SweepSpec {
 
     /// A spec from its JSON object.
     public init(_ object: [String: Any], source: String = "sweep spec") throws {
-        let known: Set = ["description", "base", "grid", "list", "lists", "parts", "notes"]
+        let known: Set = ["description", "base", "grid", "list", "lists", "parts", "notes", "slurm"]
         if let stray = object.keys.sorted().first(where: { !known.contains($0) }) {
-            throw SequenceLabError("\(source): unknown key '\(stray)' (keys: base, grid, list, lists, parts, notes, description)")
+            throw SequenceLabError("\(source): unknown key '\(stray)' (keys: base, grid, list, lists, parts, notes, slurm, description)")
         }
+        slurm = try SlurmSettings(spec: object["slurm"], source: source)
         guard let notes = object["notes"].map({ $0 as? [String: String] }) ?? [:],
               notes.keys.allSatisfy({ RowNotes.selector($0) != nil }) else {
             throw SequenceLabError("\(source): 'notes' must map row selectors ('key=value key=value') to one-line notes")
