@@ -151,6 +151,19 @@ final class ResultTableTests: XCTestCase {
         XCTAssertEqual(again.seeds, 2)
     }
 
+    /// A sweep that chose its rate on seed 0 and then ran seeds 1-2 there: the rate is compared on seed 0 alone
+    /// (the other rate's one seed against the chosen rate's three-seed mean would favour the unreplicated rate).
+    func testLearningRateIsChosenOnTheSeedsEveryRateHasRun() throws {
+        try run("c0", layer: "s4", d: 64, lr: 0.01, seed: 0, val: 0.30, test: 0.30)
+        try run("c1", layer: "s4", d: 64, lr: 0.01, seed: 1, val: 0.10, test: 0.10)
+        try run("c2", layer: "s4", d: 64, lr: 0.01, seed: 2, val: 0.11, test: 0.11)
+        try run("d0", layer: "s4", d: 64, lr: 0.0022, seed: 0, val: 0.25, test: 0.25)  // above 0.17, the 3-seed mean
+        let row = ResultTable(try RunResult.collect(in: directory)).rows[0]
+        XCTAssertEqual(row.bestLearningRate, "0.01")
+        XCTAssertEqual(row.seeds, 3)
+        XCTAssertEqual(row.test.mean, 0.17, accuracy: 1e-12)
+    }
+
     func testReferenceControlsAreRowsOfTheirOwn() throws {
         try run("s0", layer: "mamba", d: 64, lr: 0.01, seed: 0, val: 0.2, test: 0.2)
         try run("s1", layer: "mamba", d: 64, lr: 0.01, seed: 1, val: 0.4, test: 0.4)

@@ -57,8 +57,8 @@ public struct RunResult {
 }
 
 /// A results table: one row per configuration (all settings but seed and learning rate), the learning rate chosen
-/// on validation accuracy (as Zoology does), mean +- std over seeds at that learning rate, parameter count and state
-/// size; the best test accuracy of each task in bold.
+/// on validation accuracy (as Zoology does; averaged over the seeds that every candidate rate has run), mean +- std
+/// over all seeds at that learning rate, parameter count and state size; the best test accuracy of each task in bold.
 public struct ResultTable {
     public struct Row {
         public var settings: [String: String]
@@ -101,9 +101,15 @@ public struct ResultTable {
         extraTestColumns = Array(Set(results.flatMap { $0.final.tests.keys.filter { $0.hasSuffix("_accuracy") && $0 != "test_accuracy" } })).sorted()
         var rows: [Row] = groups.values.map { group in
             let byLR = Dictionary(grouping: group) { $0.settings["lr"] ?? "" }
-            // The higher mean validation accuracy; a tie goes to the smaller learning rate.
+            // The higher mean validation accuracy over the seeds every rate has run (a sweep that chose its rate on
+            // seed 0 and ran more seeds there compares seed 0 with seed 0); a tie goes to the smaller learning rate.
+            let seedSets = byLR.values.map { Set($0.map { $0.settings["seed"] ?? "" }) }
+            let common = seedSets.dropFirst().reduce(seedSets.first ?? []) { $0.intersection($1) }
+            func selectionScore(_ runs: [RunResult]) -> Double {
+                mean((common.isEmpty ? runs : runs.filter { common.contains($0.settings["seed"] ?? "") }).map(\.final.bestValAccuracy))
+            }
             let (lr, runs) = byLR.max { a, b in
-                let (ma, mb) = (mean(a.value.map(\.final.bestValAccuracy)), mean(b.value.map(\.final.bestValAccuracy)))
+                let (ma, mb) = (selectionScore(a.value), selectionScore(b.value))
                 return ma != mb ? ma < mb : (Double(a.key) ?? 0) > (Double(b.key) ?? 0)
             }!
             var extra: [String: Double] = [:]
