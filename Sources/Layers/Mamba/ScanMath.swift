@@ -56,18 +56,7 @@ enum ScanMath {
     }
 
     @inline(__always)
-    private static func log1pUnitFloat(_ e: Float) -> Float {
-        let s = e / (2 + e)
-        let s2 = s * s
-        var p: Float = 1 / 13
-        p = p * s2 + 1 / 11
-        p = p * s2 + 1 / 9
-        p = p * s2 + 1 / 7
-        p = p * s2 + 1 / 5
-        p = p * s2 + 1 / 3
-        p = p * s2 + 1
-        return 2 * s * p
-    }
+    private static func log1pUnitFloat(_ e: Float) -> Float { Tensors.log1pUnit(e) }
 
     @inline(__always)
     private static func dotFloat(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, count: Int) -> Float {

@@ -66,24 +66,30 @@ extension Tensor {
     /// Logistic sigmoid 1 / (1 + e^-x).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func sigmoid() -> Tensor { map("sigmoid", { stableSigmoid($0) }, derivative: { _, y in y * (1 - y) }) }
+    public func sigmoid() -> Tensor {
+        if T.self == Float.self { return floatActivation(.sigmoid) }
+        return map("sigmoid", { stableSigmoid($0) }, derivative: { _, y in y * (1 - y) })
+    }
     /// log sigmoid(x) = -softplus(-x), computed without overflow.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func logSigmoid() -> Tensor {
-        map("logsigmoid", { -stableSoftplus(-$0) }, derivative: { x, _ in stableSigmoid(-x) })
+        if T.self == Float.self { return floatActivation(.logSigmoid) }
+        return map("logsigmoid", { -stableSoftplus(-$0) }, derivative: { x, _ in stableSigmoid(-x) })
     }
     /// softplus(x) = log(1 + e^x), computed without overflow.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func softplus() -> Tensor {
-        map("softplus", { stableSoftplus($0) }, derivative: { x, _ in stableSigmoid(x) })
+        if T.self == Float.self { return floatActivation(.softplus) }
+        return map("softplus", { stableSoftplus($0) }, derivative: { x, _ in stableSigmoid(x) })
     }
     /// SiLU (swish): x sigmoid(x).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public func silu() -> Tensor {
-        map("silu", { $0 * stableSigmoid($0) }, derivative: { x, _ in
+        if T.self == Float.self { return floatActivation(.silu) }
+        return map("silu", { $0 * stableSigmoid($0) }, derivative: { x, _ in
             let s = stableSigmoid(x)
             return s * (1 + x * (1 - s))
         })
@@ -123,20 +129,119 @@ extension Tensor {
     }
 }
 
-/// 1 / (1 + e^-x) without overflow for large |x|.
+extension Tensor {
+    /// The Float form of sigmoid, SiLU, softplus and log-sigmoid: one tape node whose forward and backward are plain
+    /// loops over the buffers (`FloatActivation`), which vectorise; `map`'s closures were called per element.
+    func floatActivation(_ kind: FloatActivation) -> Tensor {
+        precondition(T.self == Float.self)
+        let n = count, xData = data
+        let out = [T](unsafeUninitializedCapacity: n) { buffer, initialized in
+            xData.withUnsafeBufferPointer { x in
+                kind.forward(UnsafeRawPointer(x.baseAddress!).assumingMemoryBound(to: Float.self),
+                             UnsafeMutableRawPointer(buffer.baseAddress!).assumingMemoryBound(to: Float.self), n)
+            }
+            initialized = n
+        }
+        let result = Tensor(shape: shape, data: out)
+        Tape.record(kind.name, inputs: [self], output: result) { dy in
+            let dx = [T](unsafeUninitializedCapacity: n) { buffer, initialized in
+                xData.withUnsafeBufferPointer { x in out.withUnsafeBufferPointer { y in dy.withUnsafeBufferPointer { g in
+                    kind.backward(UnsafeRawPointer(x.baseAddress!).assumingMemoryBound(to: Float.self),
+                                  UnsafeRawPointer(y.baseAddress!).assumingMemoryBound(to: Float.self),
+                                  UnsafeRawPointer(g.baseAddress!).assumingMemoryBound(to: Float.self),
+                                  UnsafeMutableRawPointer(buffer.baseAddress!).assumingMemoryBound(to: Float.self), n)
+                } } }
+                initialized = n
+            }
+            return [dx]
+        }
+        return result
+    }
+}
+
+/// The sigmoid family in Float, as loops over buffers (no closures, no libm calls: they vectorise). The same math
+/// as the generic forms: sigmoid s = 1 / (1 + e^-x) (ds = s (1 - s)), SiLU x s (d = s (1 + x (1 - s))), softplus
+/// log(1 + e^x) (d = s), log-sigmoid -softplus(-x) (d = sigmoid(-x)).
+enum FloatActivation {
+    case sigmoid, silu, softplus, logSigmoid
+
+    var name: String {
+        switch self {
+        case .sigmoid: return "sigmoid"
+        case .silu: return "silu"
+        case .softplus: return "softplus"
+        case .logSigmoid: return "logsigmoid"
+        }
+    }
+
+    func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+        switch self {
+        case .sigmoid: for i in 0..<n { y[i] = stableSigmoid(x[i]) }
+        case .silu: for i in 0..<n { y[i] = x[i] * stableSigmoid(x[i]) }
+        case .softplus: for i in 0..<n { y[i] = stableSoftplus(x[i]) }
+        case .logSigmoid: for i in 0..<n { y[i] = -stableSoftplus(-x[i]) }
+        }
+    }
+
+    func backward(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ n: Int) {
+        switch self {
+        case .sigmoid: for i in 0..<n { dx[i] = dy[i] * (y[i] * (1 - y[i])) }
+        case .silu:
+            for i in 0..<n {
+                let s = stableSigmoid(x[i])
+                dx[i] = dy[i] * (s * (1 + x[i] * (1 - s)))
+            }
+        case .softplus: for i in 0..<n { dx[i] = dy[i] * stableSigmoid(x[i]) }
+        case .logSigmoid: for i in 0..<n { dx[i] = dy[i] * stableSigmoid(-x[i]) }
+        }
+    }
+}
+
+/// 1 / (1 + e^-x) without overflow for large |x|. Float: from e^-|x| by `vectorExp` and a select (no libm call,
+/// no branch: the loops of `map` vectorise); Double: libm.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 @inline(__always) public func stableSigmoid<T: TensorScalar>(_ x: T) -> T {
+    if T.self == Float.self {
+        let v = unsafeBitCast(x, to: Float.self)
+        let e = expOfNegativeMagnitude(v), r = 1 / (1 + e)
+        return unsafeBitCast(v >= 0 ? r : e * r, to: T.self)
+    }
     if x >= 0 { return 1 / (1 + T.exp(-x)) }
     let e = T.exp(x)
     return e / (1 + e)
 }
 
-/// log(1 + e^x) without overflow for large |x|.
+/// log(1 + e^x) without overflow for large |x|. Float: max(x, 0) + log1pUnit(e^-|x|) without libm calls; Double: libm.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 @inline(__always) public func stableSoftplus<T: TensorScalar>(_ x: T) -> T {
-    x > 0 ? x + T.log(onePlus: T.exp(-x)) : T.log(onePlus: T.exp(x))
+    if T.self == Float.self {
+        let v = unsafeBitCast(x, to: Float.self)
+        return unsafeBitCast(Swift.max(v, 0) + log1pUnit(expOfNegativeMagnitude(v)), to: T.self)
+    }
+    return x > 0 ? x + T.log(onePlus: T.exp(-x)) : T.log(onePlus: T.exp(x))
+}
+
+/// e^-|x| for Float by `vectorExp`, exactly 0 below -87.
+@inline(__always) func expOfNegativeMagnitude(_ x: Float) -> Float {
+    let v = -Swift.abs(x)
+    return v < -87 ? 0 : vectorExp(v)
+}
+
+/// log(1 + e) for Float e in [0, 1]: 2 atanh(s) with s = e / (2 + e) in [0, 1/3], series to s^13 (relative error
+/// about 1e-8; exact near e = 0, where the series starts at 2 s ~ e). No libm call, so loops over it vectorise.
+@inline(__always) public func log1pUnit(_ e: Float) -> Float {
+    let s = e / (2 + e)
+    let s2 = s * s
+    var p: Float = 1 / 13
+    p = p * s2 + 1 / 11
+    p = p * s2 + 1 / 9
+    p = p * s2 + 1 / 7
+    p = p * s2 + 1 / 5
+    p = p * s2 + 1 / 3
+    p = p * s2 + 1
+    return 2 * s * p
 }
 
 // MARK: - Binary ops with broadcasting
