@@ -20,13 +20,13 @@ struct Sweep: ParsableCommand {
     @Flag(help: "Every run's state in the directory given as the argument: finished, pending, running, failed.") var status = false
     @Option(help: "Slurm: partition.") var partition: String?
     @Option(help: "Slurm: time limit (minutes, HH:MM:SS, D-HH:MM:SS, ...).") var time: String?
-    @Option(name: .customLong("cpus-per-task"), parsing: .unconditional, help: "Slurm: cores per run (its threads).") var cpusPerTask: Int?
+    @Option(name: .customLong("cpus-per-task"), parsing: .unconditional, help: "Slurm: cores per run, its threads (default \(SlurmSettings().cpusPerTask)).") var cpusPerTask: Int?
     @Option(help: "Slurm: memory per run (e.g. 8G).") var mem: String?
     @Option(help: "Slurm: account.") var account: String?
     @Option(help: "Slurm: quality of service.") var qos: String?
     @Option(name: .customLong("array-limit"), parsing: .unconditional, help: "Slurm: runs at once (the array's %K).") var arrayLimit: Int?
     @Option(name: .customLong("sbatch-arg"), parsing: .unconditionalSingleValue, help: "Slurm: a further sbatch option (repeatable), e.g. --sbatch-arg --constraint=avx512.") var sbatchArgs: [String] = []
-    @Option(name: .customLong("signal-seconds"), parsing: .unconditional, help: "Slurm: checkpoint and requeue this many seconds before the time limit (default 120).") var signalSeconds: Int?
+    @Option(name: .customLong("signal-seconds"), parsing: .unconditional, help: "Slurm: checkpoint and requeue this many seconds before the time limit (default \(SlurmSettings().signalSeconds)).") var signalSeconds: Int?
 
     func run() throws {
         if status { return showStatus() }

@@ -44,9 +44,10 @@ public func scaledDotProductAttention<T: TensorScalar>(
                                      headDim: q.shape[3], causal: causal)
     let s = scale ?? 1 / T(geometry.headDim).squareRoot()
     let heads = q.data.withUnsafeBufferPointer { qp in k.data.withUnsafeBufferPointer { kp in v.data.withUnsafeBufferPointer { vp in
-        HeadMajor(q: geometry.packHeads(qp.baseAddress!, length: geometry.queries),
-                  k: geometry.packHeads(kp.baseAddress!, length: geometry.keys),
-                  v: geometry.packHeads(vp.baseAddress!, length: geometry.keys))
+        let keys = geometry.packHeads(kp.baseAddress!, length: geometry.keys)
+        return HeadMajor(q: geometry.packHeads(qp.baseAddress!, length: geometry.queries), k: keys,
+                         v: geometry.packHeads(vp.baseAddress!, length: geometry.keys),
+                         kT: geometry.smallProducts(T.self) ? geometry.transposedHeads(keys.pointer) : nil)
     } } }
     let (out, lse) = attentionForward(geometry, scale: s, heads)
     let result = Tensor(shape: q.shape, data: out)
@@ -56,9 +57,11 @@ public func scaledDotProductAttention<T: TensorScalar>(
     return result
 }
 
-/// Head-major copies of q, k, v: [B H, L, E].
+/// Head-major copies of q, k, v: [B H, L, E], and the transposed keys [B H, E, Lk'] of `SmallGemm`'s score products
+/// (made once, used by the forward and the backward pass).
 private struct HeadMajor<T> {
     let q, k, v: AlignedBuffer<T>
+    let kT: AlignedBuffer<T>?
 }
 
 /// Sizes and mask of one attention call.
@@ -181,7 +184,7 @@ private func attentionForward<T: TensorScalar>(_ g: AttentionGeometry, scale s: 
         // Work units: (batch member, head, query block), independent in the forward pass; the last query blocks
         // (the most visible keys) go first so that the dynamic queue ends with short units.
         let items = g.batch * g.heads
-        let kT = g.smallProducts(T.self) ? g.transposedHeads(kb) : nil  // [B H, E, Lk'] for S = Q K^T
+        let kT = x.kT  // [B H, E, Lk'] for S = Q K^T
         AttentionWorkQueue.run(items * queryBlocks, scratch: { ForwardScratch<T>(headDim: e) }) { unit, w in
             let item = unit % items, block = queryBlocks - 1 - unit / items
             let qHead = item * g.queries * e, kHead = item * g.keys * e
@@ -248,7 +251,7 @@ private func attentionBackward<T: TensorScalar>(
         let (lb, rb) = (lp.baseAddress!, rp.baseAddress!)
         // One work item per (batch member, head): its key blocks accumulate dK, dV from every query block.
         let small = g.smallProducts(T.self)
-        let (kT, vT) = small ? (g.transposedHeads(kb), g.transposedHeads(vb)) : (nil, nil)  // [B H, E, Lk']
+        let (kT, vT) = (x.kT, small ? g.transposedHeads(vb) : nil)  // [B H, E, Lk']
         AttentionWorkQueue.run(items, scratch: { BackwardScratch<T>() }) { item, w in
             let qHead = item * g.queries * e, kHead = item * g.keys * e
             let (p, dp) = (w.p, w.dp)  // P block; dP, then dS
