@@ -85,6 +85,7 @@ final class InitParityTests: XCTestCase {
     func testGLAInit() throws { try checkLayer("gla") }
     func testDeltaNetInit() throws { try checkLayer("deltanet") }
     func testDeltaProductInit() throws { try checkLayer("deltaproduct") }
+    func testGatedDeltaNetInit() throws { try checkLayer("gated_deltanet") }
     func testRATInit() throws { try checkLayer("rat") }
     func testGAMInit() throws { try checkLayer("gam") }
 

@@ -64,6 +64,7 @@ public enum LayerRegistry {
         S4DFactory.self,
         DeltaProductFactory.self,
         DeltaNetFactory.self,
+        GatedDeltaNetFactory.self,
         RATFactory.self,
         GAMFactory.self,
     ]
