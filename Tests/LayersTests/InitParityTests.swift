@@ -86,6 +86,7 @@ final class InitParityTests: XCTestCase {
     func testDeltaNetInit() throws { try checkLayer("deltanet") }
     func testDeltaProductInit() throws { try checkLayer("deltaproduct") }
     func testGatedDeltaNetInit() throws { try checkLayer("gated_deltanet") }
+    func testRetNetInit() throws { try checkLayer("retnet") }
     func testRATInit() throws { try checkLayer("rat") }
     func testGAMInit() throws { try checkLayer("gam") }
 

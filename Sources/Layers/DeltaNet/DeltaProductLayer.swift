@@ -75,14 +75,7 @@ public final class DeltaProductLayer<T: TensorScalar>: SequenceLayer {
         }
         outputGate = useOutputGate ? linear(dModel, vd) : nil
         normWeight = Tensor.ones([headValueDim], requiresGrad: true)
-        if let width = shortConvolution {
-            let bound = T(1 / Double(width).squareRoot())
-            convolutions = (Tensor.uniform([kd, 1, width], low: -bound, high: bound, using: &rng, requiresGrad: true),
-                            Tensor.uniform([kd * householder, 1, width], low: -bound, high: bound, using: &rng, requiresGrad: true),
-                            Tensor.uniform([vd * householder, 1, width], low: -bound, high: bound, using: &rng, requiresGrad: true))
-        } else {
-            convolutions = nil
-        }
+        convolutions = shortConvolution.map { ShortConvolutionWeights.draw(kd, kd * householder, vd * householder, width: $0, rng: &rng) }
     }
 
     private var scale: T { 1 / T(headKeyDim).squareRoot() }

@@ -65,6 +65,7 @@ public enum LayerRegistry {
         DeltaProductFactory.self,
         DeltaNetFactory.self,
         GatedDeltaNetFactory.self,
+        MultiScaleRetentionFactory.self,
         RATFactory.self,
         GAMFactory.self,
     ]

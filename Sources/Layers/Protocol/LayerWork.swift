@@ -83,6 +83,22 @@ public struct LayerWork: Sendable, Equatable {
         return Double(ramp) * Double(ramp + 1) / 2 + Double(max(length - ramp, 0)) * Double(width)
     }
 
+    /// A short causal depthwise convolution of `width` taps over `channels` (2 FLOPs per visible tap), then SiLU (a
+    /// product and a sigmoid per element), on a batch of sequences of `length`.
+    public static func shortConvolution(batch: Int, length: Int, channels: Int, width: Int) -> LayerWork {
+        let taps = Double(batch * channels) * causalTaps(length: length, width: width), elements = Double(batch * length * channels)
+        return LayerWork(elementwise: 2 * taps + elements, transcendentals: elements)
+    }
+
+    /// The output of the fla linear-attention layers, (RMSNorm_per_head(o) * swish(x W_g)) W_o, for `rows` tokens of
+    /// `heads` heads of `valueDim` values: the norm, a product and a sigmoid for the swish, one product for the gate,
+    /// the output projection to `dModel`.
+    public static func gatedRMSNormOutput(rows: Int, heads: Int, valueDim: Int, dModel: Int) -> LayerWork {
+        let values = rows * heads * valueDim
+        return norm(rows: rows * heads, width: valueDim) + elementwise(values, flops: 2) + transcendental(values)
+            + linear(rows: rows, inputs: heads * valueDim, outputs: dModel)
+    }
+
     /// The (query, key) pairs a causal mask leaves visible in a sequence of `length`: L (L + 1) / 2.
     public static func causalPairs(_ length: Int) -> Double {
         Double(length) * Double(length + 1) / 2
