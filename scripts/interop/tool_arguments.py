@@ -2,7 +2,7 @@
 covers by default, the seqlab binary and the folder of reference snapshots. Imports nothing beyond the standard
 library, so the scripts can parse their arguments before torch is loaded."""
 
-LAYERS = ["attention", "s4", "s4d", "mamba", "gla", "deltanet", "deltaproduct", "gated_deltanet", "retnet", "rat", "gam"]
+LAYERS = ["attention", "s4", "s4d", "mamba", "gla", "deltanet", "deltaproduct", "gated_deltanet", "retnet", "hgrn2", "rat", "gam"]
 
 
 def add_tool_arguments(parser):

@@ -66,6 +66,7 @@ public enum LayerRegistry {
         DeltaNetFactory.self,
         GatedDeltaNetFactory.self,
         MultiScaleRetentionFactory.self,
+        HGRN2Factory.self,
         RATFactory.self,
         GAMFactory.self,
     ]
