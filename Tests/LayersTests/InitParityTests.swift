@@ -88,6 +88,7 @@ final class InitParityTests: XCTestCase {
     func testGatedDeltaNetInit() throws { try checkLayer("gated_deltanet") }
     func testRetNetInit() throws { try checkLayer("retnet") }
     func testHGRN2Init() throws { try checkLayer("hgrn2") }
+    func testMamba2Init() throws { try checkLayer("mamba2") }
     func testRATInit() throws { try checkLayer("rat") }
     func testGAMInit() throws { try checkLayer("gam") }
 

@@ -22,7 +22,7 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from tool_arguments import LAYERS, add_tool_arguments  # noqa: E402
+from tool_arguments import LAYERS, WIDTH_16_OPTIONS, add_tool_arguments  # noqa: E402
 
 
 def main():
@@ -41,7 +41,8 @@ def main():
         for layer in args.layers.split(","):
             run = os.path.join(tmp, layer)
             subprocess.run([args.seqlab, "train", "--task", "mqar", "--layer", layer, "--d-model", "16", "--n-layers", "2",
-                            "--max-steps", "30", "--eval-every", "15", "--eval-examples", "64", "--seed", "0", "--out", run],
+                            "--max-steps", "30", "--eval-every", "15", "--eval-examples", "64", "--seed", "0", "--out", run]
+                           + [f for k, v in WIDTH_16_OPTIONS.get(layer, {}).items() for f in (f"--layer.{k}", v)],
                            check=True, stdout=subprocess.DEVNULL)
             exported = os.path.join(args.out, f"{layer}-seqlab.safetensors")
             subprocess.run([args.seqlab, "convert", run, "--out", exported], check=True)

@@ -23,7 +23,7 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from tool_arguments import LAYERS, add_tool_arguments  # noqa: E402
+from tool_arguments import LAYERS, WIDTH_16_OPTIONS, add_tool_arguments  # noqa: E402
 
 
 # Sizes that keep the Float64 debug-build test short (the defaults elsewhere: S4's kernel is set up for 1024 tokens,
@@ -42,7 +42,7 @@ def config_for(layer, steps):
     """The parity run: small enough for CI in Float64 (debug build), long enough for the trajectories to part if
     anything differs."""
     return {"task": "mqar", "task_options": {"seq_len": "32", "train_size": "2000", "val_size": "8", "test_size": "8"},
-            "model": {"layer": layer, "d_model": 16, "n_layers": 2, "layer_options": SMALLER.get(layer, {})},
+            "model": {"layer": layer, "d_model": 16, "n_layers": 2, "layer_options": {**WIDTH_16_OPTIONS.get(layer, {}), **SMALLER.get(layer, {})}},
             "batch_size": 4, "max_steps": steps,
             "eval_every": steps, "log_every": 1, "eval_examples": 8, "seed": 0, "precision": "float64"}
 

@@ -65,10 +65,7 @@ public final class DeltaProductLayer<T: TensorScalar>: SequenceLayer {
             // fla: A ~ U(0, 16), A_log = log A (1 - u in (0, 1] keeps log finite).
             let aLog = Tensor<T>(shape: [heads], data: (0..<heads).map { _ in T(Foundation.log((1 - rng.uniform()) * 16)) })
             // fla: dt = exp(U (log 0.1 - log 0.001) + log 0.001) clamped >= 1e-4; dt_bias = dt + log(-expm1(-dt)).
-            let dt = Tensor<T>(shape: [heads], data: (0..<heads).map { _ in
-                let d = max(1e-4, Foundation.exp(rng.uniform() * (Foundation.log(0.1) - Foundation.log(0.001)) + Foundation.log(0.001)))
-                return T(d + Foundation.log(-Foundation.expm1(-d)))
-            })
+            let dt = Tensor<T>(shape: [heads], data: TimeStepInit.biases(heads, rng: &rng))
             forgetGate = (a, aLog.requiringGrad(), dt.requiringGrad())
         } else {
             forgetGate = nil

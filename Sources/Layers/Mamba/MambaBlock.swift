@@ -75,11 +75,7 @@ public final class MambaBlock<T: TensorScalar>: SequenceLayer {
         convBias = Tensor.uniform([dInner], low: -convBound, high: convBound, using: &rng, requiresGrad: true)
         xProj = Linear(inputSize: dInner, outputSize: dtRank + 2 * dState, bias: false, rng: &rng)
         dtProj = Linear(inputSize: dtRank, outputSize: dInner, bias: true, rng: &rng)  // W ~ U(+-R^-1/2) as mamba
-        let (logMin, logMax) = (Foundation.log(c.dtMin), Foundation.log(c.dtMax))
-        dtProj.bias!.data = (0..<dInner).map { _ in
-            let dt = max(c.dtInitFloor, Foundation.exp(logMin + rng.uniform() * (logMax - logMin)))
-            return T(dt + Foundation.log(-Foundation.expm1(-dt)))  // softplus^-1(dt)
-        }
+        dtProj.bias!.data = TimeStepInit.biases(dInner, min: c.dtMin, max: c.dtMax, floor: c.dtInitFloor, rng: &rng)
         outProj = Linear(inputSize: dInner, outputSize: dModel, bias: false, rng: &rng)
         if c.layers > 1 {
             let s = T(1 / Double(c.layers).squareRoot())

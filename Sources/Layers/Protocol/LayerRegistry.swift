@@ -58,6 +58,7 @@ public enum LayerRegistry {
     static let builtIn: [LayerFactory.Type] = [
         DiagonalRecurrenceFactory.self,
         MambaFactory.self,
+        Mamba2Factory.self,
         CausalSelfAttentionFactory.self,
         GatedLinearAttentionFactory.self,
         S4Factory.self,
