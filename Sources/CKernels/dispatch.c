@@ -119,3 +119,16 @@ double sl_fma_peak_gflops(long iterations) {
     double seconds = (double)(end.tv_sec - start.tv_sec) + 1e-9 * (double)(end.tv_nsec - start.tv_nsec);
     return 2.0 * 8.0 * t->lanes * (double)iterations / seconds / 1e9;
 }
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+unsigned sl_subnormals_flush(void) {
+    unsigned state = _mm_getcsr();
+    _mm_setcsr(state | 0x8040);  /* FTZ (bit 15) | DAZ (bit 6) */
+    return state;
+}
+void sl_subnormals_restore(unsigned state) { _mm_setcsr(state); }
+#else
+unsigned sl_subnormals_flush(void) { return 0; }
+void sl_subnormals_restore(unsigned state) { (void)state; }
+#endif

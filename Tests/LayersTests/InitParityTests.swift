@@ -89,6 +89,7 @@ final class InitParityTests: XCTestCase {
     func testRetNetInit() throws { try checkLayer("retnet") }
     func testHGRN2Init() throws { try checkLayer("hgrn2") }
     func testMamba2Init() throws { try checkLayer("mamba2") }
+    func testFoxInit() throws { try checkLayer("fox") }
     func testRATInit() throws { try checkLayer("rat") }
     func testGAMInit() throws { try checkLayer("gam") }
 

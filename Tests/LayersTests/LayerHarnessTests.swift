@@ -39,8 +39,8 @@ final class LayerHarnessTests: XCTestCase {
     }
 
     func testRegistryRejectsUnknownNamesAndOptions() {
-        XCTAssertThrowsError(try LayerRegistry.make("mamba2", dModel: 8, as: Double.self)) { error in
-            XCTAssertTrue("\(error)".hasPrefix("unknown layer 'mamba2' (did you mean 'mamba'?) (known: "), "\(error)")
+        XCTAssertThrowsError(try LayerRegistry.make("mamaba", dModel: 8, as: Double.self)) { error in
+            XCTAssertTrue("\(error)".hasPrefix("unknown layer 'mamaba' (did you mean 'mamba'?) (known: "), "\(error)")
         }
         XCTAssertThrowsError(try LayerRegistry.make("diagonal", dModel: 8, options: LayerOptions(["n_head": "2"]), as: Double.self)) { error in
             XCTAssertTrue("\(error)".contains("unknown option 'n_head'"), "\(error)")

@@ -2,7 +2,7 @@
 covers by default, the seqlab binary and the folder of reference snapshots. Imports nothing beyond the standard
 library, so the scripts can parse their arguments before torch is loaded."""
 
-LAYERS = ["attention", "s4", "s4d", "mamba", "gla", "deltanet", "deltaproduct", "gated_deltanet", "retnet", "hgrn2", "mamba2", "rat", "gam"]
+LAYERS = ["attention", "s4", "s4d", "mamba", "gla", "deltanet", "deltaproduct", "gated_deltanet", "retnet", "hgrn2", "mamba2", "fox", "rat", "gam"]
 
 # Options without which a layer cannot be built at the scripts' width 16 (Mamba-2's default head_dim 64 does not divide
 # expand x 16 = 32).

@@ -30,7 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "fixtures"))
 from make_layer_fixtures import load_reference_module  # noqa: E402
 
-FAMILY = {"mamba": "mamba", "s4": "s4", "s4d": "s4", "gla": "fla", "deltanet": "fla", "deltaproduct": "fla", "gated_deltanet": "fla", "retnet": "fla", "hgrn2": "fla", "mamba2": "fla",
+FAMILY = {"mamba": "mamba", "s4": "s4", "s4d": "s4", "gla": "fla", "deltanet": "fla", "deltaproduct": "fla", "gated_deltanet": "fla", "retnet": "fla", "hgrn2": "fla", "mamba2": "fla", "fox": "fla",
           "rat": "others", "gam": "others", "attention": "others"}
 INCLUDES_RESIDUAL = {"rat", "gam"}
 

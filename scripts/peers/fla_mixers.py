@@ -1,4 +1,4 @@
-"""Side-by-side CPU timings of the mixers of issue 21 (gated_deltanet, retnet, hgrn2, mamba2): each fla layer as it
+"""Side-by-side CPU timings of the mixers of issue 21 (gated_deltanet, retnet, hgrn2, mamba2, fox): each fla layer as it
 ships, in float32, with its Triton ops replaced by fla's own naive PyTorch forms (the best CPU peer: the chunked naive
 form where fla has one), against `seqlab bench` of the same layer, and SequenceLab's GLA / DeltaNet at the same state
 size (issue 21: "within 1.5x of GLA's or DeltaNet's time for the same state size").
@@ -17,6 +17,7 @@ float32 wrappers of fla's naive ops:
     retnet          chunk_retention        -> fla.ops.simple_gla.naive.naive_chunk_simple_gla (chunk 64, g = log gamma_h)
     hgrn2           chunk_gla              -> fla.ops.gla.naive.naive_recurrent_gla (fla has no chunked naive GLA)
     mamba2          torch_forward as fla ships it (the chunked naive SSD), float32
+    fox             parallel_forgetting_attn -> fla.ops.forgetting_attn.naive.naive_forgetting_attn (full score matrix)
 and the shims of fla.py for ShortConvolution, the norms and RoPE (float32 tables here).
 """
 import argparse
@@ -32,13 +33,14 @@ import types
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHAPES = {"lra": (8, 1024, 128), "long": (1, 16384, 128)}
-LAYERS = ["gated_deltanet", "retnet", "hgrn2", "mamba2"]
+LAYERS = ["gated_deltanet", "retnet", "hgrn2", "mamba2", "fox"]
 # SequenceLab's GLA / DeltaNet with the same recurrent state per sequence as each new layer's default at D 128.
 SAME_STATE = {
     "gated_deltanet": ("deltanet", "heads=4,head_dim=32,expand_v=2"),         # 4 x 32 x 64 = 8192
     "retnet": ("gla", "heads=8,expand_k=1,expand_v=2"),                       # 8 x 16 x 32 = 4096
     "hgrn2": ("gla", "heads=1,expand_k=1,expand_v=1"),                        # 1 x 128 x 128 = 16384
     "mamba2": ("gla", "heads=4,expand_k=4,expand_v=2"),                       # 4 x 128 x 64 = 32768
+    "fox": ("attention", "heads=4,rope=false"),                               # the same KV cache, no forget gate
 }
 
 
@@ -91,6 +93,9 @@ def peer(layer, shape, refsrc):
             return F.linear(x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5) * nw, lw, lb)
         module, ops, method = ref.fla_hgrn2, {"chunk_gla": op, "fused_chunk_gla": op, "fused_recurrent_gla": op,
                                               "rms_norm_linear": rms_linear, "swish": F.silu}, "forward"
+    elif layer == "fox":
+        attend = naive("ops/forgetting_attn/naive.py", "naive_forgetting_attn")
+        module, ops, method = ref.fla_fox, {"parallel_forgetting_attn": lambda q, k, v, g, **kw: attend(q, k, v, g).to(q.dtype)}, "forward"
     else:
         module, ops, method = ref.fla_mamba2, {}, "torch_forward"
 

@@ -82,6 +82,13 @@ const char *sl_blas_core_note(void);
 /// workers sleep at once) through its own OPENBLAS_THREAD_TIMEOUT mechanism. Returns a one-line account.
 const char *sl_blas_idle_note(void);
 
+/// Subnormal floats flushed to zero on the calling thread (x86 MXCSR flush-to-zero and denormals-are-zero) until
+/// `sl_subnormals_restore` puts back the returned state; a no-op returning 0 elsewhere. A product with a subnormal
+/// operand takes ~100 cycles on x86; forgetting attention's backward makes many (dS = P (dP - rowsum) with P near
+/// e^-87), and values below 1.2e-38 carry nothing a Float32 sum can keep.
+unsigned sl_subnormals_flush(void);
+void sl_subnormals_restore(unsigned state);
+
 /// Allocator tuning applied at load (malloc_tuning.c): glibc's mmap threshold raised to 1 GiB and trimming off, so
 /// the megabyte-sized buffers that every op allocates and frees are reused instead of page-faulted in afresh;
 /// SEQLAB_MALLOC=system leaves glibc's defaults. Returns a one-line account.

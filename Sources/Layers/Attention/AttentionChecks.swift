@@ -12,6 +12,22 @@ public enum AttentionChecks {
                 [fast ? scaledDotProductAttention(q: x[0], k: x[1], v: x[2]) : referenceAttention(q: x[0], k: x[1], v: x[2])]
             }
         },
+        OpCheck("forgetting_attention==naive") { _ in  // block edges, strong and weak gates (logsigmoid of N(0, 1) x 3)
+            OpCheck.compareForms("forgetting_attention==naive", shapes: [[2, 300, 2, 3], [2, 300, 2, 3], [2, 300, 2, 3], [2, 300, 2]],
+                                 floor: 1e-4) { x, fast in
+                let g = (x[3] * 3).logSigmoid()
+                return [fast ? scaledDotProductAttention(q: x[0], k: x[1], v: x[2], logForgetGates: g)
+                             : referenceAttention(q: x[0], k: x[1], v: x[2], logForgetGates: g)]
+            }
+        },
+        OpCheck("forgetting_attention==naive_kv_cache") { _ in
+            OpCheck.compareForms("forgetting_attention==naive_kv_cache", shapes: [[1, 7, 2, 4], [1, 40, 2, 4], [1, 40, 2, 4], [1, 40, 2]],
+                                 floor: 1e-4) { x, fast in
+                let g = x[3].logSigmoid()
+                return [fast ? scaledDotProductAttention(q: x[0], k: x[1], v: x[2], scale: 0.3, logForgetGates: g)
+                             : referenceAttention(q: x[0], k: x[1], v: x[2], scale: 0.3, logForgetGates: g)]
+            }
+        },
         OpCheck("attention==naive_kv_cache") { _ in
             OpCheck.compareForms("attention==naive_kv_cache", shapes: [[2, 37, 2, 4], [2, 290, 2, 4], [2, 290, 2, 4]], floor: 1e-4) { x, fast in
                 [fast ? scaledDotProductAttention(q: x[0], k: x[1], v: x[2], scale: 0.3)

@@ -1,6 +1,7 @@
 import Tensors
 
 /// Options shared by the `deltaproduct` and `deltanet` registry entries, which differ only in their defaults.
+@usableFromInline
 enum DeltaLayerOptions {
     /// `headDim`: nil for auto (d_model / heads, fla's expand_k = 1).
     static func specs(householder: Int, gates: Bool, headDim: Int?, expandV: Double = 1) -> [LayerOptionSpec] {
@@ -22,6 +23,9 @@ enum DeltaLayerOptions {
         ]
     }
 
+    @usableFromInline
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     static func make<T: TensorScalar>(dModel: Int, options: OptionValues, rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
         let heads = options.int("heads")
         let headDim: Int
@@ -58,6 +62,9 @@ public protocol DeltaLayerFactory: LayerFactory {}
 
 extension DeltaLayerFactory {
     public static var checkDModel: Int { 8 }
+    /// Inlinable: a protocol extension cannot carry `@_specialize` (Self is a second generic parameter); the work is
+    /// in the specialised `DeltaLayerOptions.make`.
+    @inlinable
     public static func make<T: TensorScalar>(dModel: Int, options: OptionValues, context: LayerContext,
                                              rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
         try DeltaLayerOptions.make(dModel: dModel, options: options, rng: &rng)

@@ -117,6 +117,8 @@ public final class HGRN2<T: TensorScalar>: SequenceLayer {
     }
 
     /// H E (D / H) = E D, plus (conv_size - 1)(2 H E + D) with short convolutions.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func stateSize(sequenceLength: Int) -> Int {
         expandRatio * dModel + (convolutions.map { ($0.q.shape[2] - 1) * (2 * heads * expandRatio + dModel) } ?? 0)
     }

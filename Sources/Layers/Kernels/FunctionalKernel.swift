@@ -133,10 +133,11 @@ public enum FFTConvKernel: FunctionalKernel {
     }
 }
 
-/// `attention`: q, k, v [B, L, H, E] -> o [B, L, H, E]; options scale (default E^-1/2), causal (default true).
+/// `attention`: q, k, v [B, L, H, E] -> o [B, L, H, E]; options scale (default E^-1/2), causal (default true); with
+/// log forget gates g [B, L, H] (optional, <= 0), forgetting attention: scores + F_i - F_j, F = cumsum g.
 public enum AttentionKernel: FunctionalKernel {
     public static let name = "attention"
-    public static let inputs = [KernelInput("q"), KernelInput("k"), KernelInput("v")]
+    public static let inputs = [KernelInput("q"), KernelInput("k"), KernelInput("v"), KernelInput("g", optional: true)]
     public static let outputs = ["o"]
     public static let options: [LayerOptionSpec] = [.numberOrAuto("scale", derived: "E^-1/2", "score scale"),
                                                     .bool("causal", true, "causal mask")]
@@ -147,7 +148,13 @@ public enum AttentionKernel: FunctionalKernel {
         try requireRank(q, 4, "q", layout: "[B, L, H, E]", op: name)
         try requireShape(k, q.shape, "k", op: name)
         try requireShape(v, q.shape, "v", op: name)
+        if let g = x["g"] {
+            try requireShape(g, Array(q.shape.prefix(3)), "g", op: name)
+            guard g.data.allSatisfy({ $0 <= 0 && $0.isFinite }) else {
+                throw SequenceLabError("op \(name): g holds log forget gates and must be <= 0 everywhere (and finite)")
+            }
+        }
         return ["o": scaledDotProductAttention(q: q, k: k, v: v, scale: options.optionalDouble("scale").map { T($0) },
-                                               causal: options.bool("causal"))]
+                                               causal: options.bool("causal"), logForgetGates: x["g"])]
     }
 }

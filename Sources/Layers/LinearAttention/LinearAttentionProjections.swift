@@ -8,6 +8,8 @@ public struct QKVProjections<T: TensorScalar> {
     public let convolutions: (q: Tensor<T>, k: Tensor<T>, v: Tensor<T>)?
 
     /// The layer's projections and convolutions, drawn by the layer in its reference's order.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public init(q: Linear<T>, k: Linear<T>, v: Linear<T>, convolutions: (q: Tensor<T>, k: Tensor<T>, v: Tensor<T>)?) {
         (self.q, self.k, self.v, self.convolutions) = (q, k, v, convolutions)
     }
@@ -46,6 +48,8 @@ public struct QKVProjections<T: TensorScalar> {
     }
 
     /// The projections' work and the convolutions' (2 FLOPs per visible tap, SiLU) for `batch` sequences of `length`.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func work(batch: Int, length: Int) -> LayerWork {
         let rows = batch * length
         var w = LayerWork.linear(rows: rows, inputs: q.inputSize, outputs: q.outputSize)
@@ -66,6 +70,8 @@ public struct GatedNormOutput<T: TensorScalar> {
     /// The norm weight over one head's values [V].
     public let normWeight: Tensor<T>
 
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public init(gate: Linear<T>, output: Linear<T>, headValueDim: Int) {
         (self.gate, self.output) = (gate, output)
         normWeight = Tensor.ones([headValueDim], requiresGrad: true)
@@ -80,6 +86,8 @@ public struct GatedNormOutput<T: TensorScalar> {
     }
 
     /// The work for `rows` tokens of `heads` heads of `headValueDim` values (the gate projection included).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func work(rows: Int, heads: Int) -> LayerWork {
         LayerWork.linear(rows: rows, inputs: gate.inputSize, outputs: gate.outputSize)
             + LayerWork.gatedRMSNormOutput(rows: rows, heads: heads, valueDim: normWeight.count, dModel: output.outputSize)

@@ -95,6 +95,8 @@ public final class Mamba2Block<T: TensorScalar>: SequenceLayer {
         public var memory: Tensor<T>
     }
 
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func initialState(batchSize: Int) -> State {
         State(window: Tensor.zeros([batchSize, convolutionWidth - 1, convolutionChannels]),
               memory: Tensor.zeros([batchSize, heads, stateDim, headDim]))
@@ -139,6 +141,8 @@ public final class Mamba2Block<T: TensorScalar>: SequenceLayer {
     }
 
     /// H N P (the SSM state) + (d_conv - 1)(E + 2 G N) (the convolution window).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func stateSize(sequenceLength: Int) -> Int {
         heads * stateDim * headDim + (convolutionWidth - 1) * convolutionChannels
     }
@@ -151,7 +155,7 @@ public enum Mamba2Factory: LayerFactory {
     public static let summary = "Mamba-2 block: SSD (scalar decay per head) on the shared GLA chunk kernel, gated RMSNorm (Dao & Gu 2024)"
     public static let options: [LayerOptionSpec] = [
         .int("d_state", 128, "SSM state size N per head", min: 1),
-        .int("head_dim", 64, "P: channels per head (heads = expand d_model / P)", min: 1),
+        .intOrAuto("head_dim", "P: channels per head, heads = expand d_model / P (auto = min(64, expand d_model), mamba_ssm's 64)", min: 1),
         .int("expand", 2, "E = expand d_model", min: 1),
         .int("n_groups", 1, "groups of B and C shared by the heads", min: 1),
         .int("d_conv", 4, "depthwise convolution width", min: 2),
@@ -165,8 +169,9 @@ public enum Mamba2Factory: LayerFactory {
     @_specialize(where T == Double)
     public static func make<T: TensorScalar>(dModel: Int, options: OptionValues, context: LayerContext,
                                              rng: inout RandomGenerator) throws -> any SequenceLayer<T> {
-        let (expand, headDim, groups) = (options.int("expand"), options.int("head_dim"), options.int("n_groups"))
+        let (expand, groups) = (options.int("expand"), options.int("n_groups"))
         let inner = expand * dModel
+        let headDim = options.optionalInt("head_dim") ?? min(64, inner)
         guard inner % headDim == 0 else {
             throw SequenceLabError("layer \(name): expand d_model = \(inner) must be a multiple of head_dim \(headDim)")
         }

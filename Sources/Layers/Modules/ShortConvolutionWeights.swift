@@ -5,6 +5,8 @@ import Tensors
 /// default U(+-1/sqrt(k)) (kaiming_uniform(a = sqrt 5) with fan_in = k for groups = C).
 public enum ShortConvolutionWeights {
     /// The three weights for `q`, `k` and `v` channels and `width` taps (differentiable leaves).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func draw<T: TensorScalar>(_ q: Int, _ k: Int, _ v: Int, width: Int,
                                              rng: inout RandomGenerator) -> (q: Tensor<T>, k: Tensor<T>, v: Tensor<T>) {
         let bound = T(1 / Double(width).squareRoot())

@@ -6,6 +6,8 @@ import Tensors
 /// dt + log(-expm1(-dt)), so that softplus(bias) = dt at init.
 public enum TimeStepInit {
     /// `count` biases, one uniform draw each from `rng`.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func biases<T: TensorScalar>(_ count: Int, min dtMin: Double = 0.001, max dtMax: Double = 0.1,
                                                floor: Double = 1e-4, rng: inout RandomGenerator) -> [T] {
         let (logMin, logMax) = (Foundation.log(dtMin), Foundation.log(dtMax))

@@ -60,6 +60,7 @@ public enum LayerRegistry {
         MambaFactory.self,
         Mamba2Factory.self,
         CausalSelfAttentionFactory.self,
+        ForgettingAttentionFactory.self,
         GatedLinearAttentionFactory.self,
         S4Factory.self,
         S4DFactory.self,

@@ -24,6 +24,8 @@ public final class MultiScaleRetention<T: TensorScalar>: SequenceLayer {
     public var headValueDim: Int { valueDim / heads }
 
     /// log gamma_h = log(1 - 2^(-5 - h)) for head h: fla's `chunk_retention` decays (the same for every layer width).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func logDecay(head h: Int) -> Double { Foundation.log(1 - Foundation.pow(2, -5 - Double(h))) }
 
     @_specialize(where T == Float)
@@ -115,6 +117,8 @@ public final class MultiScaleRetention<T: TensorScalar>: SequenceLayer {
     }
 
     /// H K V, plus (conv_size - 1)(2 key_dim + value_dim) with short convolutions.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func stateSize(sequenceLength: Int) -> Int {
         heads * headKeyDim * headValueDim + inputs.convolutionStateSize
     }

@@ -1,3 +1,4 @@
+import CKernels
 import Dispatch
 import Foundation
 
@@ -21,6 +22,13 @@ import Foundation
 // (backward) products per tile run on `SmallGemm` in Float32 when E is a multiple of 16 (register tiles, no
 // packing of the score blocks; S = Q K^T reads K pre-transposed), else on BLAS. The exps go through
 // `VectorMath`'s polynomial exp on 16-wide vectors.
+//
+// Forgetting attention (Lin et al. 2025, "Forgetting Transformer: Softmax Attention with a Forget Gate"), with
+// per-token log forget gates g [B, Lk, H] (<= 0): S_ij = scale q_i k_j + F_i - F_j, F = cumsum of g over the keys
+// (query i at key position Lk - Lq + i). The bias is added to each score block as the difference F_i - F_j (computed
+// first, so that large |F| costs no precision of q k); backward, dF_j = -colsum_i dS_ij per (batch member, head)
+// (the query side, dF_i = rowsum_j dS_ij, is zero: rowsum_j P_ij (dP_ij - rowsum(dO o)_i) = 0 since P's rows sum to
+// one), and dg = the reverse cumulative sum of dF.
 
 /// Queries per block.
 private let queryBlock = 256
@@ -34,7 +42,7 @@ private let keyBlock = 256
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 public func scaledDotProductAttention<T: TensorScalar>(
-    q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, scale: T? = nil, causal: Bool = true
+    q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, scale: T? = nil, causal: Bool = true, logForgetGates gates: Tensor<T>? = nil
 ) -> Tensor<T> {
     precondition(q.rank == 4, "attention: q must be [B, L, H, E], got \(q.shape)")
     precondition(k.shape == v.shape, "attention: k \(k.shape) and v \(v.shape) must have one shape")
@@ -42,16 +50,22 @@ public func scaledDotProductAttention<T: TensorScalar>(
                  "attention: k \(k.shape) must be [B, Lk, H, E] with Lk >= Lq for q \(q.shape)")
     let geometry = AttentionGeometry(batch: q.shape[0], queries: q.shape[1], keys: k.shape[1], heads: q.shape[2],
                                      headDim: q.shape[3], causal: causal)
+    if let gates {
+        precondition(gates.shape == [geometry.batch, geometry.keys, geometry.heads],
+                     "attention: log forget gates \(gates.shape) must be [B, Lk, H] for k \(k.shape)")
+    }
     let s = scale ?? 1 / T(geometry.headDim).squareRoot()
     let heads = q.data.withUnsafeBufferPointer { qp in k.data.withUnsafeBufferPointer { kp in v.data.withUnsafeBufferPointer { vp in
         let keys = geometry.packHeads(kp.baseAddress!, length: geometry.keys)
         return HeadMajor(q: geometry.packHeads(qp.baseAddress!, length: geometry.queries), k: keys,
                          v: geometry.packHeads(vp.baseAddress!, length: geometry.keys),
-                         kT: geometry.smallProducts(T.self) ? geometry.transposedHeads(keys.pointer) : nil)
+                         kT: geometry.smallProducts(T.self) ? geometry.transposedHeads(keys.pointer) : nil,
+                         forget: gates.map { geometry.cumulativeGates($0.data) })
     } } }
     let (out, lse) = attentionForward(geometry, scale: s, heads)
     let result = Tensor(shape: q.shape, data: out)
-    Tape.record("attention", inputs: [q, k, v], output: result) { dOut in
+    Tape.record(gates == nil ? "attention" : "forgetting_attention", inputs: [q, k, v] + (gates.map { [$0] } ?? []),
+                output: result) { dOut in
         attentionBackward(geometry, scale: s, heads, o: out, lse: lse, dO: dOut)
     }
     return result
@@ -62,6 +76,8 @@ public func scaledDotProductAttention<T: TensorScalar>(
 private struct HeadMajor<T> {
     let q, k, v: AlignedBuffer<T>
     let kT: AlignedBuffer<T>?
+    /// Forgetting attention: F = cumsum of the log forget gates over the keys, [B H, Lk] (nil for plain attention).
+    let forget: AlignedBuffer<T>?
 }
 
 /// Sizes and mask of one attention call.
@@ -80,6 +96,27 @@ struct AttentionGeometry {
 
     /// Whether the block products run on `SmallGemm` (Float32 with E a multiple of 16) rather than BLAS.
     func smallProducts<T>(_: T.Type) -> Bool { T.self == Float.self && headDim % 16 == 0 }
+
+    /// Log forget gates g [B, Lk, H] -> F [B H, Lk], F_j = g_0 + ... + g_j (accumulated in Double).
+    func cumulativeGates<T: TensorScalar>(_ g: [T]) -> AlignedBuffer<T> {
+        let out = AlignedBuffer<T>(count: batch * heads * keys, zeroed: false)
+        for item in 0..<(batch * heads) {
+            let (b, h) = (item / heads, item % heads)
+            var sum = 0.0
+            for j in 0..<keys {
+                sum += Double(g[(b * keys + j) * heads + h])
+                out.pointer[item * keys + j] = T(sum)
+            }
+        }
+        return out
+    }
+
+    /// Adds F_i - F_j to row `row` (query t) of a score tile over keys k0..<k0 + count: forgetting attention's bias.
+    @inline(__always)
+    func addForgetBias<T: TensorScalar>(_ row: UnsafeMutablePointer<T>, forget f: UnsafePointer<T>, query t: Int, k0: Int, count: Int) {
+        let fq = f[offset + t]
+        for j in 0..<count { row[j] += fq - f[k0 + j] }
+    }
 
     /// x [B, L, H, E] -> [B H, L, E].
     func packHeads<T: TensorScalar>(_ x: UnsafePointer<T>, length: Int) -> AlignedBuffer<T> {
@@ -201,6 +238,7 @@ private func attentionForward<T: TensorScalar>(_ g: AttentionGeometry, scale s: 
                     let visible = max(0, min(nk, g.visibleKeys(query: start + r) - k0))
                     for j in visible..<nk { row[j] = 0 }
                     if visible == 0 { continue }
+                    if let f = x.forget { g.addForgetBias(row, forget: f.pointer + item * g.keys, query: start + r, k0: k0, count: visible) }
                     let mOld = rowMax[r]
                     let mNew = max(mOld, VectorMath.maximum(row, count: visible))
                     let total = VectorMath.exponentiate(row, count: visible, minus: mNew)
@@ -247,6 +285,7 @@ private func attentionBackward<T: TensorScalar>(
     let dvHeads = AlignedBuffer<T>(count: items * g.keys * e)
     let (qb, kb, vb, gb) = (UnsafePointer(x.q.pointer), UnsafePointer(x.k.pointer), UnsafePointer(x.v.pointer), UnsafePointer(dOHeads.pointer))
     let (dqb, dkb, dvb) = (dqHeads.pointer, dkHeads.pointer, dvHeads.pointer)
+    let dForget = x.forget.map { _ in AlignedBuffer<T>(count: items * g.keys) }  // dF [B H, Lk]
     lse.withUnsafeBufferPointer { lp in rowDot.withUnsafeBufferPointer { rp in
         let (lb, rb) = (lp.baseAddress!, rp.baseAddress!)
         // One work item per (batch member, head): its key blocks accumulate dK, dV from every query block.
@@ -270,9 +309,13 @@ private func attentionBackward<T: TensorScalar>(
                         let t = start + r0 + r
                         let visible = max(0, min(nk, g.visibleKeys(query: t) - k0))
                         let pr = p + r * nk, dpr = dp + r * nk
+                        if let f = x.forget { g.addForgetBias(pr, forget: f.pointer + item * g.keys, query: t, k0: k0, count: visible) }
                         VectorMath.softmaxBackwardRow(scores: pr, gradients: dpr, count: visible,
                                                       logZ: lb[item * g.queries + t], rowDot: rb[item * g.queries + t])
                         for j in visible..<nk { pr[j] = 0; dpr[j] = 0 }
+                        if let dF = dForget?.pointer.advanced(by: item * g.keys + k0) {  // dF_j -= dS_ij
+                            for j in 0..<visible { dF[j] -= dpr[j] }
+                        }
                     }
                     // dV_c += P^T dO_tile;  dQ_tile += scale dS K_c;  dK_c += scale dS^T Q_tile
                     g.product(T.self, m: nk, n: e, k: tileRows, alpha: 1, a: p, lda: nk, transposedA: true,
@@ -291,7 +334,20 @@ private func attentionBackward<T: TensorScalar>(
             n = g.batch * length * ld
         }
     }
-    return [unpacked(dqHeads, length: g.queries), unpacked(dkHeads, length: g.keys), unpacked(dvHeads, length: g.keys)]
+    var grads = [unpacked(dqHeads, length: g.queries), unpacked(dkHeads, length: g.keys), unpacked(dvHeads, length: g.keys)]
+    if let dF = dForget {  // dg_t = sum_{j >= t} dF_j, back to [B, Lk, H]
+        var dg = [T](repeating: 0, count: items * g.keys)
+        for item in 0..<items {
+            let (b, h) = (item / g.heads, item % g.heads)
+            var tail: T = 0
+            for j in stride(from: g.keys - 1, through: 0, by: -1) {
+                tail += dF.pointer[item * g.keys + j]
+                dg[(b * g.keys + j) * g.heads + h] = tail
+            }
+        }
+        grads.append(dg)
+    }
+    return grads
 }
 
 /// Scratch of one forward thread: a score block, the unnormalised output block, running row maxima and sums.
@@ -324,11 +380,15 @@ public func attentionFlops(batch: Int, length: Int, heads: Int, headDim: Int, ca
 
 /// A dynamic work queue over `Parallel.threadCount` threads: each thread builds its scratch once, then takes units
 /// in increasing order from a shared counter until none are left (OpenBLAS single-threaded inside, as in `Parallel`).
+/// Subnormals are flushed to zero on each thread while it works (`sl_subnormals_flush`; the thread's state is
+/// restored after): probabilities and their gradients near e^-87 would otherwise slow the block products ~3x.
 public enum AttentionWorkQueue {
     /// Runs `body(unit, scratch)` for every unit in 0..<count.
     public static func run<Scratch>(_ count: Int, scratch makeScratch: () -> Scratch, _ body: (Int, Scratch) -> Void) {
         let threads = min(Parallel.threadCount, count)
         if threads <= 1 {
+            let state = sl_subnormals_flush()
+            defer { sl_subnormals_restore(state) }
             let s = makeScratch()
             for unit in 0..<count { body(unit, s) }
             return
@@ -336,6 +396,8 @@ public enum AttentionWorkQueue {
         let counter = UnitCounter()
         BLASThreads.singleThreaded {
             DispatchQueue.concurrentPerform(iterations: threads) { _ in
+                let state = sl_subnormals_flush()
+                defer { sl_subnormals_restore(state) }
                 let s = makeScratch()
                 while let unit = counter.next(below: count) { body(unit, s) }
             }

@@ -22,15 +22,25 @@ public func referenceCausalConvolution<T: TensorScalar>(_ u: Tensor<T>, kernel K
 }
 
 /// Naive softmax attention on [B, L, H, E]: the full score matrix, masked, softmaxed, times V.
-/// q [B, Lq, H, E], k, v [B, Lk, H, E], Lk >= Lq; causal: query i sees keys j <= Lk - Lq + i.
+/// q [B, Lq, H, E], k, v [B, Lk, H, E], Lk >= Lq; causal: query i sees keys j <= Lk - Lq + i. With log forget gates
+/// g [B, Lk, H], forgetting attention: the scores get F_i - F_j, F = cumsum of g over the keys (a product with an
+/// upper-triangular matrix of ones), query i at key position Lk - Lq + i.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
-public func referenceAttention<T: TensorScalar>(q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, scale: T? = nil, causal: Bool = true) -> Tensor<T> {
+public func referenceAttention<T: TensorScalar>(q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, scale: T? = nil, causal: Bool = true,
+                                                logForgetGates gates: Tensor<T>? = nil) -> Tensor<T> {
     let (queries, keys, e) = (q.shape[1], k.shape[1], q.shape[3])
     let s = scale ?? 1 / T(e).squareRoot()
     let qh = q.permuted([0, 2, 1, 3]), kh = k.permuted([0, 2, 1, 3]), vh = v.permuted([0, 2, 1, 3])  // [B, H, L, E]
     let b = q.shape[0] * q.shape[2]
     var scores = qh.reshaped([b, queries, e]).matmul(kh.reshaped([b, keys, e]), transposeOther: true) * s  // [B H, Lq, Lk]
+    if let gates {
+        var upper = [T](repeating: 0, count: keys * keys)
+        for t in 0..<keys { for j in t..<keys { upper[t * keys + j] = 1 } }
+        let cumulative = gates.permuted([0, 2, 1]).reshaped([b, keys]).matmul(Tensor(shape: [keys, keys], data: upper))  // F [B H, Lk]
+        let atQueries = cumulative.slice(axis: 1, (keys - queries)..<keys)                                               // [B H, Lq]
+        scores = scores + (atQueries.reshaped([b, queries, 1]) - cumulative.reshaped([b, 1, keys]))
+    }
     if causal {
         var mask = [Bool](repeating: false, count: queries * keys)
         for i in 0..<queries { for j in 0..<keys where j > keys - queries + i { mask[i * keys + j] = true } }
