@@ -69,6 +69,7 @@ public enum LayerRegistry {
         GatedDeltaNetFactory.self,
         MultiScaleRetentionFactory.self,
         HGRN2Factory.self,
+        MLSTMFactory.self,
         RATFactory.self,
         GAMFactory.self,
     ]
