@@ -90,6 +90,7 @@ final class InitParityTests: XCTestCase {
     func testHGRN2Init() throws { try checkLayer("hgrn2") }
     func testMamba2Init() throws { try checkLayer("mamba2") }
     func testFoxInit() throws { try checkLayer("fox") }
+    func testMLSTMInit() throws { try checkLayer("mlstm") }
     func testRATInit() throws { try checkLayer("rat") }
     func testGAMInit() throws { try checkLayer("gam") }
 

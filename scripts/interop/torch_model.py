@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "fixtures"))
 from make_layer_fixtures import load_reference_module  # noqa: E402
 
 FAMILY = {"mamba": "mamba", "s4": "s4", "s4d": "s4", "gla": "fla", "deltanet": "fla", "deltaproduct": "fla", "gated_deltanet": "fla", "retnet": "fla", "hgrn2": "fla", "mamba2": "fla", "fox": "fla",
-          "rat": "others", "gam": "others", "attention": "others"}
+          "rat": "others", "gam": "others", "attention": "others", "mlstm": "xlstm"}
 INCLUDES_RESIDUAL = {"rat", "gam"}
 
 
@@ -116,7 +116,7 @@ def from_state_dict(path, dtype=torch.float64):
 def main():
     parser = argparse.ArgumentParser(description="Logits of a converted SequenceLab run in PyTorch.")
     parser.add_argument("state", help="the output of `seqlab convert RUN --out FILE`")
-    parser.add_argument("--refsrc", default=os.environ.get("SEQLAB_REFSRC", ""), help="reference snapshots (s4/, RAT/, gam/)")
+    parser.add_argument("--refsrc", default=os.environ.get("SEQLAB_REFSRC", ""), help="reference snapshots (s4/, RAT/, gam/, xlstm/)")
     args = parser.parse_args()
     os.environ["SEQLAB_REFSRC"] = os.path.abspath(args.refsrc)
     model, _ = from_state_dict(args.state)

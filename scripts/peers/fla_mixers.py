@@ -1,6 +1,7 @@
-"""Side-by-side CPU timings of the mixers of issue 21 (gated_deltanet, retnet, hgrn2, mamba2, fox): each fla layer as it
-ships, in float32, with its Triton ops replaced by fla's own naive PyTorch forms (the best CPU peer: the chunked naive
-form where fla has one), against `seqlab bench` of the same layer, and SequenceLab's GLA / DeltaNet at the same state
+"""Side-by-side CPU timings of the mixers of issue 21 (gated_deltanet, retnet, hgrn2, mamba2, fox, mlstm): each fla layer
+as it ships, in float32, with its Triton ops replaced by fla's own naive PyTorch forms (the best CPU peer: the chunked
+naive form where fla has one), and xlstm's mLSTMLayer with each of its PyTorch backends, against `seqlab bench` of the
+same layer, and SequenceLab's GLA / DeltaNet at the same state
 size (issue 21: "within 1.5x of GLA's or DeltaNet's time for the same state size").
 
     python scripts/peers/fla_mixers.py --seqlab BIN --refsrc DIR [--shape lra] [--rounds 2] [--only NAME]
@@ -18,6 +19,9 @@ float32 wrappers of fla's naive ops:
     hgrn2           chunk_gla              -> fla.ops.gla.naive.naive_recurrent_gla (fla has no chunked naive GLA)
     mamba2          torch_forward as fla ships it (the chunked naive SSD), float32
     fox             parallel_forgetting_attn -> fla.ops.forgetting_attn.naive.naive_forgetting_attn (full score matrix)
+    mlstm           xlstm (NX-AI/xlstm, DIR/xlstm) `mLSTMLayer` with SequenceLab's defaults, its cell's backend as it ships
+                    (`parallel_stabilized_simple`, the full L x L gate matrix: peer "peer"), and with
+                    `chunkwise_simple` (chunk 64, a Python loop over chunks: peer "peer-chunkwise")
 and the shims of fla.py for ShortConvolution, the norms and RoPE (float32 tables here).
 """
 import argparse
@@ -33,7 +37,7 @@ import types
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHAPES = {"lra": (8, 1024, 128), "long": (1, 16384, 128)}
-LAYERS = ["gated_deltanet", "retnet", "hgrn2", "mamba2", "fox"]
+LAYERS = ["gated_deltanet", "retnet", "hgrn2", "mamba2", "fox", "mlstm"]
 # SequenceLab's GLA / DeltaNet with the same recurrent state per sequence as each new layer's default at D 128.
 SAME_STATE = {
     "gated_deltanet": ("deltanet", "heads=4,head_dim=32,expand_v=2"),         # 4 x 32 x 64 = 8192
@@ -41,11 +45,49 @@ SAME_STATE = {
     "hgrn2": ("gla", "heads=1,expand_k=1,expand_v=1"),                        # 1 x 128 x 128 = 16384
     "mamba2": ("gla", "heads=4,expand_k=4,expand_v=2"),                       # 4 x 128 x 64 = 32768
     "fox": ("attention", "heads=4,rope=false"),                               # the same KV cache, no forget gate
+    "mlstm": ("gla", "heads=4,expand_k=2,expand_v=2"),                        # 4 x 64 x 64 = 16384 (mlstm: + n, m)
 }
+# Extra peers of a layer: name -> the backend variant measured by `peer(layer + ":" + variant, ...)`.
+EXTRA_PEERS = {"mlstm": ["chunkwise"]}
+
+
+def xlstm_peer(variant, shape, refsrc):
+    """Median fwd+bwd ms of xlstm's mLSTMLayer (float32, 2 threads) with the given cell backend."""
+    import torch
+    sys.path.insert(0, os.path.join(os.path.abspath(refsrc), "xlstm"))
+    from xlstm.blocks.mlstm import backends
+    from xlstm.blocks.mlstm.layer import mLSTMLayer, mLSTMLayerConfig
+    torch.set_num_threads(2)
+    B, L, D = SHAPES[shape]
+    m = mLSTMLayer(mLSTMLayerConfig(embedding_dim=D, context_length=L, num_heads=4, proj_factor=2.0, conv1d_kernel_size=4,
+                                    qkv_proj_blocksize=4, bias=False, dropout=0.0)).float()
+    if variant == "chunkwise":
+        m.mlstm_cell.backend_fn = lambda queries, keys, values, igate_preact, fgate_preact, **kw: backends.chunkwise_simple(
+            queries, keys, values, igate_preact.squeeze(-1), fgate_preact.squeeze(-1), chunk_size=64)
+    torch.manual_seed(0)
+    x = torch.randn(B, L, D, requires_grad=True)
+    g = torch.randn(B, L, D)
+    return timed(lambda: (m(x) * g).sum().backward(), list(m.parameters()) + [x])
+
+
+def timed(fwd_bwd, leaves):
+    """The protocol's median of fwd+bwd ms (2 warm-ups, then 5 runs, 3 when the first exceeds 3 s)."""
+    def run():
+        for p in leaves:
+            p.grad = None
+        start = time.perf_counter()
+        fwd_bwd()
+        return (time.perf_counter() - start) * 1000
+    first = run()
+    runs = 3 if first > 3000 else 5
+    run()
+    return statistics.median(run() for _ in range(runs))
 
 
 def peer(layer, shape, refsrc):
-    """Median fwd+bwd ms of the fla peer of `layer` (run in this process)."""
+    """Median fwd+bwd ms of the peer of `layer` ("mlstm:chunkwise" for an extra peer; run in this process)."""
+    if layer.startswith("mlstm"):
+        return xlstm_peer(layer.partition(":")[2], shape, refsrc)
     os.environ["SEQLAB_REFSRC"] = os.path.abspath(refsrc)
     sys.path.insert(0, os.path.join(HERE, "..", "fixtures", "references"))
     sys.path.insert(0, os.path.join(HERE, "..", "fixtures"))
@@ -129,17 +171,7 @@ def peer(layer, shape, refsrc):
     torch.manual_seed(0)
     x = torch.randn(B, L, D, requires_grad=True)
     g = torch.randn(B, L, D)
-
-    def run():
-        for p in list(m.parameters()) + [x]:
-            p.grad = None
-        start = time.perf_counter()
-        (m(x)[0] * g).sum().backward()
-        return (time.perf_counter() - start) * 1000
-    first = run()
-    runs = 3 if first > 3000 else 5
-    run()
-    return statistics.median(run() for _ in range(runs))
+    return timed(lambda: (m(x)[0] * g).sum().backward(), list(m.parameters()) + [x])
 
 
 def ours(seqlab, layer, shape, options=None):
@@ -162,10 +194,13 @@ def main():
         return
     for r in range(1, args.rounds + 1):
         for layer in [name for name in LAYERS if args.only in name]:
-            p = subprocess.run([sys.executable, __file__, "--seqlab", args.seqlab, "--refsrc", args.refsrc, "--shape",
-                                args.shape, "--peer", layer], capture_output=True, text=True)
-            ms = json.loads(p.stdout.strip().splitlines()[-1])["ms"] if p.returncode == 0 else None
-            print(f"{r}\t{layer}\tpeer\t{ms if ms is not None else 'failed: ' + p.stderr.strip().splitlines()[-1]}", flush=True)
+            for variant in [""] + EXTRA_PEERS.get(layer, []):
+                name = layer + (":" + variant if variant else "")
+                p = subprocess.run([sys.executable, __file__, "--seqlab", args.seqlab, "--refsrc", args.refsrc, "--shape",
+                                    args.shape, "--peer", name], capture_output=True, text=True)
+                ms = json.loads(p.stdout.strip().splitlines()[-1])["ms"] if p.returncode == 0 else None
+                who = "peer" + ("-" + variant if variant else "")
+                print(f"{r}\t{layer}\t{who}\t{ms if ms is not None else 'failed: ' + p.stderr.strip().splitlines()[-1]}", flush=True)
             print(f"{r}\t{layer}\tseqlab\t{ours(args.seqlab, layer, args.shape)}", flush=True)
             base, options = SAME_STATE[layer]
             print(f"{r}\t{layer}\tseqlab-{base}-same-state\t{ours(args.seqlab, base, args.shape, options)}", flush=True)

@@ -29,9 +29,11 @@ public enum LinearAttentionOptions {
          .int("conv_size", 4, "short convolution width", min: 2)]
     }
 
-    /// chunk_size, sub_chunk_size of the chunked kernel (`gatedLinearAttention`): an evaluation schedule only.
+    /// chunk_size of a chunked kernel: an evaluation schedule only.
+    public static let chunkSize: LayerOptionSpec = .int("chunk_size", 64, "tokens per chunk", min: 1)
+    /// chunk_size, sub_chunk_size of the per-channel-gate chunked kernel (`gatedLinearAttention`): a schedule only.
     public static let schedule: [LayerOptionSpec] = [
-        .int("chunk_size", 64, "tokens per chunk", min: 1),
+        chunkSize,
         .int("sub_chunk_size", 16, "tokens per sub-chunk (secondary chunking)", min: 1),
     ]
 }

@@ -8,7 +8,8 @@ import Tensors
 ///     q = c W_q, k = c W_k, v = x_m W_v                (block-diagonal, blocks of qkv_proj_blocksize = 4 channels)
 ///     i~ = [q, k, v] W_i + b_i,  f~ = [q, k, v] W_f + b_f     (one pre-activation per head; 4 heads of E = I / 4)
 ///     h = mLSTM(q, k, v, i~, f~)                       (`matrixLSTM`: exponential input gate, sigmoid forget gate,
-///                                                       normaliser state, max stabiliser; on the GLA chunk kernel)
+///                                                       normaliser state, max stabiliser; on the scalar-gate
+///                                                       chunk kernel)
 ///     y = ((GroupNorm_heads(h) (1 + w_norm) + s * c) * silu(z)) W_down
 /// Init as the standalone xlstm layer (`reset_parameters`, one block): W_up, W_q, W_k, W_v ~ N(0, 2 / (5 D)) ("small
 /// init"), W_down ~ N(0, (2 / sqrt D)^2) (Wang init with one block), conv as PyTorch's Conv1d (U(+-1/sqrt 4) weight and
@@ -17,7 +18,7 @@ import Tensors
 public final class MLSTMLayer<T: TensorScalar>: SequenceLayer {
     public typealias Scalar = T
     public let dModel, innerDim, heads: Int
-    public let chunkSize, subChunkSize: Int
+    public let chunkSize: Int
     public let upProjection, downProjection: Linear<T>
     /// The block-diagonal q, k (from the convolved branch) and v (from the unconvolved one) projections.
     public let qProj, kProj, vProj: HeadwiseLinear<T>
@@ -35,11 +36,11 @@ public final class MLSTMLayer<T: TensorScalar>: SequenceLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public init(dModel: Int, innerDim: Int, heads: Int, blockSize: Int, convolutionWidth: Int, bias: Bool,
-                chunkSize: Int = 64, subChunkSize: Int = 16, rng: inout RandomGenerator) {
+                chunkSize: Int = 64, rng: inout RandomGenerator) {
         precondition(innerDim % heads == 0 && innerDim % blockSize == 0,
                      "mlstm: inner width \(innerDim) must be a multiple of heads \(heads) and qkv_proj_blocksize \(blockSize)")
         (self.dModel, self.innerDim, self.heads) = (dModel, innerDim, heads)
-        (self.chunkSize, self.subChunkSize) = (chunkSize, subChunkSize)
+        self.chunkSize = chunkSize
         let smallInit = (2 / (5 * Double(dModel))).squareRoot()
         // Drawn in the order of the module's __init__ and reset_parameters.
         upProjection = Linear(inputSize: dModel, outputSize: 2 * innerDim, bias: bias, normalStd: smallInit, rng: &rng)
@@ -84,7 +85,7 @@ public final class MLSTMLayer<T: TensorScalar>: SequenceLayer {
         let u = projections(convolved: c, unconvolved: parts[0])
         let headShape = [batch, length, heads, headDim]
         let (h, _) = matrixLSTM(q: u.q.reshaped(headShape), k: u.k.reshaped(headShape), v: u.v.reshaped(headShape),
-                                inputGates: u.i, forgetGates: u.f, eps: Self.eps, chunkSize: chunkSize, subChunkSize: subChunkSize)
+                                inputGates: u.i, forgetGates: u.f, eps: Self.eps, chunkSize: chunkSize)
         return output(h, convolved: c, z: parts[1])
     }
 
@@ -153,7 +154,7 @@ public final class MLSTMLayer<T: TensorScalar>: SequenceLayer {
 public enum MLSTMFactory: LayerFactory {
     public static let name = "mlstm"
     public static let plotColor = "#AA4466"
-    public static let summary = "mLSTM (xLSTM): matrix memory, exponential input gate, normaliser and max stabiliser, on the GLA chunk kernel (Beck et al. 2024)"
+    public static let summary = "mLSTM (xLSTM): matrix memory, exponential input gate, normaliser and max stabiliser, on the scalar-gate chunk kernel (Beck et al. 2024)"
     public static let options: [LayerOptionSpec] = [
         .int("heads", 4, "mLSTM heads (each E = I / heads channels)", min: 1),
         .number("proj_factor", 2, "inner width I = proj_factor d_model, rounded up to a multiple of proj_multiple_of", above: 0),
@@ -161,11 +162,12 @@ public enum MLSTMFactory: LayerFactory {
         .int("qkv_proj_blocksize", 4, "channels per block of the block-diagonal q, k, v projections", min: 1),
         .int("conv_size", 4, "causal depthwise convolution width", min: 2),
         .bool("bias", false, "biases on the up, q/k/v and down projections"),
-    ] + LinearAttentionOptions.schedule
+        LinearAttentionOptions.chunkSize,
+    ]
     public static var checkOptions: [LayerOptions] {
-        [LayerOptions(["heads": "2", "proj_multiple_of": "4", "qkv_proj_blocksize": "2", "chunk_size": "4", "sub_chunk_size": "2"]),
+        [LayerOptions(["heads": "2", "proj_multiple_of": "4", "qkv_proj_blocksize": "2", "chunk_size": "4"]),
          LayerOptions(["heads": "1", "proj_factor": "1.5", "proj_multiple_of": "6", "qkv_proj_blocksize": "3", "conv_size": "3",
-                       "bias": "true", "chunk_size": "5", "sub_chunk_size": "2"])]
+                       "bias": "true", "chunk_size": "5"])]
     }
     public static var kernels: [FunctionalKernel.Type] { [MatrixLSTMKernel.self] }
     public static var opChecks: [OpCheck] { MatrixLSTMChecks.all }
@@ -189,6 +191,6 @@ public enum MLSTMFactory: LayerFactory {
             throw SequenceLabError("layer \(name): qkv_proj_blocksize \(blockSize) must divide the inner width \(inner)")
         }
         return MLSTMLayer<T>(dModel: dModel, innerDim: inner, heads: heads, blockSize: blockSize, convolutionWidth: options.int("conv_size"),
-                             bias: options.bool("bias"), chunkSize: options.int("chunk_size"), subChunkSize: options.int("sub_chunk_size"), rng: &rng)
+                             bias: options.bool("bias"), chunkSize: options.int("chunk_size"), rng: &rng)
     }
 }

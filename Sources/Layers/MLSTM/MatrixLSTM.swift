@@ -13,9 +13,10 @@ import Tensors
 // the eps term included. (xlstm's recurrent step and chunkwise backend start from m_0 = 0, which moves only the eps
 // term: h = q C / (max(|q n|, 1) + eps e^m).)
 //
-// The chunked form is the shared GLA kernel: with the state log-gate a_t = log f_t + m_{t-1} - m_t (<= 0) on every
-// key channel, keys k_t e^{i_t - m_t} E^-1/2 and values [v_t, 1] (the last column carries n~),
-// `gatedLinearAttention` (scale 1) returns [q C~, q n~] per token, and the state [C~, n~] [E, E + 1] per head.
+// The chunked form is linear attention with one log-gate per head (`scalarGatedLinearAttention`, the chunk kernel of
+// RetNet and Mamba-2): with the state log-gate a_t = log f_t + m_{t-1} - m_t (<= 0), keys k_t e^{i_t - m_t} E^-1/2
+// and values [v_t, 1] (the last column carries n~), it returns [q C~, q n~] per token (scale 1), and the state
+// [C~, n~] [E, E + 1] per head.
 // Gradients flow through m as autograd flows through xlstm's max (to the maximising entry), so they equal the
 // reference's exactly, the eps term's included.
 
@@ -26,34 +27,38 @@ public struct MatrixLSTMState<T: TensorScalar> {
     public var stabilizer: Tensor<T>
 
     /// The empty state: zero memory, m = -inf.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public init(batchSize: Int, heads: Int, headDim: Int) {
         memory = Tensor.zeros([batchSize, heads, headDim, headDim + 1])
         stabilizer = Tensor(repeating: -T.infinity, shape: [batchSize, heads])
     }
 
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public init(memory: Tensor<T>, stabilizer: Tensor<T>) {
         (self.memory, self.stabilizer) = (memory, stabilizer)
     }
 }
 
-/// The mLSTM, chunkwise parallel form (the GLA chunk kernel; see the top of this file).
+/// The mLSTM, chunkwise parallel form (the scalar-gate chunk kernel; see the top of this file).
 ///
 /// - Parameters:
 ///   - q, k, v: [B, L, H, E]; inputGates i, forgetGates f: [B, L, H] pre-activations (f enters as logsigmoid f).
 ///   - initialState: the entering state (nil: empty).
-///   - eps: the normaliser's eps (xlstm: 1e-6). chunkSize, subChunkSize: the GLA kernel's schedule.
+///   - eps: the normaliser's eps (xlstm: 1e-6). chunkSize: the chunk kernel's schedule.
 /// - Returns: h [B, L, H, E] (before the layer's output norm) and the final state.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 public func matrixLSTM<T: TensorScalar>(
     q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, inputGates i: Tensor<T>, forgetGates f: Tensor<T>,
-    initialState: MatrixLSTMState<T>? = nil, eps: T = 1e-6, chunkSize: Int = 64, subChunkSize: Int = 16
+    initialState: MatrixLSTMState<T>? = nil, eps: T = 1e-6, chunkSize: Int = 64
 ) -> (output: Tensor<T>, finalState: MatrixLSTMState<T>) {
     let (b, l, h, e) = validatedMatrixLSTMShapes(q: q, k: k, v: v, i: i, f: f, state: initialState)
     let (m, a) = mlstmStabilizer(logForget: f.logSigmoid(), inputGate: i, initial: initialState?.stabilizer)
-    let u = gatedLinearAttentionInputs(k: k, v: v, inputGates: i, stabilizer: m, stateGates: a, shape: [b, l, h, e])
-    let (o, memory) = gatedLinearAttention(q: q, k: u.k, v: u.v, logGates: u.g, initialState: initialState?.memory,
-                                           scale: 1, chunkSize: chunkSize, subChunkSize: subChunkSize)
+    let u = gatedLinearAttentionInputs(k: k, v: v, inputGates: i, stabilizer: m, shape: [b, l, h, e])
+    let (o, memory) = scalarGatedLinearAttention(q: q, k: u.k, v: u.v, logGates: a, initialState: initialState?.memory,
+                                                 scale: 1, chunkSize: chunkSize)
     let last = m.slice(axis: 1, (l - 1)..<l).reshaped([b, h])
     return (mlstmNormalize(o, stabilizer: m, eps: eps), MatrixLSTMState(memory: memory, stabilizer: last))
 }
@@ -69,9 +74,9 @@ public func matrixLSTMStep<T: TensorScalar>(
     let (m, a) = mlstmStabilizer(logForget: f.logSigmoid().reshaped([b, 1, h]), inputGate: i.reshaped([b, 1, h]),
                                  initial: state.stabilizer)
     let u = gatedLinearAttentionInputs(k: k.reshaped([b, 1, h, e]), v: v.reshaped([b, 1, h, e]), inputGates: i.reshaped([b, 1, h]),
-                                       stabilizer: m, stateGates: a, shape: [b, 1, h, e])
+                                       stabilizer: m, shape: [b, 1, h, e])
     let (o, memory) = gatedLinearAttentionStep(q: q, k: u.k.reshaped([b, h, e]), v: u.v.reshaped([b, h, e + 1]),
-                                               logGates: u.g.reshaped([b, h, e]), state: state.memory, scale: 1)
+                                               logGates: a.reshaped([b, h, 1]).broadcast(to: [b, h, e]), state: state.memory, scale: 1)
     let out = mlstmNormalize(o.reshaped([b, 1, h, e + 1]), stabilizer: m, eps: eps).reshaped([b, h, e])
     return (out, MatrixLSTMState(memory: memory, stabilizer: m.reshaped([b, h])))
 }
@@ -109,16 +114,15 @@ func validatedMatrixLSTMShapes<T>(q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, i: T
     return (b, l, h, e)
 }
 
-/// The GLA kernel's inputs: keys k e^{i - m} E^-1/2, values [v, 1], the state log-gate a on every key channel.
+/// The linear-attention inputs: keys k e^{i - m} E^-1/2 and values [v, 1].
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 func gatedLinearAttentionInputs<T: TensorScalar>(
-    k: Tensor<T>, v: Tensor<T>, inputGates i: Tensor<T>, stabilizer m: Tensor<T>, stateGates a: Tensor<T>, shape: [Int]
-) -> (k: Tensor<T>, v: Tensor<T>, g: Tensor<T>) {
+    k: Tensor<T>, v: Tensor<T>, inputGates i: Tensor<T>, stabilizer m: Tensor<T>, shape: [Int]
+) -> (k: Tensor<T>, v: Tensor<T>) {
     let (b, l, h, e) = (shape[0], shape[1], shape[2], shape[3])
     let keyScale = (i - m).exp().scaled(by: 1 / T(e).squareRoot()).reshaped([b, l, h, 1])
-    let values = Tensor.concatenate([v, Tensor.ones([b, l, h, 1])], axis: 3)
-    return (k * keyScale, values, a.reshaped([b, l, h, 1]).broadcast(to: [b, l, h, e]))
+    return (k * keyScale, Tensor.concatenate([v, Tensor.ones([b, l, h, 1])], axis: 3))
 }
 
 /// The mLSTM stabiliser as one tape node: log forget gates lf [B, L, H], input-gate pre-activations i [B, L, H] and

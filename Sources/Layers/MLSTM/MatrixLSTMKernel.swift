@@ -38,7 +38,7 @@ public enum MatrixLSTMKernel: FunctionalKernel {
         }
         let chunk = options.int("chunk_size")
         let (out, final) = matrixLSTM(q: q, k: x["k"]!, v: x["v"]!, inputGates: x["i"]!, forgetGates: x["f"]!, initialState: state,
-                                      eps: T(options.double("eps")), chunkSize: chunk, subChunkSize: min(16, chunk))
+                                      eps: T(options.double("eps")), chunkSize: chunk)
         return ["h": out, "C": final.memory.slice(axis: 3, 0..<e), "n": final.memory.slice(axis: 3, e..<(e + 1)).reshaped([b, h, e]),
                 "m": final.stabilizer]
     }
@@ -50,12 +50,12 @@ public enum MatrixLSTMKernel: FunctionalKernel {
 public enum MatrixLSTMChecks {
     /// The mLSTM on leaves (q, k, v, i, f[, C0, n0, m0]) with the gates multiplied by `gateScale` and the forget
     /// pre-activations shifted by `forgetShift`: [h, memory, m].
-    static func mlstm(_ x: [Tensor<Double>], fast: Bool, gateScale: Double = 1, forgetShift: Double = 0, chunk: Int = 4, subChunk: Int = 2) -> [Tensor<Double>] {
+    static func mlstm(_ x: [Tensor<Double>], fast: Bool, gateScale: Double = 1, forgetShift: Double = 0, chunk: Int = 4) -> [Tensor<Double>] {
         let (i, f) = (x[3] * gateScale, x[4] * gateScale + forgetShift)
         let state = x.count > 5
             ? MatrixLSTMState(memory: Tensor.concatenate([x[5], x[6].reshaped(x[6].shape + [1])], axis: 3), stabilizer: x[7]) : nil
         let (h, final) = fast
-            ? matrixLSTM(q: x[0], k: x[1], v: x[2], inputGates: i, forgetGates: f, initialState: state, chunkSize: chunk, subChunkSize: subChunk)
+            ? matrixLSTM(q: x[0], k: x[1], v: x[2], inputGates: i, forgetGates: f, initialState: state, chunkSize: chunk)
             : matrixLSTMRecurrent(q: x[0], k: x[1], v: x[2], inputGates: i, forgetGates: f, initialState: state)
         return [h, final.memory, final.stabilizer]
     }
@@ -65,20 +65,20 @@ public enum MatrixLSTMChecks {
         [[b, l, h, e], [b, l, h, e], [b, l, h, e], [b, l, h], [b, l, h]] + (initialState ? [[b, h, e, e], [b, h, e], [b, h]] : [])
     }
 
-    static func gradientCheck(_ name: String, shapes: [[Int]], gateScale: Double = 1, forgetShift: Double = 0, chunk: Int = 4, subChunk: Int = 2) -> OpCheck {
+    static func gradientCheck(_ name: String, shapes: [[Int]], gateScale: Double = 1, forgetShift: Double = 0, chunk: Int = 4) -> OpCheck {
         OpCheck(name) { quick in
             var rng = RandomGenerator(seed: 2025)
             let leaves = shapes.enumerated().map { ("x\($0.offset)", Tensor<Double>.randn($0.element, using: &rng)) }
             return GradientCheck.check(name, leaves: leaves, maxProbes: quick ? 12 : 48) {
-                mlstm(leaves.map(\.1), fast: true, gateScale: gateScale, forgetShift: forgetShift, chunk: chunk, subChunk: subChunk)
+                mlstm(leaves.map(\.1), fast: true, gateScale: gateScale, forgetShift: forgetShift, chunk: chunk)
             }
         }
     }
 
-    static func formCheck(_ name: String, shapes: [[Int]], gateScale: Double = 1, forgetShift: Double = 0, chunk: Int, subChunk: Int) -> OpCheck {
+    static func formCheck(_ name: String, shapes: [[Int]], gateScale: Double = 1, forgetShift: Double = 0, chunk: Int) -> OpCheck {
         OpCheck(name) { _ in
             OpCheck.compareForms(name, shapes: shapes, floor: 1e-4) { x, fast in
-                mlstm(x, fast: fast, gateScale: gateScale, forgetShift: forgetShift, chunk: chunk, subChunk: subChunk)
+                mlstm(x, fast: fast, gateScale: gateScale, forgetShift: forgetShift, chunk: chunk)
             }
         }
     }
@@ -88,9 +88,9 @@ public enum MatrixLSTMChecks {
         gradientCheck("mlstm_chunked", shapes: shapes(2, 11, 2, 3)),
         gradientCheck("mlstm_chunked_strong_gates", shapes: shapes(1, 9, 2, 3), gateScale: 6),
         gradientCheck("mlstm_chunked_one_token", shapes: shapes(2, 1, 1, 3)),
-        gradientCheck("mlstm_chunked_no_initial_state", shapes: shapes(1, 7, 1, 4, initialState: false), forgetShift: 3, chunk: 64, subChunk: 16),
-        formCheck("mlstm==recurrent", shapes: shapes(2, 37, 2, 5), chunk: 8, subChunk: 3),
-        formCheck("mlstm==recurrent_no_initial_state", shapes: shapes(1, 70, 2, 4, initialState: false), forgetShift: 4, chunk: 64, subChunk: 16),
-        formCheck("mlstm==recurrent_strong_gates", shapes: shapes(1, 41, 1, 6, initialState: false), gateScale: 8, chunk: 16, subChunk: 4),
+        gradientCheck("mlstm_chunked_no_initial_state", shapes: shapes(1, 7, 1, 4, initialState: false), forgetShift: 3, chunk: 64),
+        formCheck("mlstm==recurrent", shapes: shapes(2, 37, 2, 5), chunk: 8),
+        formCheck("mlstm==recurrent_no_initial_state", shapes: shapes(1, 70, 2, 4, initialState: false), forgetShift: 4, chunk: 64),
+        formCheck("mlstm==recurrent_strong_gates", shapes: shapes(1, 41, 1, 6, initialState: false), gateScale: 8, chunk: 16),
     ]
 }

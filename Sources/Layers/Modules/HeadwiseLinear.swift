@@ -32,11 +32,15 @@ public final class HeadwiseLinear<T: TensorScalar> {
     }
 
     /// "weight" and "bias", prefixed with `name`.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func parameters(_ name: String) -> [NamedParameter<T>] {
         [NamedParameter("\(name).weight", weight)] + (bias.map { [NamedParameter("\(name).bias", $0)] } ?? [])
     }
 
     /// 2 (blocks * outputs * inputs) FLOPs per row.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public static func work(rows: Int, blocks: Int, inputs: Int, outputs: Int) -> LayerWork {
         LayerWork(elementwise: 2 * Double(rows) * Double(blocks * inputs * outputs))
     }
