@@ -83,8 +83,32 @@ public enum MatrixLSTMChecks {
         }
     }
 
-    /// The checks `seqlab check --op mlstm` runs.
+    /// The block-diagonal projection written densely: x [.., nb ni] against the [nb no, nb ni] matrix with W's blocks
+    /// on its diagonal.
+    static func headwiseDense(_ x: Tensor<Double>, _ w: Tensor<Double>) -> Tensor<Double> {
+        let (nb, no, ni) = (w.shape[0], w.shape[1], w.shape[2])
+        var mask = [Double](repeating: 0, count: nb * no * nb * ni)
+        for h in 0..<nb { for o in 0..<no { for d in 0..<ni { mask[(h * no + o) * nb * ni + h * ni + d] = 1 } } }
+        let blocks = w.reshaped([nb, no, 1, ni]).broadcast(to: [nb, no, nb, ni]).reshaped([nb * no, nb * ni])
+        return x.matmul(blocks * Tensor(shape: [nb * no, nb * ni], data: mask), transposeOther: true)
+    }
+
+    /// The checks `seqlab check --op mlstm` runs (and the block-diagonal projection's, `headwise_linear`).
     public static let all: [OpCheck] = [
+        OpCheck("headwise_linear") { quick in
+            var rng = RandomGenerator(seed: 611)
+            let (x, w) = (Tensor<Double>.randn([2, 3, 12], using: &rng), Tensor<Double>.randn([3, 4, 4], using: &rng))
+            let (x2, w2) = (Tensor<Double>.randn([5, 6], using: &rng), Tensor<Double>.randn([2, 5, 3], using: &rng))
+            return GradientCheck.check("headwise_linear", leaves: [("x", x), ("w", w), ("x2", x2), ("w2", w2)], maxProbes: quick ? 12 : 40) {
+                [headwiseProduct(x, weight: w), headwiseProduct(x2, weight: w2)]
+            }
+        },
+        OpCheck.formCheck("headwise_linear==dense", shapes: [[3, 41, 64], [16, 4, 4]]) { x, fast in
+            fast ? headwiseProduct(x[0], weight: x[1]) : headwiseDense(x[0], x[1])
+        },
+        OpCheck.formCheck("headwise_linear==dense_rectangular_blocks", shapes: [[2, 9, 12], [4, 2, 3]]) { x, fast in
+            fast ? headwiseProduct(x[0], weight: x[1]) : headwiseDense(x[0], x[1])
+        },
         gradientCheck("mlstm_chunked", shapes: shapes(2, 11, 2, 3)),
         gradientCheck("mlstm_chunked_strong_gates", shapes: shapes(1, 9, 2, 3), gateScale: 6),
         gradientCheck("mlstm_chunked_one_token", shapes: shapes(2, 1, 1, 3)),

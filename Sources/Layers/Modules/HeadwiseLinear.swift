@@ -61,6 +61,17 @@ public func headwiseProduct<T: TensorScalar>(_ x: Tensor<T>, weight: Tensor<T>) 
     xData.withUnsafeBufferPointer { xp in wData.withUnsafeBufferPointer { wp in out.withUnsafeMutableBufferPointer { op in
         let (xs, w, y) = (xp.baseAddress!, wp.baseAddress!, op.baseAddress!)
         Parallel.forEachRange(rows, minimumChunk: minimumRows) { range in
+            if ni == 4 && no == 4 {   // xlstm's default block: unrolled
+                for r in range {
+                    var xr = xs + r * nb * 4, yr = y + r * nb * 4, wh = w
+                    for _ in 0..<nb {
+                        let (x0, x1, x2, x3) = (xr[0], xr[1], xr[2], xr[3])
+                        for o in 0..<4 { yr[o] = x0 * wh[4 * o] + x1 * wh[4 * o + 1] + x2 * wh[4 * o + 2] + x3 * wh[4 * o + 3] }
+                        xr += 4; yr += 4; wh += 16
+                    }
+                }
+                return
+            }
             for r in range {
                 for h in 0..<nb {
                     let xr = xs + r * nb * ni + h * ni, yr = y + r * nb * no + h * no, wh = w + h * no * ni
@@ -84,6 +95,24 @@ public func headwiseProduct<T: TensorScalar>(_ x: Tensor<T>, weight: Tensor<T>) 
             let size = (rows + blocksOfRows - 1) / blocksOfRows
             Parallel.forEach(blocksOfRows) { blk in
                 let dw = parts + blk * nb * no * ni
+                if ni == 4 && no == 4 {   // unrolled: dx = W^T dy, dW += dy x^T per 4 x 4 block
+                    for r in (blk * size)..<min(rows, blk * size + size) {
+                        var xr = xs + r * nb * 4, gr = g + r * nb * 4, dxr = dxs + r * nb * 4, wh = w, dwh = dw
+                        for _ in 0..<nb {
+                            let (x0, x1, x2, x3) = (xr[0], xr[1], xr[2], xr[3])
+                            let (g0, g1, g2, g3) = (gr[0], gr[1], gr[2], gr[3])
+                            for d in 0..<4 {
+                                dxr[d] = g0 * wh[d] + g1 * wh[4 + d] + g2 * wh[8 + d] + g3 * wh[12 + d]
+                            }
+                            for o in 0..<4 {
+                                let go = o == 0 ? g0 : o == 1 ? g1 : o == 2 ? g2 : g3
+                                dwh[4 * o] += go * x0; dwh[4 * o + 1] += go * x1; dwh[4 * o + 2] += go * x2; dwh[4 * o + 3] += go * x3
+                            }
+                            xr += 4; gr += 4; dxr += 4; wh += 16; dwh += 16
+                        }
+                    }
+                    return
+                }
                 for r in (blk * size)..<min(rows, blk * size + size) {
                     for h in 0..<nb {
                         let xr = xs + r * nb * ni + h * ni, gr = g + r * nb * no + h * no, dxr = dxs + r * nb * ni + h * ni
