@@ -170,4 +170,35 @@ final class GLATests: XCTestCase {
         try badChunk.write(to: input)
         XCTAssertThrowsError(try KernelRegistry.run("gla", input: input, output: output)) { XCTAssertTrue("\($0)".contains("chunk_size"), "\($0)") }
     }
+
+    /// `seqlab op gla` with g [B, L, H] (the scalar-gate kernel) equals g broadcast to [B, L, H, K] (the per-channel
+    /// kernel), outputs and gradients, in Float64.
+    func testOpWithPerHeadGatesEqualsBroadcastGates() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gla-op-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var rng = RandomGenerator(seed: 31)
+        let (b, l, h, k, v) = (2, 45, 3, 5, 4)
+        let g = Tensor<Double>.randn([b, l, h], using: &rng).logSigmoid().detached()
+        var common: [String: Tensor<Double>] = ["q": .randn([b, l, h, k], using: &rng), "k": .randn([b, l, h, k], using: &rng),
+                                                "v": .randn([b, l, h, v], using: &rng), "h0": .randn([b, h, k, v], using: &rng),
+                                                "grad_o": .randn([b, l, h, v], using: &rng), "grad_hT": .randn([b, h, k, v], using: &rng)]
+        func run(_ gates: Tensor<Double>) throws -> SafeTensors {
+            common["g"] = gates
+            var file = SafeTensors(metadata: ["chunk_size": "16"])
+            for (name, t) in common { file.set(name, t) }
+            let (input, output) = (dir.appendingPathComponent("in.safetensors"), dir.appendingPathComponent("out.safetensors"))
+            try file.write(to: input)
+            try KernelRegistry.run("gla", input: input, output: output)
+            return try SafeTensors.read(from: output)
+        }
+        let perHead = try run(g), broadcast = try run(g.reshaped([b, l, h, 1]).broadcast(to: [b, l, h, k]).detached())
+        for name in ["o", "hT", "grad_q", "grad_k", "grad_v", "grad_h0"] {
+            let (x, y) = (try perHead.tensor(name, as: Double.self), try broadcast.tensor(name, as: Double.self))
+            XCTAssertLessThan(GradientCheck.relativeError(x.data, y.data), 1e-12, name)
+        }
+        let dgHead = try perHead.tensor("grad_g", as: Double.self), dgChannels = try broadcast.tensor("grad_g", as: Double.self)
+        let summed = (0..<(b * l * h)).map { r in (0..<k).reduce(0.0) { $0 + dgChannels.data[r * k + $1] } }
+        XCTAssertLessThan(GradientCheck.relativeError(dgHead.data, summed), 1e-12, "grad_g = the per-channel gradients summed over K")
+    }
 }

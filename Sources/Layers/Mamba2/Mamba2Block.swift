@@ -8,10 +8,10 @@ import Tensors
 ///     dt = softplus(dt + dt_bias),  A = -exp(A_log)                                      per head
 ///     S_t = exp(dt_t A) S_{t-1} + B_t (dt_t x_t)^T,   y_t = C_t^T S_t + D x_t             per head: N x P state
 ///     out = (RMSNorm_groups(y * SiLU(z)) w) W_out                                         (norm after the gate)
-/// Head h reads group h / (H / G) of B and C (mamba_ssm's convention). The SSD recurrence is the shared chunked GLA
-/// kernel (`gatedLinearAttention`) with q = C, k = B, v = dt x, the scalar log-gate dt A on all N key channels and
-/// scale 1: its chunked form is the SSD block decomposition (the diagonal blocks as masked products, the
-/// off-diagonal ones through the chunk states).
+/// Head h reads group h / (H / G) of B and C (mamba_ssm's convention). The SSD recurrence is the shared scalar-gate
+/// chunk kernel (`scalarGatedLinearAttention`) with q = C, k = B, v = dt x, the log-gate dt A per head and scale 1:
+/// its chunked form is the SSD block decomposition (the diagonal blocks as masked products, the off-diagonal ones
+/// through the chunk states).
 /// Init as the standalone module (fla `Mamba2.__init__`, = mamba_ssm's): projections and the depthwise convolution
 /// at PyTorch's defaults (weight and bias U(+-1/sqrt(d_conv))), dt_bias = softplus^-1(dt) with dt log-uniform in
 /// [1e-3, 0.1] floored at 1e-4, A_log = log A with A ~ U(1, 16), D = 1, norm weight 1. Step mode carries the
@@ -19,7 +19,7 @@ import Tensors
 public final class Mamba2Block<T: TensorScalar>: SequenceLayer {
     public typealias Scalar = T
     public let dModel, innerDim, heads, headDim, stateDim, groups: Int
-    public let chunkSize, subChunkSize: Int
+    public let chunkSize: Int
     public let inProj, outProj: Linear<T>
     /// The depthwise convolution over x, B, C: weight [E + 2 G N, 1, d_conv], bias [E + 2 G N].
     public let convWeight, convBias: Tensor<T>
@@ -33,12 +33,12 @@ public final class Mamba2Block<T: TensorScalar>: SequenceLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public init(dModel: Int, expand: Int = 2, headDim: Int = 64, stateDim: Int = 128, groups: Int = 1, convolutionWidth: Int = 4,
-                chunkSize: Int = 64, subChunkSize: Int = 16, rng: inout RandomGenerator) {
+                chunkSize: Int = 64, rng: inout RandomGenerator) {
         let inner = expand * dModel
         precondition(inner % headDim == 0 && (inner / headDim) % groups == 0,
                      "mamba2: expand d_model \(inner) must be a multiple of head_dim \(headDim), and the heads of groups \(groups)")
         (self.dModel, self.innerDim, self.headDim, self.heads) = (dModel, inner, headDim, inner / headDim)
-        (self.stateDim, self.groups, self.chunkSize, self.subChunkSize) = (stateDim, groups, chunkSize, subChunkSize)
+        (self.stateDim, self.groups, self.chunkSize) = (stateDim, groups, chunkSize)
         let channels = inner + 2 * groups * stateDim, heads = inner / headDim
         // Drawn in the order of the module's __init__: conv1d, in_proj, dt_bias, A_log, (norm, D: constants), out_proj.
         let bound = T(1 / Double(convolutionWidth).squareRoot())
@@ -53,7 +53,7 @@ public final class Mamba2Block<T: TensorScalar>: SequenceLayer {
     }
 
     /// The SSD inputs from the convolved x, B, C ([..., E + 2 G N]) and the raw dt ([..., H]) of `rows` = the leading
-    /// shape (B, L or B): q = C and k = B per head [..., H, N], v = dt x [..., H, P], the log-gates dt A [..., H, N]
+    /// shape (B, L or B): q = C and k = B per head [..., H, N], v = dt x [..., H, P], the log-gates dt A [..., H]
     /// and x [..., H, P] for the skip.
     private func ssdInputs(_ xBC: Tensor<T>, _ dtRaw: Tensor<T>, rows: [Int])
         -> (q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, g: Tensor<T>, x: Tensor<T>) {
@@ -64,7 +64,7 @@ public final class Mamba2Block<T: TensorScalar>: SequenceLayer {
         }
         let dt = (dtRaw + dtBias).softplus()                                       // [..., H]
         let x = parts[0].reshaped(rows + [heads, headDim])
-        let logGate = (dt * aLog.exp().scaled(by: -1)).reshaped(rows + [heads, 1]).broadcast(to: rows + [heads, stateDim])
+        let logGate = dt * aLog.exp().scaled(by: -1)
         return (toHeads(parts[2]), toHeads(parts[1]), x * dt.reshaped(rows + [heads, 1]), logGate, x)
     }
 
@@ -85,7 +85,7 @@ public final class Mamba2Block<T: TensorScalar>: SequenceLayer {
         let rows = [x.shape[0], x.shape[1]]
         let parts = splitLastAxis(inProj(x), sizes: [innerDim, convolutionChannels, heads])  // z, xBC, dt
         let u = ssdInputs(shortConvolutionSiLU(parts[1], weight: convWeight, bias: convBias), parts[2], rows: rows)
-        let (y, _) = gatedLinearAttention(q: u.q, k: u.k, v: u.v, logGates: u.g, scale: 1, chunkSize: chunkSize, subChunkSize: subChunkSize)
+        let (y, _) = scalarGatedLinearAttention(q: u.q, k: u.k, v: u.v, logGates: u.g, scale: 1, chunkSize: chunkSize)
         return output(y, skipInput: u.x, gate: parts[0], rows: rows)
     }
 
@@ -111,7 +111,8 @@ public final class Mamba2Block<T: TensorScalar>: SequenceLayer {
         let parts = splitLastAxis(inProj(x), sizes: [innerDim, convolutionChannels, heads])
         let convolved = (parts[1].causalConvolutionStep(weight: convWeight, window: &state.window) + convBias).silu()
         let u = ssdInputs(convolved, parts[2], rows: rows)
-        let (y, memory) = gatedLinearAttentionStep(q: u.q, k: u.k, v: u.v, logGates: u.g, state: state.memory, scale: 1)
+        let (y, memory) = gatedLinearAttentionStep(q: u.q, k: u.k, v: u.v, logGates: u.g.reshaped(rows + [heads, 1]).broadcast(to: u.q.shape),
+                                                   state: state.memory, scale: 1)
         state.memory = memory
         return output(y, skipInput: u.x, gate: parts[0], rows: rows)
     }
@@ -124,8 +125,7 @@ public final class Mamba2Block<T: TensorScalar>: SequenceLayer {
     }
 
     /// in_proj and out_proj, the convolution + SiLU over E + 2 G N channels, softplus of dt and the gate (exp of A_log
-    /// per head, ~4 FLOPs per head entry), v = dt x, the SSD recurrence per token and head (N keys, P values, one gate
-    /// exponential per key channel as the kernel evaluates it), the skip (2 FLOPs per entry), SiLU(z) and the gate
+    /// per head, ~4 FLOPs per head entry), v = dt x, the SSD recurrence per token and head (N keys, P values), the skip (2 FLOPs per entry), SiLU(z) and the gate
     /// product, the RMSNorm over E.
     @_specialize(where T == Float)
     @_specialize(where T == Double)
@@ -135,7 +135,7 @@ public final class Mamba2Block<T: TensorScalar>: SequenceLayer {
             + LayerWork.shortConvolution(batch: batch, length: length, channels: convolutionChannels, width: convolutionWidth)
             + LayerWork.transcendental(rows * heads) + LayerWork.elementwise(rows * heads, flops: 4)
             + LayerWork.elementwise(rows * innerDim, flops: 1)
-            + LayerWork.gatedLinearAttention(tokens: rows * heads, keyDim: stateDim, valueDim: headDim, gateExponentials: true)
+            + LayerWork.gatedLinearAttention(tokens: rows * heads, keyDim: stateDim, valueDim: headDim, gateExponentials: false)
             + LayerWork.elementwise(rows * innerDim, flops: 4) + LayerWork.transcendental(rows * innerDim)
             + LayerWork.norm(rows: rows, width: innerDim) + LayerWork.linear(rows: rows, inputs: innerDim, outputs: dModel)
     }
@@ -152,17 +152,18 @@ public final class Mamba2Block<T: TensorScalar>: SequenceLayer {
 public enum Mamba2Factory: LayerFactory {
     public static let name = "mamba2"
     public static let plotColor = "#661100"
-    public static let summary = "Mamba-2 block: SSD (scalar decay per head) on the shared GLA chunk kernel, gated RMSNorm (Dao & Gu 2024)"
+    public static let summary = "Mamba-2 block: SSD (scalar decay per head) on the shared scalar-gate chunk kernel, gated RMSNorm (Dao & Gu 2024)"
     public static let options: [LayerOptionSpec] = [
         .int("d_state", 128, "SSM state size N per head", min: 1),
         .intOrAuto("head_dim", "P: channels per head, heads = expand d_model / P (auto = min(64, expand d_model), mamba_ssm's 64)", min: 1),
         .int("expand", 2, "E = expand d_model", min: 1),
         .int("n_groups", 1, "groups of B and C shared by the heads", min: 1),
         .int("d_conv", 4, "depthwise convolution width", min: 2),
-    ] + LinearAttentionOptions.schedule
+        LinearAttentionOptions.chunkSize,
+    ]
     public static var checkOptions: [LayerOptions] {
-        [LayerOptions(["d_state": "4", "head_dim": "8", "chunk_size": "4", "sub_chunk_size": "2"]),
-         LayerOptions(["d_state": "3", "head_dim": "4", "n_groups": "2", "d_conv": "3", "chunk_size": "5", "sub_chunk_size": "2"])]
+        [LayerOptions(["d_state": "4", "head_dim": "8", "chunk_size": "4"]),
+         LayerOptions(["d_state": "3", "head_dim": "4", "n_groups": "2", "d_conv": "3", "chunk_size": "5"])]
     }
 
     @_specialize(where T == Float)
@@ -179,7 +180,6 @@ public enum Mamba2Factory: LayerFactory {
             throw SequenceLabError("layer \(name): n_groups \(groups) must divide the \(inner / headDim) heads")
         }
         return Mamba2Block<T>(dModel: dModel, expand: expand, headDim: headDim, stateDim: options.int("d_state"), groups: groups,
-                              convolutionWidth: options.int("d_conv"), chunkSize: options.int("chunk_size"),
-                              subChunkSize: options.int("sub_chunk_size"), rng: &rng)
+                              convolutionWidth: options.int("d_conv"), chunkSize: options.int("chunk_size"), rng: &rng)
     }
 }

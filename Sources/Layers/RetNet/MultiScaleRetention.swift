@@ -6,15 +6,15 @@ import Tensors
 ///     q = RoPE(x W_q), k = RoPE(x W_k) (key_dim = expand_k D), v = x W_v (value_dim = expand_v D)   [optional short conv + SiLU]
 ///     S_t = gamma_h S_{t-1} + k_t^T v_t,   o_t = K^-1/2 q_t S_t      per head h, gamma_h = 1 - 2^(-5 - h) (fixed)
 ///     y = (RMSNorm_per_head(o) * swish(x W_g)) W_o
-/// i.e. gated linear attention with a constant log-gate log gamma_h on every key channel of head h, evaluated by the
-/// shared chunked kernel (`gatedLinearAttention`, chunk 64, sub-chunk 16). RoPE rotates halves (GPT-NeoX, base
+/// i.e. linear attention with a constant log-gate log gamma_h per head, evaluated by the shared scalar-gate chunk
+/// kernel (`scalarGatedLinearAttention`, chunk 64). RoPE rotates halves (GPT-NeoX, base
 /// 10000) at positions 0, 1, ... of the sequence. Init as the standalone fla layer: PyTorch's defaults (nn.Linear
 /// U(+-1/sqrt(fan_in)), depthwise convolutions U(+-1/sqrt(conv_size))), norm weight 1. Step mode runs the recurrence
 /// with the memory, the convolution windows and the position carried.
 public final class MultiScaleRetention<T: TensorScalar>: SequenceLayer {
     public typealias Scalar = T
     public let dModel, heads, keyDim, valueDim: Int
-    public let chunkSize, subChunkSize: Int
+    public let chunkSize: Int
     public let ropeBase: Double
     /// q, k, v and their optional short convolutions + SiLU.
     public let inputs: QKVProjections<T>
@@ -31,8 +31,8 @@ public final class MultiScaleRetention<T: TensorScalar>: SequenceLayer {
     @_specialize(where T == Float)
     @_specialize(where T == Double)
     public init(dModel: Int, heads: Int = 8, expandK: Double = 1, expandV: Double = 2, shortConvolution: Int? = nil,
-                ropeBase: Double = 10_000, chunkSize: Int = 64, subChunkSize: Int = 16, rng: inout RandomGenerator) {
-        (self.dModel, self.heads, self.chunkSize, self.subChunkSize, self.ropeBase) = (dModel, heads, chunkSize, subChunkSize, ropeBase)
+                ropeBase: Double = 10_000, chunkSize: Int = 64, rng: inout RandomGenerator) {
+        (self.dModel, self.heads, self.chunkSize, self.ropeBase) = (dModel, heads, chunkSize, ropeBase)
         let keyDim = Int(Double(dModel) * expandK), valueDim = Int(Double(dModel) * expandV)
         (self.keyDim, self.valueDim) = (keyDim, valueDim)
         precondition(keyDim % heads == 0 && valueDim % heads == 0 && keyDim > 0 && valueDim > 0 && (keyDim / heads) % 2 == 0,
@@ -48,10 +48,9 @@ public final class MultiScaleRetention<T: TensorScalar>: SequenceLayer {
 
     private var scale: T { 1 / T(headKeyDim).squareRoot() }
 
-    /// The fixed log-gates broadcast to [batch, length, H, K].
+    /// The fixed log-gates broadcast to [batch, length, H].
     private func logGates(batch: Int, length: Int) -> Tensor<T> {
-        let perHead = (0..<heads).flatMap { h in [T](repeating: T(Self.logDecay(head: h)), count: headKeyDim) }
-        return Tensor(shape: [1, 1, heads, headKeyDim], data: perHead).broadcast(to: [batch, length, heads, headKeyDim])
+        Tensor(shape: [1, 1, heads], data: (0..<heads).map { T(Self.logDecay(head: $0)) }).broadcast(to: [batch, length, heads])
     }
 
     /// x [B, L, D] -> y [B, L, D].
@@ -62,10 +61,10 @@ public final class MultiScaleRetention<T: TensorScalar>: SequenceLayer {
         let (batch, length) = (x.shape[0], x.shape[1])
         let (q, k, v) = inputs(x)
         let keyShape = [batch, length, heads, headKeyDim]
-        let (o, _) = gatedLinearAttention(
+        let (o, _) = scalarGatedLinearAttention(
             q: q.reshaped(keyShape).rotaryEmbedding(base: ropeBase), k: k.reshaped(keyShape).rotaryEmbedding(base: ropeBase),
             v: v.reshaped([batch, length, heads, headValueDim]), logGates: logGates(batch: batch, length: length),
-            scale: scale, chunkSize: chunkSize, subChunkSize: subChunkSize)
+            scale: scale, chunkSize: chunkSize)
         return outputs(o, x)
     }
 
@@ -94,7 +93,7 @@ public final class MultiScaleRetention<T: TensorScalar>: SequenceLayer {
         let k = k0.reshaped(rotated).rotaryEmbedding(positionOffset: state.position, base: ropeBase).reshaped(keyShape)
         let (o, memory) = gatedLinearAttentionStep(
             q: q, k: k, v: v.reshaped([batch, heads, headValueDim]),
-            logGates: logGates(batch: batch, length: 1).reshaped(keyShape), state: state.attention.memory, scale: scale)
+            logGates: logGates(batch: batch, length: 1).reshaped([batch, heads, 1]).broadcast(to: keyShape), state: state.attention.memory, scale: scale)
         state.attention.memory = memory
         state.position += 1
         return outputs(o, x)
@@ -128,13 +127,13 @@ public final class MultiScaleRetention<T: TensorScalar>: SequenceLayer {
 public enum MultiScaleRetentionFactory: LayerFactory {
     public static let name = "retnet"
     public static let plotColor = "#44AA99"
-    public static let summary = "multi-scale retention: fixed per-head decays 1 - 2^(-5-h), RoPE, shared GLA chunk kernel (Sun et al. 2023)"
+    public static let summary = "multi-scale retention: fixed per-head decays 1 - 2^(-5-h), RoPE, shared scalar-gate chunk kernel (Sun et al. 2023)"
     public static let options: [LayerOptionSpec] =
         LinearAttentionOptions.shape(heads: 8, expandK: 1, expandV: 2, headsHelp: "heads (head h decays by 1 - 2^(-5-h))")
-        + LinearAttentionOptions.schedule
+        + [LinearAttentionOptions.chunkSize]
     public static var checkOptions: [LayerOptions] {
-        [LayerOptions(["heads": "2", "chunk_size": "4", "sub_chunk_size": "2"]),
-         LayerOptions(["heads": "4", "expand_k": "1", "expand_v": "1", "use_short_conv": "true", "chunk_size": "5", "sub_chunk_size": "2"])]
+        [LayerOptions(["heads": "2", "chunk_size": "4"]),
+         LayerOptions(["heads": "4", "expand_k": "1", "expand_v": "1", "use_short_conv": "true", "chunk_size": "5"])]
     }
 
     @_specialize(where T == Float)
@@ -151,6 +150,6 @@ public enum MultiScaleRetentionFactory: LayerFactory {
         return MultiScaleRetention<T>(
             dModel: dModel, heads: heads, expandK: expandK, expandV: expandV,
             shortConvolution: options.bool("use_short_conv") ? options.int("conv_size") : nil,
-            chunkSize: options.int("chunk_size"), subChunkSize: options.int("sub_chunk_size"), rng: &rng)
+            chunkSize: options.int("chunk_size"), rng: &rng)
     }
 }
