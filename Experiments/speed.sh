@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-Results/speed}"
-layers=(attention fox s4 s4d mamba mamba2 gla retnet hgrn2 deltanet gated_deltanet deltaproduct rat gam)
+layers=(attention fox s4 s4d mamba mamba2 gla retnet hgrn2 mlstm deltanet gated_deltanet deltaproduct rat gam)
 lengths=(1024 2048 4096 8192 16384)
 scripts/setup
 scripts/build >/dev/null
