@@ -30,8 +30,8 @@ public final class MLSTMLayer<T: TensorScalar>: SequenceLayer {
     public let normWeight, skip: Tensor<T>
     public var headDim: Int { innerDim / heads }
     public var convolutionWidth: Int { convWeight.shape[2] }
-    /// xlstm's normaliser eps.
-    public static var eps: T { 1e-6 }
+    /// xlstm's normaliser eps (`matrixLSTMEpsilon`).
+    public static var eps: T { T(matrixLSTMEpsilon) }
 
     @_specialize(where T == Float)
     @_specialize(where T == Double)

@@ -20,6 +20,10 @@ import Tensors
 // Gradients flow through m as autograd flows through xlstm's max (to the maximising entry), so they equal the
 // reference's exactly, the eps term's included.
 
+/// The normaliser's eps, xlstm's (`parallel_stabilized_simple`, `recurrent_step_stabilized_simple`): the one place
+/// the layer, the `mlstm` op's default and the functions' defaults read it from.
+public let matrixLSTMEpsilon = 1e-6
+
 /// The state of the mLSTM recurrence: memory [B, H, E, E + 1] = [C~, n~] (stabilised by e^{-m}) and m [B, H]
 /// (-inf for the empty state).
 public struct MatrixLSTMState<T: TensorScalar> {
@@ -52,11 +56,11 @@ public struct MatrixLSTMState<T: TensorScalar> {
 @_specialize(where T == Double)
 public func matrixLSTM<T: TensorScalar>(
     q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, inputGates i: Tensor<T>, forgetGates f: Tensor<T>,
-    initialState: MatrixLSTMState<T>? = nil, eps: T = 1e-6, chunkSize: Int = 64
+    initialState: MatrixLSTMState<T>? = nil, eps: T = T(matrixLSTMEpsilon), chunkSize: Int = 64
 ) -> (output: Tensor<T>, finalState: MatrixLSTMState<T>) {
     let (b, l, h, e) = validatedMatrixLSTMShapes(q: q, k: k, v: v, i: i, f: f, state: initialState)
     let (m, a) = mlstmStabilizer(logForget: f.logSigmoid(), inputGate: i, initial: initialState?.stabilizer)
-    let u = gatedLinearAttentionInputs(k: k, v: v, inputGates: i, stabilizer: m, shape: [b, l, h, e])
+    let u = mlstmLinearAttentionInputs(k: k, v: v, inputGates: i, stabilizer: m, shape: [b, l, h, e])
     let (o, memory) = scalarGatedLinearAttention(q: q, k: u.k, v: u.v, logGates: a, initialState: initialState?.memory,
                                                  scale: 1, chunkSize: chunkSize)
     let last = m.slice(axis: 1, (l - 1)..<l).reshaped([b, h])
@@ -68,12 +72,12 @@ public func matrixLSTM<T: TensorScalar>(
 @_specialize(where T == Double)
 public func matrixLSTMStep<T: TensorScalar>(
     q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, inputGate i: Tensor<T>, forgetGate f: Tensor<T>,
-    state: MatrixLSTMState<T>, eps: T = 1e-6
+    state: MatrixLSTMState<T>, eps: T = T(matrixLSTMEpsilon)
 ) -> (output: Tensor<T>, state: MatrixLSTMState<T>) {
     let (b, h, e) = (q.shape[0], q.shape[1], q.shape[2])
     let (m, a) = mlstmStabilizer(logForget: f.logSigmoid().reshaped([b, 1, h]), inputGate: i.reshaped([b, 1, h]),
                                  initial: state.stabilizer)
-    let u = gatedLinearAttentionInputs(k: k.reshaped([b, 1, h, e]), v: v.reshaped([b, 1, h, e]), inputGates: i.reshaped([b, 1, h]),
+    let u = mlstmLinearAttentionInputs(k: k.reshaped([b, 1, h, e]), v: v.reshaped([b, 1, h, e]), inputGates: i.reshaped([b, 1, h]),
                                        stabilizer: m, shape: [b, 1, h, e])
     let (o, memory) = gatedLinearAttentionStep(q: q, k: u.k.reshaped([b, h, e]), v: u.v.reshaped([b, h, e + 1]),
                                                logGates: a.reshaped([b, h, 1]).broadcast(to: [b, h, e]), state: state.memory, scale: 1)
@@ -86,7 +90,7 @@ public func matrixLSTMStep<T: TensorScalar>(
 @_specialize(where T == Double)
 public func matrixLSTMRecurrent<T: TensorScalar>(
     q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, inputGates i: Tensor<T>, forgetGates f: Tensor<T>,
-    initialState: MatrixLSTMState<T>? = nil, eps: T = 1e-6
+    initialState: MatrixLSTMState<T>? = nil, eps: T = T(matrixLSTMEpsilon)
 ) -> (output: Tensor<T>, finalState: MatrixLSTMState<T>) {
     let (b, l, h, e) = validatedMatrixLSTMShapes(q: q, k: k, v: v, i: i, f: f, state: initialState)
     var state = initialState ?? MatrixLSTMState(batchSize: b, heads: h, headDim: e)
@@ -117,7 +121,7 @@ func validatedMatrixLSTMShapes<T>(q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, i: T
 /// The linear-attention inputs: keys k e^{i - m} E^-1/2 and values [v, 1].
 @_specialize(where T == Float)
 @_specialize(where T == Double)
-func gatedLinearAttentionInputs<T: TensorScalar>(
+func mlstmLinearAttentionInputs<T: TensorScalar>(
     k: Tensor<T>, v: Tensor<T>, inputGates i: Tensor<T>, stabilizer m: Tensor<T>, shape: [Int]
 ) -> (k: Tensor<T>, v: Tensor<T>) {
     let (b, l, h, e) = (shape[0], shape[1], shape[2], shape[3])

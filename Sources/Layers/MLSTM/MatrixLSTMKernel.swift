@@ -9,7 +9,7 @@ public enum MatrixLSTMKernel: FunctionalKernel {
                                 KernelInput("C0", optional: true), KernelInput("n0", optional: true), KernelInput("m0", optional: true)]
     public static let outputs = ["h", "C", "n", "m"]
     public static let options: [LayerOptionSpec] = [
-        .number("eps", 1e-6, "the normaliser's eps: h = q C / (max(|q n|, e^-m) + eps)", min: 0),
+        .number("eps", matrixLSTMEpsilon, "the normaliser's eps: h = q C / (max(|q n|, e^-m) + eps)", min: 0),
         .int("chunk_size", 64, "tokens per chunk of the chunkwise parallel form", min: 1, max: 1 << 20),
     ]
 
