@@ -113,4 +113,12 @@ final class MLSTMTests: XCTestCase {
         bad["i"]!.data[3] = .infinity
         XCTAssertThrowsError(try run(bad)) { XCTAssertTrue("\($0)".contains("must be finite"), "\($0)") }
     }
+
+    /// Width multipliers are bounded where they are declared (1e300 once trapped in the width's Int conversion).
+    func testWidthMultipliersAreBounded() {
+        for (layer, key) in [("mlstm", "proj_factor"), ("retnet", "expand_k"), ("gla", "expand_v"), ("mamba2", "expand"), ("mamba", "expand")] {
+            XCTAssertThrowsError(try LayerRegistry.resolvedOptions(layer, LayerOptions([key: "1e300"])), "\(layer) \(key)")
+            XCTAssertNoThrow(try LayerRegistry.resolvedOptions(layer, LayerOptions([key: "2"])), "\(layer) \(key)")
+        }
+    }
 }

@@ -9,7 +9,7 @@ enum DeltaLayerOptions {
         return [
             .int("heads", 4, "heads", min: 1),
             headDim.map { .int("head_dim", $0, headDimHelp, min: 1, orAuto: true) } ?? .intOrAuto("head_dim", headDimHelp, min: 1),
-            .number("expand_v", expandV, "value size per head = expand_v head_dim (a whole number)", above: 0),
+            .number("expand_v", expandV, "value size per head = expand_v head_dim (a whole number)", above: 0, max: Double(LayerLimits.maximumExpansion)),
             .int("n_h", householder, "Householder (delta) steps per token", min: 1),
             .bool("allow_neg_eigval", false, "beta = 2 sigmoid(.) (eigenvalues of I - beta k k^T in [-1, 1])"),
             .bool("use_forget_gate", gates, "gate g = -exp(A_log) softplus(x W_a + dt_bias)"),

@@ -23,8 +23,8 @@ public enum LinearAttentionOptions {
     /// heads, expand_k, expand_v, use_short_conv, conv_size with the layer's defaults.
     public static func shape(heads: Int, expandK: Double, expandV: Double, headsHelp: String = "heads") -> [LayerOptionSpec] {
         [.int("heads", heads, headsHelp, min: 1),
-         .number("expand_k", expandK, "key_dim = expand_k d_model", above: 0),
-         .number("expand_v", expandV, "value_dim = expand_v d_model", above: 0),
+         .number("expand_k", expandK, "key_dim = expand_k d_model", above: 0, max: Double(LayerLimits.maximumExpansion)),
+         .number("expand_v", expandV, "value_dim = expand_v d_model", above: 0, max: Double(LayerLimits.maximumExpansion)),
          .bool("use_short_conv", false, "causal depthwise convolution + SiLU on q, k, v"),
          .int("conv_size", 4, "short convolution width", min: 2)]
     }

@@ -30,7 +30,7 @@ public func scalarGatedLinearAttention<T: TensorScalar>(
     scale: T? = nil, chunkSize: Int = 64
 ) -> (output: Tensor<T>, finalState: Tensor<T>) {
     precondition(q.rank == 4 && g.shape == Array(q.shape.prefix(3)), "scalar gla: g \(g.shape) must be [B, L, H] for q \(q.shape)")
-    let geo = validatedGeometry(q: q, k: k, v: v, g: q, h0: h0)
+    let geo = validatedGeometry(q: q, k: k, v: v, g: q, h0: h0)   // (g checked above; q stands in for the [B, L, H, K] gate)
     precondition(!g.data.contains { $0 > 0 }, "scalar gla: log-gates g must be <= 0")
     let grid = ChunkGrid(length: geo.length, chunkSize: chunkSize, subChunkSize: chunkSize)
     let s = scale ?? 1 / T(geo.keyDim).squareRoot()

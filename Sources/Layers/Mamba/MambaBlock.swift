@@ -178,7 +178,7 @@ public enum MambaFactory: LayerFactory {
     public static let summary = "Mamba block: selective SSM (S6) with input-dependent dt, B, C (Gu & Dao 2023)"
     public static let options: [LayerOptionSpec] = [
         .int("d_state", 16, "N, state entries per channel", min: 1),
-        .int("expand", 2, "E = expand d_model inner channels", min: 1),
+        .int("expand", 2, "E = expand d_model inner channels", min: 1, max: LayerLimits.maximumExpansion),
         .int("d_conv", 4, "causal depthwise convolution width", min: 1),
         .intOrAuto("dt_rank", "rank of the dt projection (auto = ceil(d_model / 16))", min: 1),
         .number("dt_min", 0.001, "smallest initial dt", above: 0),

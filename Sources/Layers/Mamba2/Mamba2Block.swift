@@ -156,7 +156,7 @@ public enum Mamba2Factory: LayerFactory {
     public static let options: [LayerOptionSpec] = [
         .int("d_state", 128, "SSM state size N per head", min: 1),
         .intOrAuto("head_dim", "P: channels per head, heads = expand d_model / P (auto = min(64, expand d_model), mamba_ssm's 64)", min: 1),
-        .int("expand", 2, "E = expand d_model", min: 1),
+        .int("expand", 2, "E = expand d_model", min: 1, max: LayerLimits.maximumExpansion),
         .int("n_groups", 1, "groups of B and C shared by the heads", min: 1),
         .int("d_conv", 4, "depthwise convolution width", min: 2),
         LinearAttentionOptions.chunkSize,

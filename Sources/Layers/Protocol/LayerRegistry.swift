@@ -115,3 +115,10 @@ public struct LayerContext: Sendable, Equatable {
         self.depth = depth
     }
 }
+
+/// Bounds shared by the layers' size options (docs/limits.md).
+public enum LayerLimits {
+    /// The largest width multiplier (expand, expand_k, expand_v, proj_factor): as the model's feed_forward_expand.
+    /// Larger values only make allocations fail (or overflow the width's integer conversion).
+    public static let maximumExpansion = 64
+}
