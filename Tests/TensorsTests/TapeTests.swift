@@ -112,6 +112,22 @@ final class TapeTests: XCTestCase {
         }
     }
 
+    /// matmul's outputs and gradients are allocated without a zero fill (BLAS writes them with beta 0): an empty inner
+    /// extent must still give zeros on every path (one tall GEMM, a batch, a shared right operand, the gradients).
+    func testMatmulWithAnEmptyInnerExtentIsZero() {
+        for (a, b) in [([3, 0], [0, 5]), ([2, 3, 0], [0, 5]), ([2, 3, 0], [2, 0, 5])] {
+            let x = Tensor<Float>.zeros(a, requiresGrad: true), w = Tensor<Float>.zeros(b, requiresGrad: true)
+            let y = x.matmul(w)
+            XCTAssertEqual(y.shape, Array(a.dropLast()) + [5])
+            XCTAssertTrue(y.data.allSatisfy { $0 == 0 }, "\(a) x \(b)")
+        }
+        let x = Tensor<Double>(shape: [2, 3, 4], data: (0..<24).map { Double($0) }, requiresGrad: true)
+        let w = Tensor<Double>(shape: [4, 5], data: (0..<20).map { Double($0) / 7 }, requiresGrad: true)
+        x.matmul(w).sum().backward()
+        XCTAssertEqual(w.grad?.count, 20)
+        XCTAssertEqual(w.grad?[0] ?? .nan, (0..<6).map { Double($0 * 4) }.reduce(0, +), accuracy: 1e-12)
+    }
+
     func testShapeMismatchMessagesNameBothShapes() {
         XCTAssertEqual(try broadcastShapeChecked([2, 1, 3], [4, 1], op: "add"), [2, 4, 3])
         XCTAssertThrowsError(try broadcastShapeChecked([2, 3], [4, 3], op: "add")) { error in

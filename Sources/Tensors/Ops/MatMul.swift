@@ -13,8 +13,8 @@ public func batchedGemm<T: TensorScalar>(
     beta: T = 0, c: UnsafeMutablePointer<T>, ldc: Int, strideC: Int
 ) {
     if m == 0 || n == 0 { return }
-    if k == 0 {  // empty sum: C = beta C
-        for i in 0..<batch { for r in 0..<m { for s in 0..<n { c[i * strideC + r * ldc + s] *= beta } } }
+    if k == 0 {  // empty sum: C = beta C (beta 0 writes zeros: C may be uninitialised, as BLAS allows)
+        for i in 0..<batch { for r in 0..<m { for s in 0..<n { let j = i * strideC + r * ldc + s; c[j] = beta == 0 ? 0 : beta * c[j] } } }
         return
     }
     let one = { (i: Int, betaI: T) in
@@ -52,7 +52,7 @@ extension Tensor {
             k == k2,
             "matmul: inner extents differ: \(shape)\(tA ? "^T" : "") x \(other.shape)\(tB ? "^T" : "")")
         let batch = batchShape.reduce(1, *)
-        var out = [T](repeating: 0, count: batch * m * n)
+        var out = uninitializedArray(T.self, count: batch * m * n)  // every element written (beta 0)
         let (aData, bData) = (data, other.data)
         let strideB = sharedB ? 0 : k * n
         aData.withUnsafeBufferPointer { a in
@@ -79,7 +79,7 @@ extension Tensor {
                 bData.withUnsafeBufferPointer { b in
                     dc.withUnsafeBufferPointer { g in
                         if needA {
-                            var d = [T](repeating: 0, count: aData.count)
+                            var d = uninitializedArray(T.self, count: aData.count)
                             d.withUnsafeMutableBufferPointer { dA in
                                 if sharedB && !tA {  // dA_flat = dC_flat op(B)^T, one tall GEMM [batch*M, K]
                                     T.gemm(
@@ -100,7 +100,7 @@ extension Tensor {
                             da = d
                         }
                         if needB {
-                            var d = [T](repeating: 0, count: bData.count)
+                            var d = uninitializedArray(T.self, count: bData.count)
                             let strideDB = sharedB ? 0 : k * n
                             d.withUnsafeMutableBufferPointer { dB in
                                 if sharedB && !tA && !tB {  // dB = A_flat^T dC_flat, one GEMM
