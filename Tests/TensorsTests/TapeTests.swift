@@ -112,20 +112,39 @@ final class TapeTests: XCTestCase {
         }
     }
 
-    /// matmul's outputs and gradients are allocated without a zero fill (BLAS writes them with beta 0): an empty inner
-    /// extent must still give zeros on every path (one tall GEMM, a batch, a shared right operand, the gradients).
-    func testMatmulWithAnEmptyInnerExtentIsZero() {
+    /// matmul's outputs and gradients are allocated without a zero fill (BLAS writes them with beta 0), so every
+    /// product must write all of C: with an empty inner extent too, on both paths (BLAS directly, `batchedGemm`),
+    /// into a C filled with NaN; and a shared right operand's gradient (one GEMM over the batch) is complete.
+    func testMatmulWritesEveryOutputWithoutAZeroFill() {
+        var c = [Float](repeating: .nan, count: 15)
+        let operand = [Float](repeating: 1, count: 1)  // never read: the inner extent is 0
+        operand.withUnsafeBufferPointer { p in c.withUnsafeMutableBufferPointer { pc in
+            Float.gemm(transA: false, transB: false, m: 3, n: 5, k: 0, alpha: 1, a: p.baseAddress!, lda: 1,
+                       b: p.baseAddress!, ldb: 5, beta: 0, c: pc.baseAddress!, ldc: 5)
+        } }
+        XCTAssertEqual(c, [Float](repeating: 0, count: 15), "BLAS with k = 0, beta 0")
+        for strideC in [15, 0] {
+            var c = [Float](repeating: .nan, count: 30)
+            let one = [Float](repeating: 1, count: 1)
+            one.withUnsafeBufferPointer { p in c.withUnsafeMutableBufferPointer { pc in
+                batchedGemm(batch: 2, transA: false, transB: false, m: 3, n: 5, k: 0, a: p.baseAddress!, lda: 1, strideA: 0,
+                            b: p.baseAddress!, ldb: 5, strideB: 0, c: pc.baseAddress!, ldc: 5, strideC: strideC)
+            } }
+            XCTAssertTrue(c.prefix(strideC == 0 ? 15 : 30).allSatisfy { $0 == 0 }, "batchedGemm k = 0, strideC \(strideC)")
+        }
         for (a, b) in [([3, 0], [0, 5]), ([2, 3, 0], [0, 5]), ([2, 3, 0], [2, 0, 5])] {
-            let x = Tensor<Float>.zeros(a, requiresGrad: true), w = Tensor<Float>.zeros(b, requiresGrad: true)
-            let y = x.matmul(w)
+            let y = Tensor<Float>.zeros(a).matmul(Tensor<Float>.zeros(b))
             XCTAssertEqual(y.shape, Array(a.dropLast()) + [5])
             XCTAssertTrue(y.data.allSatisfy { $0 == 0 }, "\(a) x \(b)")
         }
         let x = Tensor<Double>(shape: [2, 3, 4], data: (0..<24).map { Double($0) }, requiresGrad: true)
         let w = Tensor<Double>(shape: [4, 5], data: (0..<20).map { Double($0) / 7 }, requiresGrad: true)
         x.matmul(w).sum().backward()
-        XCTAssertEqual(w.grad?.count, 20)
-        XCTAssertEqual(w.grad?[0] ?? .nan, (0..<6).map { Double($0 * 4) }.reduce(0, +), accuracy: 1e-12)
+        for r in 0..<4 {  // dW[r, j] = sum over the 6 rows of x[:, r]
+            let expected = (0..<6).map { Double($0 * 4 + r) }.reduce(0, +)
+            for j in 0..<5 { XCTAssertEqual(w.grad?[r * 5 + j] ?? .nan, expected, accuracy: 1e-12) }
+        }
+        XCTAssertEqual(x.grad?[0] ?? .nan, (0..<5).map { Double($0) / 7 }.reduce(0, +), accuracy: 1e-12)
     }
 
     func testShapeMismatchMessagesNameBothShapes() {
