@@ -57,6 +57,51 @@ final class LayerHarnessTests: XCTestCase {
         }
     }
 
+    /// Every integer option of every built-in layer is bounded above where it is declared (LayerLimits): a value past
+    /// the bound is a one-line error naming the option, where it once failed in allocation (a crash) while the layer
+    /// was built (mamba d_state 1e9, deltaproduct n_h 1e5).
+    func testEveryIntegerOptionIsBoundedAbove() throws {
+        var checked = 0
+        for factory in LayerRegistry.builtIn {
+            for option in factory.options where option.kind == .integer {
+                let maximum = try XCTUnwrap(option.maximum, "\(factory.name).\(option.name) has no maximum")
+                XCTAssertNoThrow(try LayerRegistry.resolvedOptions(factory.name, LayerOptions([option.name: "\(Int(maximum))"])),
+                                 "\(factory.name).\(option.name) at its maximum")
+                XCTAssertThrowsError(try LayerRegistry.resolvedOptions(factory.name, LayerOptions([option.name: "\(Int(maximum) + 1)"]))) {
+                    XCTAssertTrue("\($0)".hasPrefix("layer \(factory.name): option \(option.name)"), "\($0)")
+                    XCTAssertFalse("\($0)".contains("\n"), "\($0)")
+                }
+                checked += 1
+            }
+        }
+        XCTAssertGreaterThan(checked, 40)
+        XCTAssertThrowsError(try LayerRegistry.make("attention", dModel: LayerLimits.maximumWidth + 1, as: Float.self))
+    }
+
+    /// A chunk (or sub-chunk, or checkpoint interval) at its maximum, far longer than the sequence, is clamped to it
+    /// (`ChunkGrid`): no layer allocates a chunk-sized buffer, forward or backward (2^20 squared entries once crashed
+    /// every chunked layer in allocation).
+    func testLayersRunWithTheLargestChunkOnAShortSequence() throws {
+        let chunkOptions: Set<String> = ["chunk_size", "sub_chunk_size", "checkpoint_interval"]
+        var rng = RandomGenerator(seed: 3)
+        for factory in LayerRegistry.builtIn {
+            let names = factory.options.filter { chunkOptions.contains($0.name) }.map(\.name)
+            guard !names.isEmpty else { continue }
+            var values: [String: String] = [:]
+            for name in names { values[name] = "\(LayerLimits.maximumChunk)" }
+            // With the largest state too, a chunk-sized buffer would not fit in any machine's memory (Mamba's scan
+            // checkpoints are interval x channels x d_state: 2^20 x 32 x 4096 floats), so a regression crashes here.
+            if factory.options.contains(where: { $0.name == "d_state" }) { values["d_state"] = "\(LayerLimits.maximumStateSize)" }
+            let layer: any SequenceLayer<Float> = try LayerRegistry.make(factory.name, dModel: 16, options: LayerOptions(values))
+            let x = Tensor<Float>.randn([1, 5, 16], using: &rng).requiringGrad()
+            let y = layer(x)
+            XCTAssertEqual(y.shape, x.shape, factory.name)
+            XCTAssertTrue(y.data.allSatisfy(\.isFinite), factory.name)
+            y.sum().backward()
+            XCTAssertTrue(x.grad!.allSatisfy { $0.isFinite }, factory.name)
+        }
+    }
+
     func testLayerParametersAreNamedAndTagged() throws {
         let layer: any SequenceLayer<Float> = try LayerRegistry.make("diagonal", dModel: 8)
         let names = layer.parameters.map(\.name)

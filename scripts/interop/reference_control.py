@@ -21,7 +21,8 @@ What is shared with SequenceLab, and what is not:
     statistical comparison: compare it with SequenceLab's seeds, not run for run. (Step-for-step equality from
     shared weights is what scripts/interop/train_parity.py and TrainingParityTests establish.)
 Precision: the run's, where the reference runs in float32 as it ships (torch_model.runs_in_float32: mamba without
-negative_eigenvalues, whose control also uses mambapy's own pscan); otherwise float64, since those references are the float64-exact forms of
+negative_eigenvalues, whose control also uses mambapy's own pscan; mamba2, fla's Mamba2 with its own torch_forward,
+which in float64 took 40-90 min a run); otherwise float64, since those references are the float64-exact forms of
 scripts/fixtures/references/ (the control's config.json says which precision ran). Only per-token tasks (MQAR and the other recall tasks, the word
 problems; not parity, which is scored by one label) and causal pre-norm models are built (torch_model.py refuses the rest); max_time is refused (a budget in steps is what compares).
 """
@@ -182,7 +183,22 @@ def control(run_dir, args, torch, F, load_file, safe_open, SequenceLabModel, run
           f"test acc {final['test_accuracy']:.4f} ({final['stopped_by']}, {final['wall_s']:.0f} s)")
 
 
+def keep_freed_memory():
+    """glibc's malloc as seqlab tunes it (Sources/CKernels/malloc_tuning.c): blocks up to 1 GiB from the heap, freed
+    memory kept. With glibc's defaults every large temporary (fla's naive Mamba-2 forms broadcast 100+ MB tensors) is
+    a fresh mmap whose pages fault in again: a Mamba-2 control ran 3x slower, mostly in the kernel."""
+    import ctypes
+    import ctypes.util
+    name = ctypes.util.find_library("c")
+    if name and "linux" in sys.platform:
+        libc = ctypes.CDLL(name)
+        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+        libc.mallopt(M_MMAP_THRESHOLD, 1 << 30)
+        libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1)
+
+
 def main():
+    keep_freed_memory()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", help="SequenceLab run directories (their config.json)")
     add_tool_arguments(parser)

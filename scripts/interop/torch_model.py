@@ -37,9 +37,12 @@ INCLUDES_RESIDUAL = {"rat", "gam"}
 
 def runs_in_float32(config):
     """Whether SequenceLabModel(fast=True) of a run's config builds the reference classes as they ship, which run in
-    float32: mamba (mambapy's MambaBlock) without negative_eigenvalues, whose patched reference is the float64 form.
-    The other references here are float64-exact forms (scripts/fixtures/references/) and run in float64 only."""
+    float32: mamba (mambapy's MambaBlock) without negative_eigenvalues, whose patched reference is the float64 form,
+    and mamba2 (fla's Mamba2 with its own torch_forward, fla.RUNS_AS_SHIPPED). The other references here are
+    float64-exact forms (scripts/fixtures/references/) and run in float64 only."""
     m = config["model"]
+    if m["layer"] == "mamba2":
+        return True
     return m["layer"] == "mamba" and m.get("layer_options", {}).get("negative_eigenvalues", "false") in ("false", False)
 
 

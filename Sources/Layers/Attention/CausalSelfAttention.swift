@@ -113,7 +113,7 @@ public enum CausalSelfAttentionFactory: LayerFactory {
     public static var opChecks: [OpCheck] { AttentionChecks.all }
     public static let summary = "causal multi-head softmax attention with RoPE, flash-style blocked kernel, KV-cache step (Vaswani et al. 2017)"
     public static let options: [LayerOptionSpec] = [
-        .int("heads", 4, "attention heads (d_model / heads per head)", min: 1),
+        .int("heads", 4, "attention heads (d_model / heads per head)", min: 1, max: LayerLimits.maximumWidth),
         .bool("bias", false, "biases in the q/k/v/o projections"),
         .bool("rope", true, "rotary position embedding on q and k"),
         .number("rope_base", 10_000, "RoPE base", above: 1),

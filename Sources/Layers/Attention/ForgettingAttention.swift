@@ -109,7 +109,7 @@ public enum ForgettingAttentionFactory: LayerFactory {
     public static let plotColor = "#6699CC"
     public static let summary = "Forgetting Transformer attention: softmax attention + cumulative log forget gate bias, flash-style kernel (Lin et al. 2025)"
     public static let options: [LayerOptionSpec] = [
-        .int("heads", 4, "attention heads (head size d_model / heads)", min: 1),
+        .int("heads", 4, "attention heads (head size d_model / heads)", min: 1, max: LayerLimits.maximumWidth),
         .bool("qkv_bias", false, "biases on the q, k, v projections"),
         .bool("use_output_gate", false, "output gate sigmoid(x W_g) before W_o"),
     ]

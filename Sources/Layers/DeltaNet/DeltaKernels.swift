@@ -13,7 +13,7 @@ public enum DeltaRuleKernel: FunctionalKernel {
     public static let options: [LayerOptionSpec] = [
         .numberOrAuto("scale", derived: "K^-1/2", "query scale s in o_t = S_t^T (s q_t)"),
         .int("chunk_size", 64, "chunked form: sub-steps per chunk; recurrent form: tokens between state checkpoints",
-             min: 1, max: 1 << 20),
+             min: 1, max: LayerLimits.maximumChunk),
         .choice("form", DeltaForm.chunked.rawValue, DeltaForm.allCases.map(\.rawValue),
                 "chunked (WY / UT form) or recurrent (fused token recurrence)"),
     ]

@@ -7,19 +7,20 @@ enum DeltaLayerOptions {
     static func specs(householder: Int, gates: Bool, headDim: Int?, expandV: Double = 1) -> [LayerOptionSpec] {
         let headDimHelp = "key size per head K (auto = d_model / heads, fla's expand_k = 1)"
         return [
-            .int("heads", 4, "heads", min: 1),
-            headDim.map { .int("head_dim", $0, headDimHelp, min: 1, orAuto: true) } ?? .intOrAuto("head_dim", headDimHelp, min: 1),
+            .int("heads", 4, "heads", min: 1, max: LayerLimits.maximumWidth),
+            headDim.map { .int("head_dim", $0, headDimHelp, min: 1, max: LayerLimits.maximumWidth, orAuto: true) }
+                ?? .intOrAuto("head_dim", headDimHelp, min: 1, max: LayerLimits.maximumWidth),
             .number("expand_v", expandV, "value size per head = expand_v head_dim (a whole number)", above: 0, max: Double(LayerLimits.maximumExpansion)),
-            .int("n_h", householder, "Householder (delta) steps per token", min: 1),
+            .int("n_h", householder, "Householder (delta) steps per token", min: 1, max: LayerLimits.maximumExpansion),
             .bool("allow_neg_eigval", false, "beta = 2 sigmoid(.) (eigenvalues of I - beta k k^T in [-1, 1])"),
             .bool("use_forget_gate", gates, "gate g = -exp(A_log) softplus(x W_a + dt_bias)"),
             .bool("use_gate", gates, "output gate: RMSNorm(o) * swish(x W_g)"),
             .bool("use_short_conv", true, "causal depthwise convolution (+ SiLU) on q, k, v"),
-            .int("conv_size", 4, "short convolution width", min: 2),
+            .int("conv_size", 4, "short convolution width", min: 2, max: LayerLimits.maximumConvolutionWidth),
             .choice("form", DeltaForm.chunked.rawValue, DeltaForm.allCases.map(\.rawValue),
                     "delta-rule kernel: chunked (WY / UT form) or recurrent (fused token recurrence)"),
             .intOrAuto("chunk_size", "sub-steps per chunk (chunked; auto = max(K, V) in [16, 64]), tokens per checkpoint (recurrent)",
-                       min: 1),
+                       min: 1, max: LayerLimits.maximumChunk),
         ]
     }
 

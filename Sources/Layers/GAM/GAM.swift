@@ -153,9 +153,9 @@ public enum GAMFactory: LayerFactory {
     public static var opChecks: [OpCheck] { GAMChecks.checks }
     public static let summary = "GAM block: causal conv + softmax memory bank, sigmoid-gated, with FFN (Acharya 2025)"
     public static let options: [LayerOptionSpec] = [
-        .int("slots", 512, "memory bank slots S", min: 1),
-        .int("kernel_size", 3, "causal depthwise convolution width k (receptive field k tokens per block)", min: 1),
-        .int("ffn_expand", 4, "feed-forward width / d_model", min: 1),
+        .int("slots", 512, "memory bank slots S", min: 1, max: LayerLimits.maximumWidth),
+        .int("kernel_size", 3, "causal depthwise convolution width k (receptive field k tokens per block)", min: 1, max: LayerLimits.maximumConvolutionWidth),
+        .int("ffn_expand", 4, "feed-forward width / d_model", min: 1, max: LayerLimits.maximumExpansion),
         .dropout("dropout", "dropout on the feed-forward output while training"),
     ]
 

@@ -132,7 +132,7 @@ public enum GatedLinearAttentionFactory: LayerFactory {
     public static var opChecks: [OpCheck] { LinearAttentionChecks.all }
     public static let summary = "gated linear attention, chunkwise parallel form with secondary chunking, fla defaults (Yang et al. 2024)"
     public static let options: [LayerOptionSpec] = LinearAttentionOptions.shape(heads: 4, expandK: 0.5, expandV: 1) + [
-        .int("gate_low_rank_dim", 16, "rank of the gate projection", min: 1),
+        .int("gate_low_rank_dim", 16, "rank of the gate projection", min: 1, max: LayerLimits.maximumWidth),
         .number("gate_logit_normalizer", 16, "log-gates = logsigmoid(.) / normalizer", above: 0),
     ] + LinearAttentionOptions.schedule
     public static var checkOptions: [LayerOptions] {

@@ -130,9 +130,9 @@ public enum HGRN2Factory: LayerFactory {
     public static let plotColor = "#DDCC77"
     public static let summary = "HGRN2: gated linear RNN with tied input gate 1 - f and state expansion, shared GLA chunk kernel (Qin et al. 2024)"
     public static let options: [LayerOptionSpec] = [
-        .intOrAuto("expand_ratio", "state expansion E = keys per head; heads = d_model / E (auto = min(128, d_model), fla's 128)", min: 1),
+        .intOrAuto("expand_ratio", "state expansion E = keys per head; heads = d_model / E (auto = min(128, d_model), fla's 128)", min: 1, max: LayerLimits.maximumWidth),
         .bool("use_short_conv", false, "causal depthwise convolution (no activation) on q, f, i"),
-        .int("conv_size", 4, "short convolution width", min: 2),
+        .int("conv_size", 4, "short convolution width", min: 2, max: LayerLimits.maximumConvolutionWidth),
     ] + LinearAttentionOptions.schedule
     public static var checkOptions: [LayerOptions] {
         [LayerOptions(["expand_ratio": "4", "chunk_size": "4", "sub_chunk_size": "2"]),

@@ -19,12 +19,14 @@ public struct ChunkGrid: Sendable {
     public let chunkSize: Int
     public let subChunkSize: Int
 
-    /// A grid over `length` tokens; the sub-chunk size is capped at the chunk size.
+    /// A grid over `length` tokens; the chunk size is capped at the length (one chunk either way: the same
+    /// arithmetic, but chunk-sized workspaces stay sequence-sized, so a chunk_size of 2^20 on 64 tokens does not ask
+    /// for a 2^40-entry score buffer), the sub-chunk size at the chunk size.
     public init(length: Int, chunkSize: Int, subChunkSize: Int) {
         precondition(chunkSize >= 1 && subChunkSize >= 1, "ChunkGrid: chunk sizes must be positive (got \(chunkSize), \(subChunkSize))")
         self.length = length
-        self.chunkSize = chunkSize
-        self.subChunkSize = min(subChunkSize, chunkSize)
+        self.chunkSize = min(chunkSize, max(1, length))
+        self.subChunkSize = min(subChunkSize, self.chunkSize)
     }
 
     /// The number of chunks, ceil(L / C).

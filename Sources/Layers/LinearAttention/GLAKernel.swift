@@ -9,7 +9,7 @@ public enum GLAKernel: FunctionalKernel {
     public static let outputs = ["o", "hT"]
     public static let options: [LayerOptionSpec] = [
         .numberOrAuto("scale", derived: "K^-1/2", "query scale s in o_t = s q_t S_t"),
-        .int("chunk_size", 64, "tokens per chunk of the chunkwise parallel form", min: 1, max: 1 << 20),
+        .int("chunk_size", 64, "tokens per chunk of the chunkwise parallel form", min: 1, max: LayerLimits.maximumChunk),
     ]
 
     @_specialize(where T == Float)

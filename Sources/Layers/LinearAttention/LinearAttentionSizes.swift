@@ -22,18 +22,18 @@ public enum LinearAttentionSizes {
 public enum LinearAttentionOptions {
     /// heads, expand_k, expand_v, use_short_conv, conv_size with the layer's defaults.
     public static func shape(heads: Int, expandK: Double, expandV: Double, headsHelp: String = "heads") -> [LayerOptionSpec] {
-        [.int("heads", heads, headsHelp, min: 1),
+        [.int("heads", heads, headsHelp, min: 1, max: LayerLimits.maximumWidth),
          .number("expand_k", expandK, "key_dim = expand_k d_model", above: 0, max: Double(LayerLimits.maximumExpansion)),
          .number("expand_v", expandV, "value_dim = expand_v d_model", above: 0, max: Double(LayerLimits.maximumExpansion)),
          .bool("use_short_conv", false, "causal depthwise convolution + SiLU on q, k, v"),
-         .int("conv_size", 4, "short convolution width", min: 2)]
+         .int("conv_size", 4, "short convolution width", min: 2, max: LayerLimits.maximumConvolutionWidth)]
     }
 
     /// chunk_size of a chunked kernel: an evaluation schedule only.
-    public static let chunkSize: LayerOptionSpec = .int("chunk_size", 64, "tokens per chunk", min: 1)
+    public static let chunkSize: LayerOptionSpec = .int("chunk_size", 64, "tokens per chunk", min: 1, max: LayerLimits.maximumChunk)
     /// chunk_size, sub_chunk_size of the per-channel-gate chunked kernel (`gatedLinearAttention`): a schedule only.
     public static let schedule: [LayerOptionSpec] = [
         chunkSize,
-        .int("sub_chunk_size", 16, "tokens per sub-chunk (secondary chunking)", min: 1),
+        .int("sub_chunk_size", 16, "tokens per sub-chunk (secondary chunking)", min: 1, max: LayerLimits.maximumChunk),
     ]
 }

@@ -156,11 +156,11 @@ public enum MLSTMFactory: LayerFactory {
     public static let plotColor = "#AA4466"
     public static let summary = "mLSTM (xLSTM): matrix memory, exponential input gate, normaliser and max stabiliser, on the scalar-gate chunk kernel (Beck et al. 2024)"
     public static let options: [LayerOptionSpec] = [
-        .int("heads", 4, "mLSTM heads (each E = I / heads channels)", min: 1),
+        .int("heads", 4, "mLSTM heads (each E = I / heads channels)", min: 1, max: LayerLimits.maximumWidth),
         .number("proj_factor", 2, "inner width I = proj_factor d_model, rounded up to a multiple of proj_multiple_of", above: 0, max: Double(LayerLimits.maximumExpansion)),
         .int("proj_multiple_of", 64, "round the inner width up to a multiple of this", min: 1, max: 1024),
-        .int("qkv_proj_blocksize", 4, "channels per block of the block-diagonal q, k, v projections", min: 1),
-        .int("conv_size", 4, "causal depthwise convolution width", min: 2),
+        .int("qkv_proj_blocksize", 4, "channels per block of the block-diagonal q, k, v projections", min: 1, max: LayerLimits.maximumWidth),
+        .int("conv_size", 4, "causal depthwise convolution width", min: 2, max: LayerLimits.maximumConvolutionWidth),
         .bool("bias", false, "biases on the up, q/k/v and down projections"),
         LinearAttentionOptions.chunkSize,
     ]

@@ -10,7 +10,7 @@ public enum MatrixLSTMKernel: FunctionalKernel {
     public static let outputs = ["h", "C", "n", "m"]
     public static let options: [LayerOptionSpec] = [
         .number("eps", matrixLSTMEpsilon, "the normaliser's eps: h = q C / (max(|q n|, e^-m) + eps)", min: 0),
-        .int("chunk_size", 64, "tokens per chunk of the chunkwise parallel form", min: 1, max: 1 << 20),
+        .int("chunk_size", 64, "tokens per chunk of the chunkwise parallel form", min: 1, max: LayerLimits.maximumChunk),
     ]
 
     @_specialize(where T == Float)

@@ -177,17 +177,17 @@ public enum MambaFactory: LayerFactory {
     public static var opChecks: [OpCheck] { MambaChecks.opChecks }
     public static let summary = "Mamba block: selective SSM (S6) with input-dependent dt, B, C (Gu & Dao 2023)"
     public static let options: [LayerOptionSpec] = [
-        .int("d_state", 16, "N, state entries per channel", min: 1),
+        .int("d_state", 16, "N, state entries per channel", min: 1, max: LayerLimits.maximumStateSize),
         .int("expand", 2, "E = expand d_model inner channels", min: 1, max: LayerLimits.maximumExpansion),
-        .int("d_conv", 4, "causal depthwise convolution width", min: 1),
-        .intOrAuto("dt_rank", "rank of the dt projection (auto = ceil(d_model / 16))", min: 1),
+        .int("d_conv", 4, "causal depthwise convolution width", min: 1, max: LayerLimits.maximumConvolutionWidth),
+        .intOrAuto("dt_rank", "rank of the dt projection (auto = ceil(d_model / 16))", min: 1, max: LayerLimits.maximumWidth),
         .number("dt_min", 0.001, "smallest initial dt", above: 0),
         .number("dt_max", 0.1, "largest initial dt", above: 0),
         .number("dt_init_floor", 0.0001, "lower clamp of the initial dt", min: 0),
         .bool("negative_eigenvalues", false, "transition 2 exp(dt A) - 1 (eigenvalues in (-1, 1])"),
         .bool("rescale_prenorm_residual", false,
               "out_proj init / sqrt(model depth), as mamba_ssm's MixerModel (and Zoology) do; mambapy's MambaBlock does not"),
-        .int("checkpoint_interval", 32, "scan steps between stored states (backward recomputes them)", min: 1),
+        .int("checkpoint_interval", 32, "scan steps between stored states (backward recomputes them)", min: 1, max: LayerLimits.maximumChunk),
     ]
 
     @_specialize(where T == Float)

@@ -39,7 +39,9 @@ struct ScanGeometry {
         while width > 8 && batch * ((channels + width - 1) / width) < 2 * Parallel.threadCount { width = (width + 1) / 2 }
         blockWidth = width
         blocks = (channels + width - 1) / width
-        chunk = tiling.checkpointInterval
+        // At most the length: the backward's chunk-sized buffers stay sequence-sized (an interval of 2^20 on a
+        // short sequence once asked for gigabytes); one chunk either way, the same arithmetic.
+        chunk = min(tiling.checkpointInterval, max(1, length))
         chunks = (length + chunk - 1) / chunk
     }
 

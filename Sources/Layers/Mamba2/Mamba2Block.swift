@@ -154,11 +154,11 @@ public enum Mamba2Factory: LayerFactory {
     public static let plotColor = "#661100"
     public static let summary = "Mamba-2 block: SSD (scalar decay per head) on the shared scalar-gate chunk kernel, gated RMSNorm (Dao & Gu 2024)"
     public static let options: [LayerOptionSpec] = [
-        .int("d_state", 128, "SSM state size N per head", min: 1),
-        .intOrAuto("head_dim", "P: channels per head, heads = expand d_model / P (auto = min(64, expand d_model), mamba_ssm's 64)", min: 1),
+        .int("d_state", 128, "SSM state size N per head", min: 1, max: LayerLimits.maximumStateSize),
+        .intOrAuto("head_dim", "P: channels per head, heads = expand d_model / P (auto = min(64, expand d_model), mamba_ssm's 64)", min: 1, max: LayerLimits.maximumWidth),
         .int("expand", 2, "E = expand d_model", min: 1, max: LayerLimits.maximumExpansion),
-        .int("n_groups", 1, "groups of B and C shared by the heads", min: 1),
-        .int("d_conv", 4, "depthwise convolution width", min: 2),
+        .int("n_groups", 1, "groups of B and C shared by the heads", min: 1, max: LayerLimits.maximumWidth),
+        .int("d_conv", 4, "depthwise convolution width", min: 2, max: LayerLimits.maximumConvolutionWidth),
         LinearAttentionOptions.chunkSize,
     ]
     public static var checkOptions: [LayerOptions] {

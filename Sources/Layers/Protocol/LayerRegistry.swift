@@ -99,7 +99,9 @@ public enum LayerRegistry {
     ) throws -> any SequenceLayer<T> {
         let factory = try factory(named: name)
         let values = try options.resolved(against: factory.options, owner: "layer \(name)")
-        guard dModel > 0 else { throw SequenceLabError("layer \(name): d_model must be positive, got \(dModel)") }
+        guard dModel > 0, dModel <= LayerLimits.maximumWidth else {
+            throw SequenceLabError("layer \(name): d_model must be in 1...\(LayerLimits.maximumWidth), got \(dModel)")
+        }
         var rng = RandomGenerator(seed: seed)
         return try factory.make(dModel: dModel, options: values, context: context, rng: &rng)
     }
@@ -116,9 +118,22 @@ public struct LayerContext: Sendable, Equatable {
     }
 }
 
-/// Bounds shared by the layers' size options (docs/limits.md).
+/// Bounds shared by the layers' size options (docs/limits.md): every integer size option of a layer declares one of
+/// these as its maximum, so that an absurd value is a one-line error where the options are read, not a failed
+/// allocation (a crash) while the layer is built. They are far beyond any model a CPU trains; a combination of
+/// in-bound values can still exceed the machine's memory, as the model's own limits can (d_model x n_layers).
 public enum LayerLimits {
-    /// The largest width multiplier (expand, expand_k, expand_v, proj_factor): as the model's feed_forward_expand.
-    /// Larger values only make allocations fail (or overflow the width's integer conversion).
+    /// The largest width multiplier (expand, expand_k, expand_v, proj_factor, ffn_expand, DeltaProduct's n_h): as the
+    /// model's feed_forward_expand. Larger values only make allocations fail (or overflow the width's integer conversion).
     public static let maximumExpansion = 64
+    /// The largest model width d_model (a d x d Float32 matrix is then 256 MB), and of every width-like count (heads,
+    /// groups, head sizes, ranks, block sizes, memory slots).
+    public static let maximumWidth = 8192
+    /// The largest state size per channel or head (d_state): 16-256 in the papers.
+    public static let maximumStateSize = 4096
+    /// The largest convolution width (d_conv, conv_size, kernel_size): 3-4 in the papers.
+    public static let maximumConvolutionWidth = 1024
+    /// The largest chunk, sub-chunk or checkpoint interval in tokens: the tasks' longest sequence (2^20); the layers
+    /// use min(chunk, L).
+    public static let maximumChunk = 1 << 20
 }

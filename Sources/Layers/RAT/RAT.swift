@@ -214,9 +214,9 @@ public enum RATFactory: LayerFactory {
     public static var opChecks: [OpCheck] { RATChecks.checks }
     public static let summary = "RAT: gated recurrence within chunks, softmax attention across chunks (Wei et al. 2025)"
     public static let options: [LayerOptionSpec] = [
-        .int("chunk_size", 16, "tokens per chunk (1: softmax attention; >= L: gated linear RNN)", min: 1),
-        .int("n_heads", 4, "attention heads (head dim = d_model / n_heads)", min: 1),
-        .int("n_groups", 2, "query/key groups shared by the heads (divides n_heads)", min: 1),
+        .int("chunk_size", 16, "tokens per chunk (1: softmax attention; >= L: gated linear RNN)", min: 1, max: LayerLimits.maximumChunk),
+        .int("n_heads", 4, "attention heads (head dim = d_model / n_heads)", min: 1, max: LayerLimits.maximumWidth),
+        .int("n_groups", 2, "query/key groups shared by the heads (divides n_heads)", min: 1, max: LayerLimits.maximumWidth),
         .number("rope_base", 10_000, "rotary base for positions by chunk index (0: no rotary embedding)", min: 0),
     ]
 

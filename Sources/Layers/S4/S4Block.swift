@@ -267,10 +267,10 @@ public final class S4Block<T: TensorScalar>: SequenceLayer {
 /// The options every S4-family layer takes.
 enum SSMOptions {
     static let common: [LayerOptionSpec] = [
-        .int("d_state", 64, "state size N per channel (N/2 complex modes; even)", min: 2),
+        .int("d_state", 64, "state size N per channel (N/2 complex modes; even)", min: 2, max: LayerLimits.maximumStateSize),
         .number("dt_min", 0.001, "smallest initial step size dt", above: 0),
         .number("dt_max", 0.1, "largest initial step size dt (log dt ~ U[log dt_min, log dt_max])", above: 0),
-        .int("n_ssm", 0, "independent (A, B) SSMs shared over the channels; 0 = one per channel (untied); must divide d_model", min: 0),
+        .int("n_ssm", 0, "independent (A, B) SSMs shared over the channels; 0 = one per channel (untied); must divide d_model", min: 0, max: LayerLimits.maximumWidth),
         .bool("bidirectional", false, "two-sided convolution (no recurrent form)"),
         .dropout("dropout", "dropout probability (s4: before and after GELU, elementwise; s4d: after GELU, tied over L)"),
         .number("lr", 0.001, "learning rate of the SSM parameters (no weight decay; s4's C keeps it); 0 freezes them "

@@ -1,3 +1,4 @@
+import Layers
 import Tasks
 import Tensors
 
@@ -47,7 +48,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
 
     /// The model's settings: the keys of a config file's `model` object beside `layer` and `layer_options`.
     public static let settings: [OptionSpec] = [
-        .int("d_model", 64, "model width D (at most 8192: a d x d Float32 matrix is then 256 MB)", min: 1, max: 8192),
+        .int("d_model", 64, "model width D (at most 8192: a d x d Float32 matrix is then 256 MB)", min: 1, max: LayerLimits.maximumWidth),
         .int("n_layers", 2, "residual blocks (the mixer's factory is told the depth)", min: 1, max: 1024),
         .choice("norm", NormKind.layerNorm.rawValue, NormKind.allCases.map(\.rawValue), "normalisation of the blocks"),
         .bool("prenorm", true, "pre-norm blocks (false: post-norm)"),
