@@ -62,6 +62,20 @@ public struct LinearAttentionGeometry: Sendable {
     @inline(__always) public func stateOffset(_ item: Int) -> Int { item * keyDim * valueDim }
 }
 
+/// The end of a gated linear-attention kernel (GLA's per-key gates, the scalar-gate kernel): o [B, L, H, V] and
+/// hT [B, H, K, V] from their buffers, recorded as one tape node over [q, k, v, g] (+ h0). `backward(dO, dhT)` gives
+/// [dq, dk, dv, dg, dh0]; the node returns the gradients of the inputs it was given (no dh0 without an h0).
+func recordGatedLinearAttention<T: TensorScalar>(
+    _ name: String, geo: LinearAttentionGeometry, q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, g: Tensor<T>, h0: Tensor<T>?,
+    output: [T], finalState: [T], backward: @escaping (_ dO: [T]?, _ dhT: [T]?) -> [[T]?]
+) -> (output: Tensor<T>, finalState: Tensor<T>) {
+    let o = Tensor(shape: [geo.batch, geo.length, geo.heads, geo.valueDim], data: output)
+    let hT = Tensor(shape: [geo.batch, geo.heads, geo.keyDim, geo.valueDim], data: finalState)
+    let inputs = [q, k, v, g] + (h0.map { [$0] } ?? [])
+    Tape.record(name, inputs: inputs, outputs: [o, hT]) { grads in Array(backward(grads[0], grads[1]).prefix(inputs.count)) }
+    return (o, hT)
+}
+
 /// The inter-chunk state pass of chunked linear attention.
 public enum ChunkState {
     /// S <- diag(gamma) S + A^T B over one chunk: S [K, V] (row-major, leading dimension V), gamma [K],

@@ -68,15 +68,11 @@ public func gatedLinearAttention<T: TensorScalar>(
     } } }
     } } }
 
-    let o = Tensor(shape: [geo.batch, geo.length, geo.heads, geo.valueDim], data: out)
-    let hT = Tensor(shape: [geo.batch, geo.heads, geo.keyDim, geo.valueDim], data: final)
-    let inputs = [q, k, v, g] + (h0.map { [$0] } ?? [])
-    Tape.record("gla", inputs: inputs, outputs: [o, hT]) { grads in
-        let dq_dk_dv_dg_dh0 = glaBackward(geo: geo, grid: grid, scale: s, q: qData, k: kData, v: vData, g: gData, h0: h0Data,
-                                          finalState: final, dO: grads[0], dhT: grads[1])
-        return Array(dq_dk_dv_dg_dh0.prefix(inputs.count))
+    let finalState = final
+    return recordGatedLinearAttention("gla", geo: geo, q: q, k: k, v: v, g: g, h0: h0, output: out, finalState: finalState) {
+        glaBackward(geo: geo, grid: grid, scale: s, q: qData, k: kData, v: vData, g: gData, h0: h0Data,
+                    finalState: finalState, dO: $0, dhT: $1)
     }
-    return (o, hT)
 }
 
 /// Shapes of the fla signature, or a precondition failure naming the offending tensor.

@@ -47,15 +47,11 @@ public func scalarGatedLinearAttention<T: TensorScalar>(
         }
     } } }
     } } }
-    let o = Tensor(shape: [geo.batch, geo.length, geo.heads, geo.valueDim], data: out)
-    let hT = Tensor(shape: [geo.batch, geo.heads, geo.keyDim, geo.valueDim], data: final)
-    let inputs = [q, k, v, g] + (h0.map { [$0] } ?? [])
-    Tape.record("scalar_gla", inputs: inputs, outputs: [o, hT]) { grads in
-        let all = scalarGLABackward(geo: geo, grid: grid, scale: s, q: qData, k: kData, v: vData, g: gData, h0: h0Data,
-                                    finalState: final, dO: grads[0], dhT: grads[1])
-        return Array(all.prefix(inputs.count))
+    let finalState = final
+    return recordGatedLinearAttention("scalar_gla", geo: geo, q: q, k: k, v: v, g: g, h0: h0, output: out, finalState: finalState) {
+        scalarGLABackward(geo: geo, grid: grid, scale: s, q: qData, k: kData, v: vData, g: gData, h0: h0Data,
+                          finalState: finalState, dO: $0, dhT: $1)
     }
-    return (o, hT)
 }
 
 /// One (batch member, head) item's chunk workspace: decays, scores and decayed rows for one chunk at a time.
