@@ -14,7 +14,7 @@ struct Bench: ParsableCommand {
     @Option(parsing: .unconditional, help: "Timed repetitions (median reported).") var repeats: Int = 5
     @Flag(help: "One JSON object per layer and line: {layer, shape, fwd_bwd_ms, fwd_ms, peak_rss_mb} and, for layers that count their work, fwd_bwd_gflop, gflops, sgemm_fraction, peak_fraction.") var json = false
     @Flag(help: "Only the machine figures: matmul through the tensor API vs cblas_sgemm, fft_conv at lra, FMA.") var system = false
-    @Flag(help: "The fused attention and GLA kernels alone at --shape: fwd+bwd ms, GFLOP/s, fraction of sgemm 1024^3.") var kernels = false
+    @Flag(help: "The fused kernels alone at --shape (attention, GLA, the delta rule in both forms, the short convolution): fwd+bwd ms, GFLOP/s, fraction of sgemm 1024^3.") var kernels = false
     @Flag(help: "Only the S4 family's kernel generation (Cauchy, Vandermonde) at L = 1K, 4K, 16K, H = 128, N = 64.") var ssmKernels = false
 
     func run() throws {
@@ -64,7 +64,8 @@ struct Bench: ParsableCommand {
         print(String(format: "cblas_sgemm 1024^3, %d threads: %.1f GFLOP/s", BLASThreads.current, sgemm))
         for r in [KernelBenchmark.attention(shape, repeats: repeats), KernelBenchmark.gla(shape, repeats: repeats),
                       KernelBenchmark.deltaProduct(shape, repeats: repeats),
-                      KernelBenchmark.deltaProduct(shape, form: .recurrent, repeats: repeats)] {
+                      KernelBenchmark.deltaProduct(shape, form: .recurrent, repeats: repeats),
+                      KernelBenchmark.shortConvolution(shape, repeats: repeats)] {
             print(String(format: "%-23@ %-5@ fwd+bwd %8.1f ms  fwd %8.1f ms  %6.1f GFLOP/s  (%.0f%% of sgemm)",
                          r.kernel as NSString, r.shape as NSString, r.forwardBackwardMs, r.forwardMs, r.gflops, 100 * r.gflops / sgemm))
             fflush(stdout)

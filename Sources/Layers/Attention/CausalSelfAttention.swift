@@ -34,8 +34,9 @@ public final class CausalSelfAttention<T: TensorScalar>: SequenceLayer {
     /// q, k, v [B, L, H, E] of x [B, L, D], with q and k rotated for positions offset, offset + 1, ...
     private func projections(_ x: Tensor<T>, batch: Int, length: Int, positionOffset: Int) -> (Tensor<T>, Tensor<T>, Tensor<T>) {
         let heads4 = [batch, length, heads, headDim]
-        var q = qProj(x).reshaped(heads4), k = kProj(x).reshaped(heads4)  // [B, L, H, E]
-        let v = vProj(x).reshaped(heads4)                                   // [B, L, H, E]
+        let y = linearGroup(x, [qProj, kProj, vProj])                      // one node (`linearGroup`)
+        var q = y[0].reshaped(heads4), k = y[1].reshaped(heads4)            // [B, L, H, E]
+        let v = y[2].reshaped(heads4)                                       // [B, L, H, E]
         if useRotary {
             let table = RotaryTable<T>(positions: positionOffset..<(positionOffset + length), headDim: headDim, base: rotaryBase)
             q = q.rotaryEmbedding(table)

@@ -31,15 +31,18 @@ public final class ForgettingAttention<T: TensorScalar>: SequenceLayer {
         oProj = Linear(inputSize: dModel, outputSize: dModel, bias: false, rng: &rng)
     }
 
-    /// q, k, v [..., H, E] and the log forget gates [..., H] of x [..., D] (`rows` = x's leading shape).
-    private func inputs(_ x: Tensor<T>, rows: [Int]) -> (q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, g: Tensor<T>) {
+    /// q, k, v [..., H, E], the log forget gates [..., H] and the output gate's x W_g [..., D] (nil without it) of
+    /// x [..., D] (`rows` = x's leading shape), the projections as one node (`linearGroup`).
+    private func inputs(_ x: Tensor<T>, rows: [Int]) -> (q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, g: Tensor<T>, gate: Tensor<T>?) {
         let shape = rows + [heads, headDim]
-        return (qProj(x).reshaped(shape), kProj(x).reshaped(shape), vProj(x).reshaped(shape), fProj(x).logSigmoid().reshaped(rows + [heads]))
+        let y = linearGroup(x, [qProj, kProj, vProj, fProj] + (gProj.map { [$0] } ?? []))
+        return (y[0].reshaped(shape), y[1].reshaped(shape), y[2].reshaped(shape), y[3].logSigmoid().reshaped(rows + [heads]),
+                gProj == nil ? nil : y[4])
     }
 
-    /// o [..., D] -> y [..., D]: the optional output gate, then W_o.
-    private func output(_ o: Tensor<T>, _ x: Tensor<T>) -> Tensor<T> {
-        oProj(gProj.map { $0(x).sigmoid() * o } ?? o)
+    /// o [..., D] -> y [..., D]: the optional output gate sigmoid(x W_g), then W_o.
+    private func output(_ o: Tensor<T>, gate: Tensor<T>?) -> Tensor<T> {
+        oProj(gate.map { $0.sigmoid() * o } ?? o)
     }
 
     /// x [B, L, D] -> y [B, L, D].
@@ -50,7 +53,7 @@ public final class ForgettingAttention<T: TensorScalar>: SequenceLayer {
         let rows = [x.shape[0], x.shape[1]]
         let u = inputs(x, rows: rows)
         let o = scaledDotProductAttention(q: u.q, k: u.k, v: u.v, causal: true, logForgetGates: u.g)
-        return output(o.reshaped(rows + [dModel]), x)
+        return output(o.reshaped(rows + [dModel]), gate: u.gate)
     }
 
     /// The KV cache with every cached token's log forget gate: keys, values [B, T, H, E], gates [B, T, H].
@@ -74,7 +77,7 @@ public final class ForgettingAttention<T: TensorScalar>: SequenceLayer {
         state.values = appended(state.values, u.v)
         state.gates = appended(state.gates, u.g)
         let o = scaledDotProductAttention(q: u.q, k: state.keys!, v: state.values!, causal: true, logForgetGates: state.gates!)
-        return output(o.reshaped([batch, dModel]), x)
+        return output(o.reshaped([batch, dModel]), gate: u.gate)
     }
 
     public var parameters: [NamedParameter<T>] {

@@ -173,6 +173,14 @@ public enum DeltaRuleChecks {
         OpCheck.formCheck("short_conv_silu==conv_then_silu_short", shapes: [[2, 2, 3], [3, 4]]) { x, fast in
             fast ? shortConvolutionSiLU(x[0], weight: x[1]) : x[0].causalDepthwiseConv1d(weight: x[1]).silu()
         },
+        // Row ranges that start and end inside a sequence (rows 1055 in 4 ranges of 264; sequences of 211), and
+        // ranges holding many sequences shorter than the kernel (903 rows in 3 ranges of 301; sequences of 3, k 5).
+        OpCheck.formCheck("short_conv_silu==conv_then_silu_ranges_mid_sequence", shapes: [[5, 211, 64], [64, 4]]) { x, fast in
+            fast ? shortConvolutionSiLU(x[0], weight: x[1]) : x[0].causalDepthwiseConv1d(weight: x[1]).silu()
+        },
+        OpCheck.formCheck("short_conv_silu==conv_then_silu_short_sequences", shapes: [[301, 3, 64], [64, 5]]) { x, fast in
+            fast ? shortConvolutionSiLU(x[0], weight: x[1]) : x[0].causalDepthwiseConv1d(weight: x[1]).silu()
+        },
         OpCheck("gated_rms_norm") { quick in
             var rng = RandomGenerator(seed: 610)
             let o = Tensor<Double>.randn([2, 3, 5], using: &rng), z = Tensor<Double>.randn([2, 15], using: &rng)

@@ -82,18 +82,30 @@ public final class DeltaProductLayer<T: TensorScalar>: SequenceLayer {
         x * (x.square().sum(axis: x.rank - 1, keepDims: true) + T(1e-6)).rsqrt()
     }
 
-    /// beta [..., n_h H] and the log-decay g [..., H] (nil without the forget gate) from x [..., D].
-    private func betaAndDecay(_ x: Tensor<T>) -> (Tensor<T>, Tensor<T>?) {
-        let b = bProj(x).sigmoid()
+    /// The projections of x [..., D] as one node (`linearGroup`): q [..., H K], k [..., n_h H K], v [..., n_h H V],
+    /// the beta logits [..., n_h H], the forget gate's x W_a [..., H] and the output gate x W_g [..., H V] (nil
+    /// without them).
+    private func project(_ x: Tensor<T>) -> (q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, b: Tensor<T>, a: Tensor<T>?, gate: Tensor<T>?) {
+        let maps = [qProj, kProj, vProj, bProj] + (forgetGate.map { [$0.aProj] } ?? []) + (outputGate.map { [$0] } ?? [])
+        let y = linearGroup(x, maps)
+        let a = forgetGate == nil ? nil : y[4]
+        let gate = outputGate == nil ? nil : y[y.count - 1]
+        return (y[0], y[1], y[2], y[3], a, gate)
+    }
+
+    /// beta [..., n_h H] and the log-decay g [..., H] (nil without the forget gate) from the beta logits x W_b and
+    /// the forget gate's x W_a.
+    private func betaAndDecay(_ logits: Tensor<T>, _ a: Tensor<T>?) -> (Tensor<T>, Tensor<T>?) {
+        let b = logits.sigmoid()
         let beta = allowNegativeEigenvalues ? b * T(2) : b
-        let g = forgetGate.map { f in (f.aProj(x) + f.dtBias).softplus() * (-f.aLog.exp()) }
+        let g = forgetGate.flatMap { f in a.map { ($0 + f.dtBias).softplus() * (-f.aLog.exp()) } }
         return (beta, g)
     }
 
-    /// (RMSNorm_per_head(o) [* swish(x W_g)]) W_o for o [..., H, V] and x [..., D].
-    private func output(_ o: Tensor<T>, _ x: Tensor<T>) -> Tensor<T> {
-        let normed = gatedRMSNorm(o, gate: outputGate.map { $0(x) }, weight: normWeight, eps: 1e-5)  // [..., H, V]
-        return oProj(normed.reshaped(Array(x.shape.dropLast()) + [valueDim]))
+    /// (RMSNorm_per_head(o) [* swish(x W_g)]) W_o for o [..., H, V] and the output gate's x W_g.
+    private func output(_ o: Tensor<T>, gate: Tensor<T>?) -> Tensor<T> {
+        let normed = gatedRMSNorm(o, gate: gate, weight: normWeight, eps: 1e-5)  // [..., H, V]
+        return oProj(normed.reshaped(Array(o.shape.dropLast(2)) + [valueDim]))
     }
 
     /// x [B, L, D] -> y [B, L, D].
@@ -102,7 +114,8 @@ public final class DeltaProductLayer<T: TensorScalar>: SequenceLayer {
     public func callAsFunction(_ x: Tensor<T>) -> Tensor<T> {
         precondition(x.rank == 3 && x.shape[2] == dModel, "deltaproduct: input \(x.shape) for d_model \(dModel)")
         let (B, L, H, NH) = (x.shape[0], x.shape[1], heads, householder)
-        var q = qProj(x), k = kProj(x), v = vProj(x)  // [B, L, H K], [B, L, NH H K], [B, L, NH H V]
+        let p = project(x)
+        var (q, k, v) = (p.q, p.k, p.v)  // [B, L, H K], [B, L, NH H K], [B, L, NH H V]
         if let c = convolutions {
             // silu(conv(.)) as one node each (`shortConvolutionSiLU`), then L2 norms.
             let convolve = { (u: Tensor<T>, w: Tensor<T>) in shortConvolutionSiLU(u, weight: w) }
@@ -114,10 +127,10 @@ public final class DeltaProductLayer<T: TensorScalar>: SequenceLayer {
             k = k.reshaped([B, L, NH, H, headKeyDim]).siluL2Normalized()                 // [B, L, NH, H, K]
             v = v.silu().reshaped([B, L, NH, H, headValueDim])                           // [B, L, NH, H, V]
         }
-        let (beta, g) = betaAndDecay(x)                                      // [B, L, NH H], [B, L, H]
+        let (beta, g) = betaAndDecay(p.b, p.a)                               // [B, L, NH H], [B, L, H]
         let (o, _) = deltaProduct(q: q, k: k, v: v, beta: beta.reshaped([B, L, NH, H]), logDecay: g, scale: scale,
                                   form: form, chunkSize: chunkSize)
-        return output(o, x)                                                  // [B, L, D]
+        return output(o, gate: p.gate)                                       // [B, L, D]
     }
 
     /// The recurrent state: S [B, H, K, V] and, with short convolutions, the last conv_size - 1 inputs of q, k, v.
@@ -136,16 +149,17 @@ public final class DeltaProductLayer<T: TensorScalar>: SequenceLayer {
     public func step(_ x: Tensor<T>, state: inout State) -> Tensor<T> {
         precondition(x.rank == 2 && x.shape[1] == dModel, "deltaproduct step: input \(x.shape) for d_model \(dModel)")
         let (B, H, NH) = (x.shape[0], heads, householder)
-        var q = qProj(x), k = kProj(x), v = vProj(x)  // [B, H K], [B, NH H K], [B, NH H V]
+        let p = project(x)
+        var (q, k, v) = (p.q, p.k, p.v)  // [B, H K], [B, NH H K], [B, NH H V]
         if let c = convolutions { (q, k, v) = state.convolutionStep(q: q, k: k, v: v, weights: c) }
         q = l2Normalized(q.silu().reshaped([B, H, headKeyDim]))              // [B, H, K]
         k = l2Normalized(k.silu().reshaped([B, NH, H, headKeyDim]))          // [B, NH, H, K]
         v = v.silu().reshaped([B, NH, H, headValueDim])                      // [B, NH, H, V]
-        let (beta, g) = betaAndDecay(x)                                      // [B, NH H], [B, H]
+        let (beta, g) = betaAndDecay(p.b, p.a)                               // [B, NH H], [B, H]
         let (o, memory) = deltaProductStep(q: q, k: k, v: v, beta: beta.reshaped([B, NH, H]), logDecay: g,
                                            state: state.memory, scale: scale)  // [B, H, V]
         state.memory = memory
-        return output(o, x)
+        return output(o, gate: p.gate)
     }
 
     public var parameters: [NamedParameter<T>] {

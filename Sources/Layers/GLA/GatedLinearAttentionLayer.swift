@@ -54,7 +54,10 @@ public final class GatedLinearAttentionLayer<T: TensorScalar>: SequenceLayer {
     private var scale: T { 1 / T(headKeyDim).squareRoot() }
 
     /// Log-gates logsigmoid(x W_down W_up + b) / normaliser, [..., key_dim].
-    private func logGates(_ x: Tensor<T>) -> Tensor<T> { gateUp(gateDown(x)).logSigmoid() / gateNormalizer }
+    private func logGates(_ x: Tensor<T>) -> Tensor<T> { logGates(down: gateDown(x)) }
+
+    /// The same from the low-rank projection x W_down.
+    private func logGates(down: Tensor<T>) -> Tensor<T> { gateUp(down).logSigmoid() / gateNormalizer }
 
 
     /// x [B, L, D] -> y [B, L, D].
@@ -63,12 +66,13 @@ public final class GatedLinearAttentionLayer<T: TensorScalar>: SequenceLayer {
     public func callAsFunction(_ x: Tensor<T>) -> Tensor<T> {
         precondition(x.rank == 3 && x.shape[2] == dModel, "gla: input \(x.shape) for d_model \(dModel)")
         let (batch, length) = (x.shape[0], x.shape[1])
-        let (q, k, v) = inputs(x)  // [B, L, key_dim], [B, L, key_dim], [B, L, value_dim]
+        // [B, L, key_dim], [B, L, key_dim], [B, L, value_dim]; x W_g [B, L, value_dim], x W_down [B, L, rank]
+        let (q, k, v, other) = inputs(x, other: [outputs.gate, gateDown])
         let keyShape = [batch, length, heads, headKeyDim]
         let (o, _) = gatedLinearAttention(
             q: q.reshaped(keyShape), k: k.reshaped(keyShape), v: v.reshaped([batch, length, heads, headValueDim]),
-            logGates: logGates(x).reshaped(keyShape), scale: scale, chunkSize: chunkSize, subChunkSize: subChunkSize)  // [B, L, H, V]
-        return outputs(o, x)
+            logGates: logGates(down: other[1]).reshaped(keyShape), scale: scale, chunkSize: chunkSize, subChunkSize: subChunkSize)  // [B, L, H, V]
+        return outputs(o, gate: other[0])
     }
 
     /// The recurrent state: S [B, H, K, V] and, with short convolutions, the last conv_size - 1 inputs of q, k, v.

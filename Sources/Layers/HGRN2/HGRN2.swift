@@ -53,7 +53,8 @@ public final class HGRN2<T: TensorScalar>: SequenceLayer {
     public func callAsFunction(_ x: Tensor<T>) -> Tensor<T> {
         precondition(x.rank == 3 && x.shape[2] == dModel, "hgrn2: input \(x.shape) for d_model \(dModel)")
         let (batch, length) = (x.shape[0], x.shape[1])
-        var q = qProj(x), f = fProj(x), i = iProj(x)
+        let y = linearGroup(x, [qProj, fProj, iProj])  // one node
+        var (q, f, i) = (y[0], y[1], y[2])
         if let c = convolutions {
             (q, f, i) = (q.causalDepthwiseConv1d(weight: c.q), f.causalDepthwiseConv1d(weight: c.k), i.causalDepthwiseConv1d(weight: c.v))
         }
@@ -80,7 +81,8 @@ public final class HGRN2<T: TensorScalar>: SequenceLayer {
     public func step(_ x: Tensor<T>, state: inout State) -> Tensor<T> {
         precondition(x.rank == 2 && x.shape[1] == dModel, "hgrn2 step: input \(x.shape) for d_model \(dModel)")
         let batch = x.shape[0]
-        var q = qProj(x), f = fProj(x), i = iProj(x)
+        let y = linearGroup(x, [qProj, fProj, iProj])  // one node
+        var (q, f, i) = (y[0], y[1], y[2])
         if let c = convolutions { (q, f, i) = state.convolutionStep(q: q, k: f, v: i, weights: c) }
         let u = gates(q: q, f: f, i: i)
         let keyShape = [batch, heads, expandRatio]

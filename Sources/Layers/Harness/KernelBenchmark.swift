@@ -27,6 +27,22 @@ public enum KernelBenchmark {
         } seeds: { _ in [g.data] }
     }
 
+    /// `shortConvolutionSiLU` (fla's ShortConvolution, Mamba's conv1d: the short convolution of DeltaNet, DeltaProduct,
+    /// Gated DeltaNet, GLA, Mamba, Mamba-2 and the mLSTM) on x [B, L, 2 d_model] with 4 taps: FLOPs are the taps'
+    /// products alone (2 per tap forward; 4 backward, dx and dw), the SiLU not counted: a memory-bound kernel, read
+    /// its milliseconds.
+    public static func shortConvolution(_ shape: BenchmarkShape, repeats: Int = 5) -> KernelBenchmarkResult {
+        let (b, l, e, taps) = (shape.batch, shape.length, 2 * shape.dModel, 4)
+        var rng = RandomGenerator(seed: 1)
+        let x = Tensor<Float>.randn([b, l, e], using: &rng).requiringGrad()
+        let w = Tensor<Float>.randn([e, taps], using: &rng).scaled(by: 0.5).requiringGrad()
+        let g = Tensor<Float>.randn([b, l, e], using: &rng)
+        let flops = Double(b * l * e * taps) * 6
+        return measure("short_conv_silu", shape, flops: flops, repeats: repeats, leaves: [x, w]) {
+            [shortConvolutionSiLU(x, weight: w)]
+        } seeds: { _ in [g.data] }
+    }
+
     /// `gatedLinearAttention` on q, k [B, L, 4, d_model / 8], v [B, L, 4, d_model / 4], chunk 64, sub-chunk 16.
     public static func gla(_ shape: BenchmarkShape, repeats: Int = 5) -> KernelBenchmarkResult {
         let (b, l, h, kd, vd) = (shape.batch, shape.length, 4, shape.dModel / 8, shape.dModel / 4)

@@ -14,13 +14,15 @@ public struct QKVProjections<T: TensorScalar> {
         (self.q, self.k, self.v, self.convolutions) = (q, k, v, convolutions)
     }
 
-    /// x [B, L, D] -> q, k [B, L, key_dim], v [B, L, value_dim].
+    /// x [B, L, D] -> q, k [B, L, key_dim], v [B, L, value_dim] and x through each of the layer's `other` maps of x
+    /// (its gates' projections), all projections as one node (`linearGroup`).
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func callAsFunction(_ x: Tensor<T>) -> (q: Tensor<T>, k: Tensor<T>, v: Tensor<T>) {
-        let (q, k, v) = (self.q(x), self.k(x), self.v(x))
-        guard let c = convolutions else { return (q, k, v) }
-        return (shortConvolutionSiLU(q, weight: c.q), shortConvolutionSiLU(k, weight: c.k), shortConvolutionSiLU(v, weight: c.v))
+    public func callAsFunction(_ x: Tensor<T>, other: [Linear<T>] = []) -> (q: Tensor<T>, k: Tensor<T>, v: Tensor<T>, other: [Tensor<T>]) {
+        let y = linearGroup(x, [q, k, v] + other)
+        let (q, k, v, rest) = (y[0], y[1], y[2], Array(y.dropFirst(3)))
+        guard let c = convolutions else { return (q, k, v, rest) }
+        return (shortConvolutionSiLU(q, weight: c.q), shortConvolutionSiLU(k, weight: c.k), shortConvolutionSiLU(v, weight: c.v), rest)
     }
 
     /// One token x [B, D] -> q, k [B, key_dim], v [B, value_dim], advancing the convolution windows of `state`.
@@ -80,9 +82,15 @@ public struct GatedNormOutput<T: TensorScalar> {
     /// o [..., H, V] and x [..., D] -> y [..., D].
     @_specialize(where T == Float)
     @_specialize(where T == Double)
-    public func callAsFunction(_ o: Tensor<T>, _ x: Tensor<T>) -> Tensor<T> {
-        let normed = gatedRMSNorm(o, gate: gate(x), weight: normWeight, eps: 1e-5)
-        return output(normed.reshaped(Array(x.shape.dropLast()) + [output.inputSize]))
+    public func callAsFunction(_ o: Tensor<T>, _ x: Tensor<T>) -> Tensor<T> { callAsFunction(o, gate: gate(x)) }
+
+    /// o [..., H, V] and the gate's projection x W_g [..., H V] (made by the caller, e.g. in its input `linearGroup`)
+    /// -> y [..., D].
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func callAsFunction(_ o: Tensor<T>, gate projected: Tensor<T>) -> Tensor<T> {
+        let normed = gatedRMSNorm(o, gate: projected, weight: normWeight, eps: 1e-5)
+        return output(normed.reshaped(Array(o.shape.dropLast(2)) + [output.inputSize]))
     }
 
     /// The work for `rows` tokens of `heads` heads of `headValueDim` values (the gate projection included).

@@ -26,6 +26,13 @@ public final class Linear<T: TensorScalar> {
         bias = hasBias ? Tensor.zeros([outputSize], requiresGrad: true) : nil
     }
 
+    /// A map over the given tensors (W [out, in], b [out]), used as they are: checks make the parameters leaves.
+    public init(weight: Tensor<T>, bias: Tensor<T>?) {
+        precondition(weight.rank == 2, "Linear: weight \(weight.shape) must be [out, in]")
+        precondition(bias.map { $0.shape == [weight.shape[0]] } ?? true, "Linear: bias \(bias!.shape) for weight \(weight.shape)")
+        (self.weight, self.bias) = (weight, bias)
+    }
+
     /// The number of inputs (the last axis of x).
     public var inputSize: Int { weight.shape[1] }
     /// The number of outputs.

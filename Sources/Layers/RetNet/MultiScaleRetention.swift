@@ -59,13 +59,13 @@ public final class MultiScaleRetention<T: TensorScalar>: SequenceLayer {
     public func callAsFunction(_ x: Tensor<T>) -> Tensor<T> {
         precondition(x.rank == 3 && x.shape[2] == dModel, "retnet: input \(x.shape) for d_model \(dModel)")
         let (batch, length) = (x.shape[0], x.shape[1])
-        let (q, k, v) = inputs(x)
+        let (q, k, v, other) = inputs(x, other: [outputs.gate])  // and x W_g
         let keyShape = [batch, length, heads, headKeyDim]
         let (o, _) = scalarGatedLinearAttention(
             q: q.reshaped(keyShape).rotaryEmbedding(base: ropeBase), k: k.reshaped(keyShape).rotaryEmbedding(base: ropeBase),
             v: v.reshaped([batch, length, heads, headValueDim]), logGates: logGates(batch: batch, length: length),
             scale: scale, chunkSize: chunkSize)
-        return outputs(o, x)
+        return outputs(o, gate: other[0])
     }
 
     /// The memory S [B, H, K, V], the convolution windows and the next token's position.
