@@ -1,6 +1,7 @@
 import Foundation
 import Layers
 import Tensors
+import Training
 import XCTest
 
 /// A generated corpus of hostile inputs against the binary: flags and config files (through `seqlab config show`,
@@ -175,6 +176,21 @@ final class HostileInputTests: XCTestCase {
             XCTAssertTrue(r.error.hasPrefix("error: ") && r.error.contains("stopping (try a lower learning rate)"), "\(layer): \(r.error.prefix(300))")
             XCTAssertEqual(r.error.split(separator: "\n").count, 1, "\(layer): \(r.error.prefix(300))")
         }
+    }
+
+    /// Settings within their bounds whose product the machine cannot hold (attention, d_model 2048, n_layers 1024:
+    /// 1.7e10 parameters, 275 GB of weights, gradients and AdamW moments) are a one-line refusal once the first block
+    /// is built (`ModelMemory`), not an out-of-memory kill (exit 137) or an allocation failure's stack trace.
+    func testAModelTheMachineCannotHoldIsAOneLineRefusal() throws {
+        guard FileManager.default.isExecutableFile(atPath: SeqlabCommand.url.path) else { throw XCTSkip("seqlab binary not built") }
+        try XCTSkipIf(ModelMemory.physicalBytes > 275e9, "this machine could hold the model")
+        let r = try SeqlabCommand.run(["train", "--task", "mqar", "--layer", "attention", "--d-model", "2048", "--n-layers", "1024",
+                                       "--max-steps", "1", "--out", "huge"], in: directory, timeout: 120)
+        XCTAssertEqual(r.status, 1, String(r.error.prefix(300)))
+        XCTAssertTrue(r.error.hasPrefix("error: model: attention, d_model 2048, n_layers 1024 has 1.72e+10 parameters"), String(r.error.prefix(300)))
+        XCTAssertEqual(r.error.split(separator: "\n").count, 1, String(r.error.prefix(300)))
+        XCTAssertThrowsError(try ModelMemory.check(parameters: 1000, scalarBytes: 4, limit: 15_999) { "x" })
+        XCTAssertNoThrow(try ModelMemory.check(parameters: 1000, scalarBytes: 4, limit: 16_000) { "x" })
     }
 
     /// A negative count reaches the option's own range check (not "missing value", as when the parser read "-1" as

@@ -83,9 +83,22 @@ public final class SequenceModel<T: TensorScalar> {
         head = task.head
         pooling = config.pooling ?? task.classificationPooling
         embedding = Tensor.randn([task.inputVocabulary, config.dModel], std: T(config.embeddingInitStd), using: &rng, requiresGrad: true)
-        blocks = try (0..<config.nLayers).map { i in
-            try ResidualBlock(config: config, index: i, seed: seed &+ 1000, rng: &rng)
+        // Blocks in order (the same draws as ever); after the first, the memory floor of the whole model is checked
+        // before the others are allocated (`ModelMemory`).
+        var built: [ResidualBlock<T>] = []
+        for i in 0..<config.nLayers {
+            built.append(try ResidualBlock(config: config, index: i, seed: seed &+ 1000, rng: &rng))
+            if i == 0 {
+                let d = config.dModel, classes = task.outputClasses
+                let perBlock = built[0].parameters("").reduce(0) { $0 + $1.tensor.count }
+                let headCount = (task.head == .matching ? 4 * d * d + d : 0) + d * classes + classes + 2 * d  // + final norm
+                let total = Double(embedding.count) + Double(config.nLayers) * Double(perBlock) + Double(headCount)
+                try ModelMemory.check(parameters: total, scalarBytes: MemoryLayout<T>.size) {
+                    "\(config.layer), d_model \(d), n_layers \(config.nLayers)"
+                }
+            }
         }
+        blocks = built
         finalNorm = Norm(kind: config.norm, width: config.dModel)
         if task.head == .matching {
             matchingHidden = Linear(inputSize: 4 * config.dModel, outputSize: config.dModel, rng: &rng)

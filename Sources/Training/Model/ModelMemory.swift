@@ -1,0 +1,29 @@
+import Foundation
+import Tensors
+
+/// The least memory training a model needs, checked before it is allocated: every parameter four times (the weights,
+/// their gradients and AdamW's two moments) at the model's precision, against the machine's physical memory.
+/// `SequenceModel` builds its first block, counts it (blocks are alike) and checks
+///     4 x bytes per scalar x (embedding + n_layers x block + head)  <=  physical memory
+/// before the other blocks exist, so that a configuration the machine cannot hold (every setting within its bounds,
+/// d_model 8192 x n_layers 1024, say) is a one-line error instead of the kernel's out-of-memory kill. Activations
+/// are not counted: the check is a floor, not a forecast.
+public enum ModelMemory {
+    /// Copies of every parameter that training keeps: weights, gradients, AdamW's first and second moments.
+    public static let copiesPerParameter = 4
+
+    /// This machine's physical memory in bytes.
+    public static var physicalBytes: Double {
+        Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
+    /// Throws when `parameters` scalars of `scalarBytes` bytes, kept `copiesPerParameter` times, exceed `limit` bytes.
+    public static func check(parameters: Double, scalarBytes: Int, limit: Double = physicalBytes, describe: () -> String) throws {
+        let needed = parameters * Double(scalarBytes * copiesPerParameter)
+        guard needed > limit else { return }
+        throw SequenceLabError(String(format: "model: %@ has %.3g parameters; training keeps each %d times (weights, gradients, AdamW moments): %@ at the least, and this machine has %@",
+                                      describe(), parameters, copiesPerParameter, gigabytes(needed), gigabytes(limit)))
+    }
+
+    static func gigabytes(_ bytes: Double) -> String { String(format: "%.1f GB", bytes / 1e9) }
+}
