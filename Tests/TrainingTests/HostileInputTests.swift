@@ -187,8 +187,13 @@ final class HostileInputTests: XCTestCase {
         let r = try SeqlabCommand.run(["train", "--task", "mqar", "--layer", "attention", "--d-model", "2048", "--n-layers", "1024",
                                        "--max-steps", "1", "--out", "huge"], in: directory, timeout: 120)
         XCTAssertEqual(r.status, 1, String(r.error.prefix(300)))
-        XCTAssertTrue(r.error.hasPrefix("error: model: attention, d_model 2048, n_layers 1024 has 1.72e+10 parameters"), String(r.error.prefix(300)))
+        XCTAssertTrue(r.error.hasPrefix("error: model: attention, d_model 2048, n_layers 1024 has at least 1.72e+10 parameters"), String(r.error.prefix(300)))
         XCTAssertEqual(r.error.split(separator: "\n").count, 1, String(r.error.prefix(300)))
+        // The embedding alone (MQAR's vocabulary at its bound, 2^24 x 8192): refused before it is drawn.
+        let e = try SeqlabCommand.run(["train", "--task", "mqar", "--layer", "attention", "--d-model", "8192", "--n-layers", "1",
+                                       "--task.vocab_size", "16777216", "--max-steps", "1", "--out", "huge-embedding"], in: directory, timeout: 60)
+        XCTAssertEqual(e.status, 1, String(e.error.prefix(300)))
+        XCTAssertTrue(e.error.hasPrefix("error: model: attention, d_model 8192, n_layers 1 has at least 2.75e+11 parameters"), String(e.error.prefix(300)))
         XCTAssertThrowsError(try ModelMemory.check(parameters: 1000, scalarBytes: 4, limit: 15_999) { "x" })
         XCTAssertNoThrow(try ModelMemory.check(parameters: 1000, scalarBytes: 4, limit: 16_000) { "x" })
     }

@@ -7,7 +7,7 @@ import Tensors
 /// output pass, not as a broadcast node of its own. Outputs that receive no gradient are skipped.
 ///     forward:  y_i = x W_i^T (+ b_i)                       [rows, out_i]
 ///     backward: dx = sum_i dy_i W_i,  dW_i = dy_i^T x,  db_i = column sums of dy_i
-/// Used where a layer projects the same x several times (fla's q/k/v/gate projections of the DeltaNet family).
+/// Used wherever a layer projects the same x several times: attention, FoX, GLA, RetNet, HGRN2, the DeltaNet family.
 @_specialize(where T == Float)
 @_specialize(where T == Double)
 public func linearGroup<T: TensorScalar>(_ x: Tensor<T>, _ maps: [Linear<T>]) -> [Tensor<T>] {

@@ -21,7 +21,7 @@ public enum ModelMemory {
     public static func check(parameters: Double, scalarBytes: Int, limit: Double = physicalBytes, describe: () -> String) throws {
         let needed = parameters * Double(scalarBytes * copiesPerParameter)
         guard needed > limit else { return }
-        throw SequenceLabError(String(format: "model: %@ has %.3g parameters; training keeps each %d times (weights, gradients, AdamW moments): %@ at the least, and this machine has %@",
+        throw SequenceLabError(String(format: "model: %@ has at least %.3g parameters; training keeps each %d times (weights, gradients, AdamW moments): %@ at the least, and this machine has %@",
                                       describe(), parameters, copiesPerParameter, gigabytes(needed), gigabytes(limit)))
     }
 

@@ -82,20 +82,21 @@ public final class SequenceModel<T: TensorScalar> {
         self.config = config
         head = task.head
         pooling = config.pooling ?? task.classificationPooling
-        embedding = Tensor.randn([task.inputVocabulary, config.dModel], std: T(config.embeddingInitStd), using: &rng, requiresGrad: true)
-        // Blocks in order (the same draws as ever); after the first, the memory floor of the whole model is checked
-        // before the others are allocated (`ModelMemory`).
+        // The memory floor (`ModelMemory`): the embedding and head before anything is allocated, then, after the first
+        // block, the whole model before the other blocks are (blocks in order: the same draws as ever).
+        let d = config.dModel, classes = task.outputClasses
+        let outside = Double(task.inputVocabulary) * Double(d)                              // embedding
+            + Double((task.head == .matching ? 4 * d * d + d : 0) + d * classes + classes + 2 * d)  // head, final norm
+        let describe = { "\(config.layer), d_model \(d), n_layers \(config.nLayers)" }
+        try ModelMemory.check(parameters: outside, scalarBytes: MemoryLayout<T>.size, describe: describe)
+        embedding = Tensor.randn([task.inputVocabulary, d], std: T(config.embeddingInitStd), using: &rng, requiresGrad: true)
         var built: [ResidualBlock<T>] = []
         for i in 0..<config.nLayers {
             built.append(try ResidualBlock(config: config, index: i, seed: seed &+ 1000, rng: &rng))
             if i == 0 {
-                let d = config.dModel, classes = task.outputClasses
                 let perBlock = built[0].parameters("").reduce(0) { $0 + $1.tensor.count }
-                let headCount = (task.head == .matching ? 4 * d * d + d : 0) + d * classes + classes + 2 * d  // + final norm
-                let total = Double(embedding.count) + Double(config.nLayers) * Double(perBlock) + Double(headCount)
-                try ModelMemory.check(parameters: total, scalarBytes: MemoryLayout<T>.size) {
-                    "\(config.layer), d_model \(d), n_layers \(config.nLayers)"
-                }
+                try ModelMemory.check(parameters: outside + Double(config.nLayers) * Double(perBlock),
+                                      scalarBytes: MemoryLayout<T>.size, describe: describe)
             }
         }
         blocks = built
