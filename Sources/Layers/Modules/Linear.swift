@@ -27,6 +27,8 @@ public final class Linear<T: TensorScalar> {
     }
 
     /// A map over the given tensors (W [out, in], b [out]), used as they are: checks make the parameters leaves.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public init(weight: Tensor<T>, bias: Tensor<T>?) {
         precondition(weight.rank == 2, "Linear: weight \(weight.shape) must be [out, in]")
         precondition(bias.map { $0.shape == [weight.shape[0]] } ?? true, "Linear: bias \(bias!.shape) for weight \(weight.shape)")
