@@ -23,12 +23,8 @@ public func linearGroup<T: TensorScalar>(_ x: Tensor<T>, _ maps: [Linear<T>]) ->
         var out = uninitializedScalars(T.self, count: rows * n)        // every element written (beta 0)
         if rows * n > 0 {
             xData.withUnsafeBufferPointer { xp in weights[i].withUnsafeBufferPointer { wp in out.withUnsafeMutableBufferPointer { op in
-                if inputs == 0 {
-                    op.update(repeating: 0)
-                } else {
-                    T.gemm(transA: false, transB: true, m: rows, n: n, k: inputs, alpha: 1, a: xp.baseAddress!, lda: inputs,
-                           b: wp.baseAddress!, ldb: inputs, beta: 0, c: op.baseAddress!, ldc: n)
-                }
+                T.gemm(transA: false, transB: true, m: rows, n: n, k: inputs, alpha: 1, a: xp.baseAddress!, lda: inputs,
+                       b: wp.baseAddress!, ldb: inputs, beta: 0, c: op.baseAddress!, ldc: n)     // rows > 0 means inputs > 0
                 if let b = biases[i] {
                     b.withUnsafeBufferPointer { bp in
                         for r in 0..<rows { let row = op.baseAddress! + r * n; for j in 0..<n { row[j] += bp[j] } }
