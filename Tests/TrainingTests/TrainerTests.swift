@@ -264,4 +264,28 @@ final class TrainerTests: XCTestCase {
             XCTAssertTrue(oneLine($0).contains("embedding_init_std"), oneLine($0))
         }
     }
+
+    /// Every (run seed, block) pair draws its own mixer: seed 0's blocks draw from 1000 + 2 i as they always have
+    /// (the runs in Results/ rebuild), and no block of another seed repeats them (before 2026-12-07, seed 2's first
+    /// block drew what seed 0's second block drew).
+    func testEveryRunSeedAndBlockDrawsItsOwnMixer() throws {
+        let task = try TaskRegistry.make("mqar", options: Options(["train_size": "4", "val_size": "2", "test_size": "2"]))
+        let config = ModelConfig(layer: "gla", dModel: 8, nLayers: 3)
+        var draws: [String: [Double]] = [:]
+        for seed: UInt64 in 0..<4 {
+            let model = try SequenceModel<Double>(config: config, task: task, seed: seed)
+            for i in 0..<3 {
+                let name = "blocks.\(i).mixer.q_proj.weight"
+                draws["seed \(seed) block \(i)"] = try XCTUnwrap(model.parameters.first { $0.name == name }).tensor.data
+                if seed == 0 {
+                    let alone: any SequenceLayer<Double> = try LayerRegistry.make(
+                        "gla", dModel: 8, options: config.layerOptions, context: LayerContext(depth: 3), seed: 1000 + 2 * UInt64(i))
+                    XCTAssertEqual(alone.parameters.first { $0.name == "q_proj.weight" }?.tensor.data, draws["seed 0 block \(i)"])
+                }
+            }
+        }
+        let keys = draws.keys.sorted()
+        for (a, x) in keys.enumerated() { for y in keys[(a + 1)...] { XCTAssertNotEqual(draws[x], draws[y], "\(x) and \(y)") } }
+        XCTAssertEqual(keys.count, 12)
+    }
 }

@@ -6,8 +6,9 @@ import Tensors
 /// `SequenceModel` builds its first block, counts it (blocks are alike) and checks
 ///     4 x bytes per scalar x (embedding + n_layers x block + head)  <=  physical memory
 /// before the other blocks exist, so that a configuration the machine cannot hold (every setting within its bounds,
-/// d_model 8192 x n_layers 1024, say) is a one-line error instead of the kernel's out-of-memory kill. Activations
-/// are not counted: the check is a floor, not a forecast.
+/// d_model 8192 x n_layers 1024, say) is a one-line error instead of the kernel's out-of-memory kill. The trainer
+/// adds, before each batch of a new shape, the activations one step surely holds (`SequenceModel.activationFloor`:
+/// the logits, their softmax, the residual stream) with `checkStep`. Both are floors, not forecasts.
 public enum ModelMemory {
     /// Copies of every parameter that training keeps: weights, gradients, AdamW's first and second moments.
     public static let copiesPerParameter = 4
@@ -23,6 +24,15 @@ public enum ModelMemory {
         guard needed > limit else { return }
         throw SequenceLabError(String(format: "model: %@ has at least %.3g parameters; training keeps each %d times (weights, gradients, AdamW moments): %@ at the least, and this machine has %@",
                                       describe(), parameters, copiesPerParameter, gigabytes(needed), gigabytes(limit)))
+    }
+
+    /// Throws when one training step cannot fit: the parameters' floor (as `check`) plus `activations` scalars (the
+    /// model's `activationFloor` of the batch about to run) exceed `limit` bytes. `describe` names the step.
+    public static func checkStep(parameters: Double, activations: Double, scalarBytes: Int, limit: Double = physicalBytes,
+                                 describe: () -> String) throws {
+        let kept = parameters * Double(scalarBytes * copiesPerParameter), live = activations * Double(scalarBytes)
+        guard kept + live > limit else { return }
+        throw SequenceLabError("training: \(describe()) needs at least \(gigabytes(kept + live)) for one step (\(gigabytes(kept)) for the parameters kept \(copiesPerParameter) times, \(gigabytes(live)) for the logits, their softmax and the residual stream), and this machine has \(gigabytes(limit))")
     }
 
     static func gigabytes(_ bytes: Double) -> String { String(format: "%.1f GB", bytes / 1e9) }

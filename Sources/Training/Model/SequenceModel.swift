@@ -92,7 +92,7 @@ public final class SequenceModel<T: TensorScalar> {
         embedding = Tensor.randn([task.inputVocabulary, d], std: T(config.embeddingInitStd), using: &rng, requiresGrad: true)
         var built: [ResidualBlock<T>] = []
         for i in 0..<config.nLayers {
-            built.append(try ResidualBlock(config: config, index: i, seed: seed &+ 1000, rng: &rng))
+            built.append(try ResidualBlock(config: config, index: i, seed: Self.mixerSeedBase(runSeed: seed), rng: &rng))
             if i == 0 {
                 let perBlock = built[0].parameters("").reduce(0) { $0 + $1.tensor.count }
                 try ModelMemory.check(parameters: outside + Double(config.nLayers) * Double(perBlock),
@@ -109,6 +109,13 @@ public final class SequenceModel<T: TensorScalar> {
             output = Linear(inputSize: config.dModel, outputSize: task.outputClasses, rng: &rng)
         }
     }
+
+    /// The seed block i's mixer draws from is `mixerSeedBase + 2 i` (its reverse mixer's, when bidirectional, + 1):
+    /// 1000 + 4096 s for run seed s. Seed 0 keeps the 1000 + 2 i it always had; each run seed owns 4096 consecutive
+    /// seeds, more than the 2 x 1024 a model of the deepest legal depth (`model.n_layers` <= 1024) draws, so no two
+    /// (run seed, block) pairs share a mixer's initial weights. (Until 2026-12-07 it was s + 1000 + 2 i, so seed s + 2's
+    /// first block drew what seed s's second block drew; docs/init.md.)
+    static func mixerSeedBase(runSeed seed: UInt64) -> UInt64 { 1000 &+ 4096 &* seed }
 
     /// Features [B, L, D] of padded token sequences.
     func encode(tokens: [Int], batch: Int, length: Int, lengths: [Int], training: Bool, rng: inout RandomGenerator) -> Tensor<T> {
@@ -164,6 +171,18 @@ public final class SequenceModel<T: TensorScalar> {
             if best == target { correct += 1 }
         }
         return (loss, correct, scored)
+    }
+
+    /// The least number of scalars one training step on `batch` holds at once besides the parameters: the logits and
+    /// the softmax the cross-entropy keeps of them (2 x rows x classes, rows = B x L for a per-token head, B
+    /// otherwise), and the residual stream the tape keeps for the backward pass (the embedding's and every block's
+    /// output, (n_layers + 1) x B x L x D, for each encoded sequence). A floor, not a forecast (`ModelMemory`).
+    public func activationFloor(_ batch: Batch) -> Double {
+        let d = Double(config.dModel), layers = Double(config.nLayers + 1)
+        var stream = layers * Double(batch.size) * Double(batch.length) * d
+        if let second = batch.paired { stream += layers * Double(batch.size) * Double(second.length) * d }
+        let rows = head == .tokens ? Double(batch.size) * Double(batch.length) : Double(batch.size)
+        return stream + 2 * rows * Double(output.weight.shape[0])
     }
 
     /// Every trainable parameter, named by its path ("blocks.0.mixer.A_log").
