@@ -177,6 +177,8 @@ public final class SequenceModel<T: TensorScalar> {
     /// the softmax the cross-entropy keeps of them (2 x rows x classes, rows = B x L for a per-token head, B
     /// otherwise), and the residual stream the tape keeps for the backward pass (the embedding's and every block's
     /// output, (n_layers + 1) x B x L x D, for each encoded sequence). A floor, not a forecast (`ModelMemory`).
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
     public func activationFloor(_ batch: Batch) -> Double {
         let d = Double(config.dModel), layers = Double(config.nLayers + 1)
         var stream = layers * Double(batch.size) * Double(batch.length) * d
