@@ -83,9 +83,9 @@ public final class Trainer {
         let wallBefore = state.wallSeconds
         var lastEvaluatedStep = state.step > 0 && state.step % config.evalEvery == 0 ? state.step : -1
         var windowStart = Date(), windowTokens = 0
-        // the step's memory floor (`ModelMemory.checkStep`), checked again whenever the padded length changes
+        // the step's memory floor (`ModelMemory.checkStep`), checked again whenever a padded length changes
         let parameterCount = Double(model.parameters.reduce(0) { $0 + $1.tensor.count })
-        var checkedLength = -1
+        var checkedLengths: [Int] = []
 
         while state.step < config.maxSteps && state.stoppedBy == nil {
             if let maxTime = config.maxTime, wallBefore + Date().timeIntervalSince(started) >= maxTime {
@@ -93,13 +93,14 @@ public final class Trainer {
                 break
             }
             let batch = data.batch(step: state.step)
-            if batch.length != checkedLength {
+            let lengths = [batch.length, batch.paired?.length ?? 0]
+            if lengths != checkedLengths {
                 try ModelMemory.checkStep(parameters: parameterCount, activations: model.activationFloor(batch),
                                           scalarBytes: MemoryLayout<T>.size) {
                     "\(config.task), batch \(batch.size) x length \(batch.length), \(task.outputClasses) classes, "
                         + "\(config.model.layer) d_model \(config.model.dModel) x \(config.model.nLayers) layers"
                 }
-                checkedLength = batch.length
+                checkedLengths = lengths
             }
             var dropoutRNG = RandomGenerator(seed: config.seed ^ UInt64(state.step &+ 1) &* 0x9E37_79B9_7F4A_7C15)
             let (loss, correct, scored) = model.loss(batch, training: true, rng: &dropoutRNG)
