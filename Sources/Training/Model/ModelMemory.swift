@@ -20,7 +20,7 @@ public enum ModelMemory {
 
     /// Throws when `parameters` scalars of `scalarBytes` bytes, kept `copiesPerParameter` times, exceed `limit` bytes.
     public static func check(parameters: Double, scalarBytes: Int, limit: Double = physicalBytes, describe: () -> String) throws {
-        let needed = parameters * Double(scalarBytes * copiesPerParameter)
+        let needed = keptBytes(parameters: parameters, scalarBytes: scalarBytes)
         guard needed > limit else { return }
         throw SequenceLabError(String(format: "model: %@ has at least %.3g parameters; training keeps each %d times (weights, gradients, AdamW moments): %@ at the least, and this machine has %@",
                                       describe(), parameters, copiesPerParameter, gigabytes(needed), gigabytes(limit)))
@@ -30,10 +30,13 @@ public enum ModelMemory {
     /// model's `activationFloor` of the batch about to run) exceed `limit` bytes. `describe` names the step.
     public static func checkStep(parameters: Double, activations: Double, scalarBytes: Int, limit: Double = physicalBytes,
                                  describe: () -> String) throws {
-        let kept = parameters * Double(scalarBytes * copiesPerParameter), live = activations * Double(scalarBytes)
+        let kept = keptBytes(parameters: parameters, scalarBytes: scalarBytes), live = activations * Double(scalarBytes)
         guard kept + live > limit else { return }
         throw SequenceLabError("training: \(describe()) needs at least \(gigabytes(kept + live)) for one step (\(gigabytes(kept)) for the parameters kept \(copiesPerParameter) times, \(gigabytes(live)) for the logits, their softmax and the residual stream), and this machine has \(gigabytes(limit))")
     }
+
+    /// Bytes of `parameters` scalars kept `copiesPerParameter` times.
+    static func keptBytes(parameters: Double, scalarBytes: Int) -> Double { parameters * Double(scalarBytes * copiesPerParameter) }
 
     static func gigabytes(_ bytes: Double) -> String { String(format: "%.1f GB", bytes / 1e9) }
 }

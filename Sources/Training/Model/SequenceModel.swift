@@ -94,7 +94,7 @@ public final class SequenceModel<T: TensorScalar> {
         for i in 0..<config.nLayers {
             built.append(try ResidualBlock(config: config, index: i, seed: Self.mixerSeedBase(runSeed: seed), rng: &rng))
             if i == 0 {
-                let perBlock = built[0].parameters("").reduce(0) { $0 + $1.tensor.count }
+                let perBlock = built[0].parameters("").scalarCount
                 try ModelMemory.check(parameters: outside + Double(config.nLayers) * Double(perBlock),
                                       scalarBytes: MemoryLayout<T>.size, describe: describe)
             }

@@ -84,8 +84,8 @@ public final class Trainer {
         var lastEvaluatedStep = state.step > 0 && state.step % config.evalEvery == 0 ? state.step : -1
         var windowStart = Date(), windowTokens = 0
         // the step's memory floor (`ModelMemory.checkStep`), checked again whenever a padded length changes
-        let parameterCount = Double(model.parameters.reduce(0) { $0 + $1.tensor.count })
-        var checkedLengths: [Int] = []
+        let parameterCount = Double(model.parameters.scalarCount)
+        var checkedLengths = (-1, -1)
 
         while state.step < config.maxSteps && state.stoppedBy == nil {
             if let maxTime = config.maxTime, wallBefore + Date().timeIntervalSince(started) >= maxTime {
@@ -93,7 +93,7 @@ public final class Trainer {
                 break
             }
             let batch = data.batch(step: state.step)
-            let lengths = [batch.length, batch.paired?.length ?? 0]
+            let lengths = (batch.length, batch.paired?.length ?? 0)
             if lengths != checkedLengths {
                 try ModelMemory.checkStep(parameters: parameterCount, activations: model.activationFloor(batch),
                                           scalarBytes: MemoryLayout<T>.size) {
