@@ -184,7 +184,7 @@ final class HostileInputTests: XCTestCase {
     /// is built (`ModelMemory`), not an out-of-memory kill (exit 137) or an allocation failure's stack trace.
     func testAModelTheMachineCannotHoldIsAOneLineRefusal() throws {
         guard FileManager.default.isExecutableFile(atPath: SeqlabCommand.url.path) else { throw XCTSkip("seqlab binary not built") }
-        try XCTSkipIf(ModelMemory.physicalBytes > 275e9, "this machine could hold the model")
+        try XCTSkipIf(MemoryLimit.process.bytes > 275e9, "this machine could hold the model")
         let r = try SeqlabCommand.run(["train", "--task", "mqar", "--layer", "attention", "--d-model", "2048", "--n-layers", "1024",
                                        "--max-steps", "1", "--out", "huge"], in: directory, timeout: 120)
         XCTAssertEqual(r.status, 1, String(r.error.prefix(300)))
@@ -195,23 +195,23 @@ final class HostileInputTests: XCTestCase {
                                        "--task.vocab_size", "16777216", "--max-steps", "1", "--out", "huge-embedding"], in: directory, timeout: 60)
         XCTAssertEqual(e.status, 1, String(e.error.prefix(300)))
         XCTAssertTrue(e.error.hasPrefix("error: model: attention, d_model 8192, n_layers 1 has at least 2.75e+11 parameters"), String(e.error.prefix(300)))
-        XCTAssertThrowsError(try ModelMemory.check(parameters: 1000, scalarBytes: 4, limit: 15_999) { "x" })
-        XCTAssertNoThrow(try ModelMemory.check(parameters: 1000, scalarBytes: 4, limit: 16_000) { "x" })
+        XCTAssertThrowsError(try ModelMemory.check(parameters: 1000, scalarBytes: 4, limit: MemoryLimit(bytes: 15_999, source: "test")) { "x" })
+        XCTAssertNoThrow(try ModelMemory.check(parameters: 1000, scalarBytes: 4, limit: MemoryLimit(bytes: 16_000, source: "test")) { "x" })
     }
 
     /// A model that fits but whose one step cannot: MQAR's logits at a 2^20-token vocabulary and batch 256
     /// (256 x 64 x 2^20 scalars, twice: 137 GB) are refused in one line before the first step, not an allocation trace.
     func testAStepTheMachineCannotHoldIsAOneLineRefusal() throws {
         guard FileManager.default.isExecutableFile(atPath: SeqlabCommand.url.path) else { throw XCTSkip("seqlab binary not built") }
-        try XCTSkipIf(ModelMemory.physicalBytes > 135e9, "this machine could hold the step")
+        try XCTSkipIf(MemoryLimit.process.bytes > 135e9, "this machine could hold the step")
         let r = try SeqlabCommand.run(["train", "--task", "mqar", "--layer", "attention", "--d-model", "32", "--task.vocab_size", "1048576",
                                        "--batch-size", "256", "--max-steps", "1", "--out", "huge-logits"], in: directory, timeout: 120)
         XCTAssertEqual(r.status, 1, String(r.error.prefix(300)))
         XCTAssertTrue(r.error.hasPrefix("error: training: mqar, batch 256 x length 64, 1048576 classes, attention d_model 32 x 2 layers needs at least 138.5 GB for one step"), String(r.error.prefix(300)))
         XCTAssertEqual(r.error.split(separator: "\n").count, 1, String(r.error.prefix(300)))
         // the floor: 4 copies of the parameters plus the activations, at the scalar's size
-        XCTAssertThrowsError(try ModelMemory.checkStep(parameters: 1000, activations: 1000, scalarBytes: 4, limit: 19_999) { "x" })
-        XCTAssertNoThrow(try ModelMemory.checkStep(parameters: 1000, activations: 1000, scalarBytes: 4, limit: 20_000) { "x" })
+        XCTAssertThrowsError(try ModelMemory.checkStep(parameters: 1000, activations: 1000, scalarBytes: 4, limit: MemoryLimit(bytes: 19_999, source: "test")) { "x" })
+        XCTAssertNoThrow(try ModelMemory.checkStep(parameters: 1000, activations: 1000, scalarBytes: 4, limit: MemoryLimit(bytes: 20_000, source: "test")) { "x" })
         let task = try TaskRegistry.make("mqar", options: Options(["train_size": "4", "val_size": "2", "test_size": "2"]))
         let model = try SequenceModel<Float>(config: ModelConfig(layer: "attention", dModel: 8, nLayers: 2), task: task, seed: 0)
         let batch = Batch((0..<3).map { task.train.example($0) }, padToken: task.padToken)

@@ -18,14 +18,16 @@ enum SeqlabCommand {
     /// `timeout`, the process group is killed after that many seconds (`timedOut`). Spawned with posix_spawn and
     /// reaped with waitpid rather than through Foundation's Process: Process.waitUntilExit on Linux can miss a
     /// child's exit and wait forever (seen once in this suite: the child gone, the test process sleeping).
+    /// `addressSpace`: the child's `ulimit -v` in bytes (util-linux's prlimit, which execs in place).
     @discardableResult
-    static func run(_ arguments: [String], in directory: URL, timeout: TimeInterval? = nil)
+    static func run(_ arguments: [String], in directory: URL, timeout: TimeInterval? = nil, addressSpace: Int? = nil)
         throws -> (status: Int32, output: String, error: String, timedOut: Bool) {
         var environment = ProcessInfo.processInfo.environment
         environment["SEQLAB_THREADS"] = "1"
         // env -C DIR: the working directory of the child (posix_spawn has no portable chdir action); env execs seqlab
         // in place, so the spawned pid is seqlab's.
-        let argv = ["/usr/bin/env", "-C", directory.path, url.path] + arguments
+        let argv = (addressSpace.map { ["/usr/bin/prlimit", "--as=\($0)", "--"] } ?? [])
+            + ["/usr/bin/env", "-C", directory.path, url.path] + arguments
         let envp = environment.map { "\($0.key)=\($0.value)" }
         var out: [Int32] = [0, 0], err: [Int32] = [0, 0]
         guard pipe(&out) == 0, pipe(&err) == 0 else { throw SequenceLabError("SeqlabCommand: pipe failed") }

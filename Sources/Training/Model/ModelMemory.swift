@@ -2,7 +2,8 @@ import Foundation
 import Tensors
 
 /// The least memory training a model needs, checked before it is allocated: every parameter four times (the weights,
-/// their gradients and AdamW's two moments) at the model's precision, against the machine's physical memory.
+/// their gradients and AdamW's two moments) at the model's precision, against the memory the process may use
+/// (`MemoryLimit.process`: physical memory, the cgroup's limit of a Slurm job or a container, `ulimit -v`).
 /// `SequenceModel` builds its first block, counts it (blocks are alike) and checks
 ///     4 x bytes per scalar x (embedding + n_layers x block + head)  <=  physical memory
 /// before the other blocks exist, so that a configuration the machine cannot hold (every setting within its bounds,
@@ -13,26 +14,21 @@ public enum ModelMemory {
     /// Copies of every parameter that training keeps: weights, gradients, AdamW's first and second moments.
     public static let copiesPerParameter = 4
 
-    /// This machine's physical memory in bytes.
-    public static var physicalBytes: Double {
-        Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
-    }
-
     /// Throws when `parameters` scalars of `scalarBytes` bytes, kept `copiesPerParameter` times, exceed `limit` bytes.
-    public static func check(parameters: Double, scalarBytes: Int, limit: Double = physicalBytes, describe: () -> String) throws {
+    public static func check(parameters: Double, scalarBytes: Int, limit: MemoryLimit = .process, describe: () -> String) throws {
         let needed = keptBytes(parameters: parameters, scalarBytes: scalarBytes)
-        guard needed > limit else { return }
-        throw SequenceLabError(String(format: "model: %@ has at least %.3g parameters; training keeps each %d times (weights, gradients, AdamW moments): %@ at the least, and this machine has %@",
-                                      describe(), parameters, copiesPerParameter, gigabytes(needed), gigabytes(limit)))
+        guard needed > limit.bytes else { return }
+        throw SequenceLabError(String(format: "model: %@ has at least %.3g parameters; training keeps each %d times (weights, gradients, AdamW moments): %@ at the least, and this process may use %@",
+                                      describe(), parameters, copiesPerParameter, gigabytes(needed), limit.description))
     }
 
     /// Throws when one training step cannot fit: the parameters' floor (as `check`) plus `activations` scalars (the
     /// model's `activationFloor` of the batch about to run) exceed `limit` bytes. `describe` names the step.
-    public static func checkStep(parameters: Double, activations: Double, scalarBytes: Int, limit: Double = physicalBytes,
+    public static func checkStep(parameters: Double, activations: Double, scalarBytes: Int, limit: MemoryLimit = .process,
                                  describe: () -> String) throws {
         let kept = keptBytes(parameters: parameters, scalarBytes: scalarBytes), live = activations * Double(scalarBytes)
-        guard kept + live > limit else { return }
-        throw SequenceLabError("training: \(describe()) needs at least \(gigabytes(kept + live)) for one step (\(gigabytes(kept)) for the parameters kept \(copiesPerParameter) times, \(gigabytes(live)) for the logits, their softmax and the residual stream), and this machine has \(gigabytes(limit))")
+        guard kept + live > limit.bytes else { return }
+        throw SequenceLabError("training: \(describe()) needs at least \(gigabytes(kept + live)) for one step (\(gigabytes(kept)) for the parameters kept \(copiesPerParameter) times, \(gigabytes(live)) for the logits, their softmax and the residual stream), and this process may use \(limit)")
     }
 
     /// Bytes of `parameters` scalars kept `copiesPerParameter` times.
