@@ -11,7 +11,7 @@ import Foundation
 public struct MemoryLimit: Sendable, Equatable, CustomStringConvertible {
     /// Bytes the process may use.
     public var bytes: Double
-    /// What sets the limit, for messages: "physical memory", "cgroup memory.max (/path)", "ulimit -v".
+    /// What sets the limit, for messages: "physical memory", "cgroup memory.max of /path", "ulimit -v".
     public var source: String
 
     public init(bytes: Double, source: String) {
@@ -24,8 +24,9 @@ public struct MemoryLimit: Sendable, Equatable, CustomStringConvertible {
     /// This process's limit, read once (limits do not change while a run trains).
     public static let process: MemoryLimit = read(root: "/")
 
-    /// The limit as seen from the file-system root `root`, ending in "/" ("/" on a machine; a prepared tree in tests): the machine's
-    /// physical memory, then the cgroup limits under `root`, then (for `root` "/") the process's rlimits.
+    /// The limit as seen from the file-system root `root`, ending in "/" ("/" on a machine; a prepared tree in
+    /// tests): the least of the machine's physical memory, the cgroup limits under `root` and (for `root` "/") the
+    /// process's rlimits.
     public static func read(root: String) -> MemoryLimit {
         var candidates = [MemoryLimit(bytes: Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE))),
                                       source: "physical memory")]

@@ -5,7 +5,7 @@ import Tensors
 /// their gradients and AdamW's two moments) at the model's precision, against the memory the process may use
 /// (`MemoryLimit.process`: physical memory, the cgroup's limit of a Slurm job or a container, `ulimit -v`).
 /// `SequenceModel` builds its first block, counts it (blocks are alike) and checks
-///     4 x bytes per scalar x (embedding + n_layers x block + head)  <=  physical memory
+///     4 x bytes per scalar x (embedding + n_layers x block + head)  <=  the process's memory limit
 /// before the other blocks exist, so that a configuration the machine cannot hold (every setting within its bounds,
 /// d_model 8192 x n_layers 1024, say) is a one-line error instead of the kernel's out-of-memory kill. The trainer
 /// adds, before each batch of a new shape, the activations one step surely holds (`SequenceModel.activationFloor`:
