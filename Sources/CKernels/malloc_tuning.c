@@ -32,3 +32,12 @@ __attribute__((constructor)) static void sl_malloc_tuning(void) {
 }
 
 const char *sl_malloc_tuning_note(void) { return note; }
+
+long long sl_heap_in_use_bytes(void) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+    struct mallinfo2 m = mallinfo2();
+    return (long long)(m.uordblks + m.hblkhd);
+#else
+    return -1;
+#endif
+}

@@ -50,6 +50,34 @@ final class TapeTests: XCTestCase {
         XCTAssertNotNil(x.grad, "leaves keep their gradients")
     }
 
+    /// `discardGraph` frees what the tape kept (the heap falls back to where it was), node by node, touching no
+    /// gradient; `MemoryProbe.heapInUseBytes` sees an allocation and its release to the byte's neighbourhood.
+    func testDiscardGraphFreesTheKeptBuffersAndTouchesNoGradient() throws {
+        guard let start = MemoryProbe.heapInUseBytes() else { throw XCTSkip("the allocator cannot be measured here") }
+        var block: [Double]? = [Double](repeating: 1, count: 1 << 21)  // 16 MiB
+        let held = MemoryProbe.heapInUseBytes()! - start
+        XCTAssertEqual(Double(held), Double(8 << 21), accuracy: 65536)
+        XCTAssertEqual(block?.count, 1 << 21)
+        block = nil
+        XCTAssertEqual(Double(MemoryProbe.heapInUseBytes()! - start), 0, accuracy: 65536)
+
+        let x = Tensor<Double>(shape: [1 << 18], data: [Double](repeating: 0.5, count: 1 << 18), requiresGrad: true)
+        weak var intermediate: Tensor<Double>?
+        let before = MemoryProbe.heapInUseBytes()!
+        var h: Tensor<Double>? = x
+        for _ in 0..<200 { h = h!.tanh() }  // a chain of 200 nodes, each keeping its output's 2 MiB
+        intermediate = h
+        let loss = h!.sum()
+        h = nil
+        XCTAssertGreaterThan(MemoryProbe.heapInUseBytes()! - before, 200 * (8 << 18))
+        loss.discardGraph()
+        XCTAssertNil(intermediate, "the graph's intermediates are gone")
+        XCTAssertNil(loss.node)
+        XCTAssertFalse(loss.requiresGrad)
+        XCTAssertNil(x.grad, "no gradient reached the leaf")
+        XCTAssertEqual(Double(MemoryProbe.heapInUseBytes()! - before), 0, accuracy: 65536)
+    }
+
     func testUnusedForwardPassIsFreedWithoutBackward() {
         weak var intermediate: Tensor<Double>?
         let x = Tensor<Double>(shape: [4], data: [1, 2, 3, 4], requiresGrad: true)

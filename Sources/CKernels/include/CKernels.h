@@ -94,4 +94,8 @@ void sl_subnormals_restore(unsigned state);
 /// SEQLAB_MALLOC=system leaves glibc's defaults. Returns a one-line account.
 const char *sl_malloc_tuning_note(void);
 
+/// Bytes the allocator has handed out and not yet had back, over every arena (glibc >= 2.33: mallinfo2's uordblks +
+/// hblkhd); -1 where the allocator cannot say. Exact and cheap: what the tape keeps is measured with it.
+long long sl_heap_in_use_bytes(void);
+
 #endif

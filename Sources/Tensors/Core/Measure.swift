@@ -1,3 +1,4 @@
+import CKernels
 import Dispatch
 import Foundation
 
@@ -24,6 +25,13 @@ public enum MemoryProbe {
     public static func peakResidentMB() -> Double { field("VmHWM:") }
     /// Current resident set size in MB (VmRSS).
     public static func residentMB() -> Double { field("VmRSS:") }
+    /// Bytes allocated and not yet freed, over all threads' arenas (glibc's `mallinfo2`); nil where the allocator
+    /// cannot say. Unlike the resident size it falls when memory is freed, so the difference across a computation is
+    /// what that computation still holds.
+    public static func heapInUseBytes() -> Int? {
+        let bytes = sl_heap_in_use_bytes()
+        return bytes >= 0 ? Int(bytes) : nil
+    }
 
     private static func field(_ key: String) -> Double {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return .nan }

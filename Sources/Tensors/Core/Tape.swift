@@ -65,6 +65,13 @@ public enum Tape {
         for node in order { node.release() }
     }
 
+    /// Releases the graph behind `root` without differentiating it: every node's inputs and captured buffers are
+    /// freed, node by node (dropping a deep graph at once would free it by recursion), and no gradient is touched.
+    static func discard<T>(from root: Tensor<T>) {
+        guard let rootNode = root.node else { return }
+        for node in topologicalOrder(from: rootNode) { node.release() }
+    }
+
     /// Nodes reachable from `root`, each after all nodes it depends on (iterative DFS: graphs can be deep).
     private static func topologicalOrder<T>(from root: TapeNode<T>) -> [TapeNode<T>] {
         var order: [TapeNode<T>] = []
@@ -121,9 +128,10 @@ final class TapeNode<T: TensorScalar> {
         self.backward = nil
     }
 
-    /// Drops the inputs and detaches the outputs: the graph is gone, intermediates become constants.
+    /// Drops the inputs and the closure and detaches the outputs: the graph is gone, intermediates become constants.
     func release() {
         inputs = []
+        backward = nil
         for weak in outputs {  // differentiated intermediates become constants
             weak.tensor?.node = nil
             weak.tensor?.requiresGrad = false
@@ -143,5 +151,13 @@ extension Tensor {
     @_specialize(where T == Double)
     public func backward(seed: [T]? = nil) {
         Tape.backward(from: self, seed: seed)
+    }
+
+    /// Drops the graph that produced this tensor without a backward pass (a forward pass run only to be measured or
+    /// looked at): the buffers the tape kept for it are freed and no gradient changes.
+    @_specialize(where T == Float)
+    @_specialize(where T == Double)
+    public func discardGraph() {
+        Tape.discard(from: self)
     }
 }

@@ -8,8 +8,9 @@ import Tensors
 ///     4 x bytes per scalar x (embedding + n_layers x block + head)  <=  the process's memory limit
 /// before the other blocks exist, so that a configuration the machine cannot hold (every setting within its bounds,
 /// d_model 8192 x n_layers 1024, say) is a one-line error instead of the kernel's out-of-memory kill. The trainer
-/// adds, before each batch of a new shape, the activations one step surely holds (`SequenceModel.activationFloor`:
-/// the logits, their softmax, the residual stream) with `checkStep`. Both are floors, not forecasts.
+/// adds, before each batch longer than any before, the activations one step surely holds with `checkStep`: counted
+/// (`SequenceModel.activationFloor`: the logits, their softmax, the residual stream), then, if that fits, measured
+/// (`ActivationProbe`: everything the forward pass keeps, each layer's intermediates too). Floors, not forecasts.
 public enum ModelMemory {
     /// Copies of every parameter that training keeps: weights, gradients, AdamW's first and second moments.
     public static let copiesPerParameter = 4
@@ -22,13 +23,18 @@ public enum ModelMemory {
                                       describe(), parameters, copiesPerParameter, gigabytes(needed), limit.description))
     }
 
-    /// Throws when one training step cannot fit: the parameters' floor (as `check`) plus `activations` scalars (the
-    /// model's `activationFloor` of the batch about to run) exceed `limit` bytes. `describe` names the step.
-    public static func checkStep(parameters: Double, activations: Double, scalarBytes: Int, limit: MemoryLimit = .process,
-                                 describe: () -> String) throws {
-        let kept = keptBytes(parameters: parameters, scalarBytes: scalarBytes), live = activations * Double(scalarBytes)
+    /// Throws when one training step cannot fit: the parameters' floor (as `check`) plus the activations exceed `limit`
+    /// bytes. The activations are the larger of `activations` scalars (the model's counted `activationFloor` of the
+    /// batch about to run) and `measuredBytes` (what its forward pass keeps, `ActivationProbe`), when measured.
+    /// `describe` names the step.
+    public static func checkStep(parameters: Double, activations: Double, scalarBytes: Int, measuredBytes: Double? = nil,
+                                 limit: MemoryLimit = .process, describe: () -> String) throws {
+        let kept = keptBytes(parameters: parameters, scalarBytes: scalarBytes), counted = activations * Double(scalarBytes)
+        let live = max(counted, measuredBytes ?? 0)
         guard kept + live > limit.bytes else { return }
-        throw SequenceLabError("training: \(describe()) needs at least \(gigabytes(kept + live)) for one step (\(gigabytes(kept)) for the parameters kept \(copiesPerParameter) times, \(gigabytes(live)) for the logits, their softmax and the residual stream), and this process may use \(limit)")
+        let what = live > counted ? "what its forward pass keeps for the backward pass, measured on its first one and two sequences"
+                                  : "the logits, their softmax and the residual stream"
+        throw SequenceLabError("training: \(describe()) needs at least \(gigabytes(kept + live)) for one step (\(gigabytes(kept)) for the parameters kept \(copiesPerParameter) times, \(gigabytes(live)) for \(what)), and this process may use \(limit)")
     }
 
     /// Bytes of `parameters` scalars kept `copiesPerParameter` times.

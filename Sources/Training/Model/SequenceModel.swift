@@ -42,6 +42,21 @@ public struct Batch: Sendable {
         }
     }
 
+    private init(size: Int, length: Int, tokens: [Int], lengths: [Int], labels: [Int], targets: [Int], paired: PairedSequences?) {
+        (self.size, self.length, self.tokens, self.lengths) = (size, length, tokens, lengths)
+        (self.labels, self.targets, self.paired) = (labels, targets, paired)
+    }
+
+    /// The first `count` sequences, padded to this batch's lengths (a memory probe runs them: `ActivationProbe`).
+    public func prefix(_ count: Int) -> Batch {
+        precondition(count >= 0 && count <= size, "Batch.prefix: \(count) of \(size) sequences")
+        let second = paired.map {
+            PairedSequences(length: $0.length, tokens: Array($0.tokens.prefix(count * $0.length)), lengths: Array($0.lengths.prefix(count)))
+        }
+        return Batch(size: count, length: length, tokens: Array(tokens.prefix(count * length)), lengths: Array(lengths.prefix(count)),
+                     labels: Array(labels.prefix(count)), targets: Array(targets.prefix(count * length)), paired: second)
+    }
+
     private static func pad(_ rows: [[Int]], to length: Int, with value: Int) -> [Int] {
         rows.flatMap { $0 + [Int](repeating: value, count: length - $0.count) }
     }

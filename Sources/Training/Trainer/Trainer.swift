@@ -83,9 +83,9 @@ public final class Trainer {
         let wallBefore = state.wallSeconds
         var lastEvaluatedStep = state.step > 0 && state.step % config.evalEvery == 0 ? state.step : -1
         var windowStart = Date(), windowTokens = 0
-        // the step's memory floor (`ModelMemory.checkStep`), checked again whenever a padded length changes
+        // the step's memory floor (`ModelMemory.checkStep`), checked again whenever a batch is longer than any before
         let parameterCount = Double(model.parameters.scalarCount)
-        var checkedLengths = (-1, -1)
+        var checkedLengths = (0, 0)
 
         while state.step < config.maxSteps && state.stoppedBy == nil {
             if let maxTime = config.maxTime, wallBefore + Date().timeIntervalSince(started) >= maxTime {
@@ -94,13 +94,14 @@ public final class Trainer {
             }
             let batch = data.batch(step: state.step)
             let lengths = (batch.length, batch.paired?.length ?? 0)
-            if lengths != checkedLengths {
-                try ModelMemory.checkStep(parameters: parameterCount, activations: model.activationFloor(batch),
-                                          scalarBytes: MemoryLayout<T>.size) {
-                    "\(config.task), batch \(batch.size) x length \(batch.length), \(task.outputClasses) classes, "
-                        + "\(config.model.layer) d_model \(config.model.dModel) x \(config.model.nLayers) layers"
-                }
-                checkedLengths = lengths
+            if lengths.0 > checkedLengths.0 || lengths.1 > checkedLengths.1 {
+                let step = "\(config.task), batch \(batch.size) x length \(batch.length), \(task.outputClasses) classes, "
+                    + "\(config.model.layer) d_model \(config.model.dModel) x \(config.model.nLayers) layers"
+                let counted = model.activationFloor(batch), scalarBytes = MemoryLayout<T>.size
+                try ModelMemory.checkStep(parameters: parameterCount, activations: counted, scalarBytes: scalarBytes) { step }
+                try ModelMemory.checkStep(parameters: parameterCount, activations: counted, scalarBytes: scalarBytes,
+                                          measuredBytes: ActivationProbe.keptBytes(model: model, batch: batch)) { step }
+                checkedLengths = (max(lengths.0, checkedLengths.0), max(lengths.1, checkedLengths.1))
             }
             var dropoutRNG = RandomGenerator(seed: config.seed ^ UInt64(state.step &+ 1) &* 0x9E37_79B9_7F4A_7C15)
             let (loss, correct, scored) = model.loss(batch, training: true, rng: &dropoutRNG)
