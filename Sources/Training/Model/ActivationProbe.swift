@@ -3,8 +3,8 @@ import Tensors
 
 /// What one training step's forward pass keeps for the backward pass, measured instead of counted: the bytes the
 /// allocator holds once the loss of the batch's first sequence, then of its first two, is computed and its graph is
-/// still alive (every buffer the tape kept: each layer's saved intermediates, the residual stream, the logits), and
-/// the step's extrapolated linearly in sequences (sequences of a batch are independent):
+/// still alive (every buffer the tape kept: each layer's saved intermediates, the residual stream, the logits); the
+/// whole batch's is extrapolated linearly in sequences (sequences of a batch are independent):
 ///     kept(B) = kept(1) + (B - 1) (kept(2) - kept(1))
 /// at the batch's padded length. One mechanism for every layer, so a kernel that keeps more needs no count updated;
 /// `ModelMemory.checkStep` compares it (with the parameters) against the process's memory limit before the step

@@ -98,6 +98,7 @@ public final class Trainer {
                 let step = "\(config.task), batch \(batch.size) x length \(batch.length), \(task.outputClasses) classes, "
                     + "\(config.model.layer) d_model \(config.model.dModel) x \(config.model.nLayers) layers"
                 let counted = model.activationFloor(batch), scalarBytes = MemoryLayout<T>.size
+                // the counted floor first: a step it refuses is not probed (the probe's forward passes could not fit either)
                 try ModelMemory.checkStep(parameters: parameterCount, activations: counted, scalarBytes: scalarBytes) { step }
                 try ModelMemory.checkStep(parameters: parameterCount, activations: counted, scalarBytes: scalarBytes,
                                           measuredBytes: ActivationProbe.keptBytes(model: model, batch: batch)) { step }
