@@ -121,6 +121,50 @@ final class KillAndResumeTests: XCTestCase {
         XCTAssertEqual(try records(whole), try records(stopped))
     }
 
+    /// After a first SIGTERM: `p` still runs once the repeat window has passed (`stillRunning` says why), and a second
+    /// SIGTERM ends it at once with 128 + SIGTERM.
+    private func assertSecondSIGTERMEndsAtOnce(_ p: Process, _ stillRunning: String,
+                                               file: StaticString = #filePath, line: UInt = #line) throws {
+        Thread.sleep(forTimeInterval: StopSignals.repeatWindow + 0.5)
+        XCTAssertTrue(p.isRunning, stillRunning, file: file, line: line)
+        let sent = Date()
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        XCTAssertLessThan(Date().timeIntervalSince(sent), 10, "ended at once, not at the step's end", file: file, line: line)
+        XCTAssertEqual(p.terminationStatus, 128 + SIGTERM, file: file, line: line)
+    }
+
+    /// A step that does not return (here: one long step) cannot stop at its end: the same signal again, `repeatWindow`
+    /// seconds or more after the first, ends the process at once with 128 + signal and one line; the same signal
+    /// within the window (a process group's signal forwarded by a sweep arrives twice) is the same request.
+    func testTheSameSignalAgainEndsAStepThatDoesNotReturn() throws {
+        guard FileManager.default.isExecutableFile(atPath: seqlab.path) else { throw XCTSkip("seqlab binary not built") }
+        let out = directory.appendingPathComponent("long-step")
+        let p = Process()
+        p.executableURL = seqlab
+        p.arguments = ["train", "--task", "mqar", "--layer", "gla", "--d-model", "256", "--seq-len", "1024",
+                       "--num-pairs", "8", "--train-size", "64", "--val-size", "32", "--test-size", "32",
+                       "--batch-size", "32", "--max-steps", "2", "--out", out.path]  // minutes per step in a debug build
+        let stderr = Pipe()
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = stderr
+        try p.run()
+        let deadline = Date().addingTimeInterval(120)
+        while p.isRunning && Date() < deadline
+                && !FileManager.default.fileExists(atPath: out.appendingPathComponent("config.json").path) {
+            Thread.sleep(forTimeInterval: 0.02)  // config.json is written after the handlers are installed
+        }
+        XCTAssertTrue(p.isRunning, "the run started")
+        kill(p.processIdentifier, SIGTERM)
+        Thread.sleep(forTimeInterval: 0.2)
+        kill(p.processIdentifier, SIGTERM)  // within the window: the same request
+        try assertSecondSIGTERMEndsAtOnce(p, "still in its first step: a repeat within the window did not end it")
+        let lines = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines, ["SIGTERM: stopping after the current step with a checkpoint; SIGTERM again ends at once",
+                               "SIGTERM again: ended inside a step; the run resumes from its last checkpoint"])
+    }
+
     /// The worker processes a sweep started (Linux: /proc/PID/task/TID/children of each of its threads).
     private func children(of pid: Int32) -> [Int32] {
         let threads = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
@@ -190,6 +234,34 @@ final class KillAndResumeTests: XCTestCase {
         let steps = try String(contentsOf: out.appendingPathComponent("seed-1/metrics.jsonl"), encoding: .utf8)
             .split(separator: "\n").filter { $0.contains("\"split\":\"train\"") }.count
         XCTAssertEqual(steps, 150 / 5, "the interrupted run resumed without duplicate or missing train records")
+    }
+
+    /// A sweep forwards the second signal too: its worker, in a step that does not return, ends at once, and so does
+    /// the sweep (exit 128 + signal) instead of waiting for the step.
+    func testSweepForwardsTheSecondSignalToAWorkerInALongStep() throws {
+        guard FileManager.default.isExecutableFile(atPath: seqlab.path) else { throw XCTSkip("seqlab binary not built") }
+        let spec = directory.appendingPathComponent("long-step.json")
+        try Data("""
+            {"base": {"task": "mqar", "model": {"layer": "gla", "d_model": 256},
+                      "task_options": {"seq_len": "1024", "num_pairs": "8", "train_size": "64", "val_size": "32",
+                                       "test_size": "32"},
+                      "max_steps": 2, "batch_size": 32},
+             "grid": {"seed": [0]}}
+            """.utf8).write(to: spec)
+        let out = directory.appendingPathComponent("sweep")
+        let p = sweep(spec, out)
+        try p.run()
+        let deadline = Date().addingTimeInterval(120)
+        var workers: [Int32] = []
+        while p.isRunning && Date() < deadline
+                && (workers.isEmpty || !FileManager.default.fileExists(atPath: out.appendingPathComponent("seed-0/config.json").path)) {
+            Thread.sleep(forTimeInterval: 0.02)
+            workers = children(of: p.processIdentifier)
+        }
+        XCTAssertFalse(workers.isEmpty, "the worker started")
+        kill(p.processIdentifier, SIGTERM)
+        try assertSecondSIGTERMEndsAtOnce(p, "the sweep waits for its worker's step")
+        for worker in workers { XCTAssertNotEqual(kill(worker, 0), 0, "worker \(worker) outlived the sweep") }
     }
 
     func testTwoTrainersCannotShareARunDirectory() throws {

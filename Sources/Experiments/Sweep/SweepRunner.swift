@@ -80,15 +80,19 @@ public struct SweepRunner {
     }
 
     /// SIGINT / SIGTERM / SIGHUP to the sweep stop its workers too, then the sweep (exit 128 + signal): a worker
-    /// left running would keep its run directory locked. (SIGKILL cannot be forwarded: the workers run on, and a
-    /// rerun's worker for the same run fails on the directory's lock until they end.)
+    /// left running would keep its run directory locked. Every such signal is forwarded, the second too: a worker
+    /// whose step never returns ends at once on its second (`StopSignals`). (SIGKILL cannot be forwarded: the
+    /// workers run on, and a rerun's worker for the same run fails on the directory's lock until they end.)
     private static func forwardingStopSignals(to queue: WorkQueue) -> [(Int32, DispatchSourceSignal)] {
         [SIGINT, SIGTERM, SIGHUP].map { signalNumber in
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
             source.setEventHandler {
-                queue.stopAll(signalNumber)
-                exit(128 + signalNumber)
+                guard queue.stopAll(signalNumber) else { return }
+                Thread.detachNewThread {  // the handler returns, so that the next signal is forwarded too
+                    queue.waitForWorkers()
+                    exit(128 + signalNumber)
+                }
             }
             source.resume()
             return (signalNumber, source)
@@ -161,14 +165,23 @@ private final class WorkQueue: @unchecked Sendable {
         running[ObjectIdentifier(process)] = nil
     }
 
-    /// Sends `signalNumber` to every running worker and starts no more; waits for them to exit.
-    func stopAll(_ signalNumber: Int32) {
+    /// Sends `signalNumber` to every running worker and starts no more; true the first time.
+    func stopAll(_ signalNumber: Int32) -> Bool {
         lock.lock()
+        let first = !stopping
         stopping = true
         pending.removeAll()
         let workers = Array(running.values)
         lock.unlock()
         for worker in workers where worker.isRunning { kill(worker.processIdentifier, signalNumber) }
+        return first
+    }
+
+    /// Waits for the workers running when `stopAll` was first called (none starts after it).
+    func waitForWorkers() {
+        lock.lock()
+        let workers = Array(running.values)
+        lock.unlock()
         for worker in workers { worker.waitUntilExit() }
     }
 
