@@ -124,7 +124,7 @@ final class KillAndResumeTests: XCTestCase {
     /// After a first SIGTERM: `p` still runs once the repeat window has passed (`stillRunning` says why), and a second
     /// SIGTERM ends it at once with 128 + SIGTERM.
     private func assertSecondSIGTERMEndsAtOnce(_ p: Process, _ stillRunning: String,
-                                               file: StaticString = #filePath, line: UInt = #line) throws {
+                                               file: StaticString = #filePath, line: UInt = #line) {
         Thread.sleep(forTimeInterval: StopSignals.repeatWindow + 0.5)
         XCTAssertTrue(p.isRunning, stillRunning, file: file, line: line)
         let sent = Date()
@@ -158,7 +158,7 @@ final class KillAndResumeTests: XCTestCase {
         kill(p.processIdentifier, SIGTERM)
         Thread.sleep(forTimeInterval: 0.2)
         kill(p.processIdentifier, SIGTERM)  // within the window: the same request
-        try assertSecondSIGTERMEndsAtOnce(p, "still in its first step: a repeat within the window did not end it")
+        assertSecondSIGTERMEndsAtOnce(p, "still in its first step: a repeat within the window did not end it")
         let lines = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             .split(separator: "\n").map(String.init)
         XCTAssertEqual(lines, ["SIGTERM: stopping after the current step with a checkpoint; SIGTERM again ends at once",
@@ -260,7 +260,7 @@ final class KillAndResumeTests: XCTestCase {
         }
         XCTAssertFalse(workers.isEmpty, "the worker started")
         kill(p.processIdentifier, SIGTERM)
-        try assertSecondSIGTERMEndsAtOnce(p, "the sweep waits for its worker's step")
+        assertSecondSIGTERMEndsAtOnce(p, "the sweep waits for its worker's step")
         for worker in workers { XCTAssertNotEqual(kill(worker, 0), 0, "worker \(worker) outlived the sweep") }
     }
 

@@ -40,8 +40,8 @@ public enum StopSignals {
 
     /// The first signal: a stop request, announced on stderr; the same signal again after `repeatWindow`: the end.
     private static func respond(to number: Int32) {
-        let now = DispatchTime.now().uptimeNanoseconds
         let response: Response = state.withLock { s in
+            let now = DispatchTime.now().uptimeNanoseconds  // read under the lock: never before an earlier signal's time
             guard let received = s.received else {
                 s.received = number
                 s.receivedAt = now
