@@ -19,7 +19,9 @@ What is shared with SequenceLab, and what is not:
     (torch.manual_seed(seed), block i's mixer from seed 1000 (seed + 1) + i; nn.Embedding N(0, 1), nn.Linear /
     nn.LayerNorm defaults), so a control is a
     statistical comparison: compare it with SequenceLab's seeds, not run for run. (Step-for-step equality from
-    shared weights is what scripts/interop/train_parity.py and TrainingParityTests establish.)
+    shared weights is what scripts/interop/train_parity.py and TrainingParityTests establish.) A run that itself
+    started from given weights (`init_from` in its config.json, `seqlab train --init-from`) is controlled from the
+    same weights: then the two differ by the implementation alone, and in float64 by rounding alone.
 Precision: the run's, where the reference runs in float32 as it ships (torch_model.runs_in_float32: mamba without
 negative_eigenvalues, whose control also uses mambapy's own pscan; mamba2, fla's Mamba2 with its own torch_forward,
 which in float64 took 40-90 min a run); otherwise float64, since those references are the float64-exact forms of
@@ -76,8 +78,9 @@ def control(run_dir, args, torch, F, load_file, safe_open, SequenceLabModel, run
         return
     if config.get("max_time") is not None:
         raise SystemExit(f"{run_dir}: max_time is set; a control compares runs with a budget in steps")
-    if config.get("init_from"):
-        raise SystemExit(f"{run_dir}: init_from is set; a control starts from the reference init")
+    init_from = config.get("init_from")
+    if init_from and not os.path.isfile(init_from):
+        raise SystemExit(f"{run_dir}: init_from {init_from} is not a file")
     steps, batch_size = config["max_steps"], config["batch_size"]
     with tempfile.TemporaryDirectory() as tmp:
         config_path, record_path = os.path.join(tmp, "config.json"), os.path.join(tmp, "record.safetensors")
@@ -96,6 +99,8 @@ def control(run_dir, args, torch, F, load_file, safe_open, SequenceLabModel, run
     vocabulary, classes = int(meta["vocabulary"]), int(meta["classes"])
     torch.manual_seed(config.get("seed", 0))
     model = SequenceLabModel(config, vocabulary, classes, dtype=dtype, fast=True, seed=config.get("seed", 0))
+    if init_from:  # the run's own initial weights (SequenceLab's parameter paths, PyTorch layouts), as it read them
+        model.load_state_dict({k: v.to(dtype) for k, v in load_file(init_from).items()}, strict=True)
     named = dict(model.named_parameters())
     groups = {}
     for g in json.loads(meta["param_groups"]):

@@ -47,6 +47,38 @@ def config_for(layer, steps):
             "eval_every": steps, "log_every": 1, "eval_examples": 8, "seed": 0, "precision": "float64"}
 
 
+def replay(model, record, meta, config, steps, on_step=None):
+    """Trains `model` on the batches of a `seqlab batches` record (tensors `record`, metadata `meta`) for `steps` steps
+    as SequenceLab's trainer does: torch.optim.AdamW (betas 0.9, 0.999, eps 1e-8) over the record's parameter groups,
+    each group's lr = its base lr x lr_factor[step] before the step, clip_grad_norm_ at grad_clip, mean cross-entropy
+    over the scored positions. Returns the loss before each step; calls on_step(step, loss, grad_norm) after each."""
+    import torch
+    import torch.nn.functional as F
+    named = dict(model.named_parameters())
+    groups = {}
+    for g in json.loads(meta["param_groups"]):
+        groups.setdefault((g["weight_decay"], g["lr"]), []).append(named[g["name"]])
+    assert sum(len(v) for v in groups.values()) == len(named), "parameter groups do not cover the model"
+    base_lr, wd = config["lr"], config["weight_decay"]
+    optimizer = torch.optim.AdamW(
+        [{"params": ps, "base_lr": lr if lr is not None else base_lr, "weight_decay": wd if decay else 0.0}
+         for (decay, lr), ps in groups.items()], lr=base_lr, betas=(0.9, 0.999), eps=1e-8)
+    clip, losses, classes = config.get("grad_clip"), [], int(meta["classes"])
+    for step in range(steps):
+        for group in optimizer.param_groups:
+            group["lr"] = group["base_lr"] * float(record["lr_factor"][step])
+        logits = model(record["tokens"][step])
+        loss = F.cross_entropy(logits.reshape(-1, classes), record["targets"][step].reshape(-1), ignore_index=-100)
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip if clip else float("inf"))
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        if on_step:
+            on_step(step, losses[-1], float(norm))
+    return losses
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_tool_arguments(parser)
@@ -56,7 +88,6 @@ def main():
     args = parser.parse_args()
     os.environ["SEQLAB_REFSRC"] = os.path.abspath(args.refsrc)
     import torch
-    import torch.nn.functional as F
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
     from torch_model import SequenceLabModel
@@ -75,29 +106,7 @@ def main():
         torch.manual_seed(0)
         model = SequenceLabModel(config, int(meta["vocabulary"]), int(meta["classes"]), dtype=torch.float64)
         init = {k: v.clone() for k, v in model.state_dict().items()}
-        named = dict(model.named_parameters())
-        groups = {}
-        for g in json.loads(meta["param_groups"]):
-            key = (g["weight_decay"], g["lr"])
-            groups.setdefault(key, []).append(named[g["name"]])
-        assert sum(len(v) for v in groups.values()) == len(named), "parameter groups do not cover the model"
-        base_lr, wd = config["lr"], config["weight_decay"]
-        optimizer = torch.optim.AdamW(
-            [{"params": ps, "base_lr": lr if lr is not None else base_lr, "weight_decay": wd if decay else 0.0}
-             for (decay, lr), ps in groups.items()], lr=base_lr, betas=(0.9, 0.999), eps=1e-8)
-        clip, losses = config.get("grad_clip"), []
-        classes = int(meta["classes"])
-        for step in range(args.steps):
-            for group in optimizer.param_groups:
-                group["lr"] = group["base_lr"] * float(record["lr_factor"][step])
-            logits = model(record["tokens"][step])
-            loss = F.cross_entropy(logits.reshape(-1, classes), record["targets"][step].reshape(-1), ignore_index=-100)
-            loss.backward()
-            if clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            losses.append(loss.item())
+        losses = replay(model, record, meta, config, args.steps)
         tensors = {f"init.{k}": v.contiguous() for k, v in init.items()}
         tensors["losses"] = torch.tensor(losses, dtype=torch.float64)
         save_file(tensors, os.path.join(args.out, f"{layer}.safetensors"), metadata={"seqlab_config": json.dumps(config)})
