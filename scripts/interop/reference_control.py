@@ -33,11 +33,11 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from replay import optimizer_for, seqlab_batches, set_learning_rates  # noqa: E402
 from tool_arguments import add_tool_arguments  # noqa: E402
 SUFFIX = "_impl-pytorch"
 
@@ -69,7 +69,7 @@ def evaluate(model, tokens, targets, batch_size, torch, F):
     return total / max(1, scored), correct / max(1, scored)
 
 
-def control(run_dir, args, torch, F, load_file, safe_open, SequenceLabModel, runs_in_float32):
+def control(run_dir, args, torch, F, load_file, SequenceLabModel, runs_in_float32):
     with open(os.path.join(run_dir, "config.json")) as f:
         config = json.load(f)
     out = run_dir.rstrip("/") + SUFFIX
@@ -82,15 +82,7 @@ def control(run_dir, args, torch, F, load_file, safe_open, SequenceLabModel, run
     if init_from and not os.path.isfile(init_from):
         raise SystemExit(f"{run_dir}: init_from {init_from} is not a file")
     steps, batch_size = config["max_steps"], config["batch_size"]
-    with tempfile.TemporaryDirectory() as tmp:
-        config_path, record_path = os.path.join(tmp, "config.json"), os.path.join(tmp, "record.safetensors")
-        with open(config_path, "w") as f:
-            json.dump({k: v for k, v in config.items() if k != "git_commit"}, f)
-        subprocess.run([args.seqlab, "batches", "--config", config_path, "--steps", str(steps), "--out", record_path,
-                        "--evaluation"], check=True)
-        record = load_file(record_path)
-        with safe_open(record_path, "pt") as f:
-            meta = f.metadata()
+    record, meta = seqlab_batches(args.seqlab, config, steps, evaluation=True)
     if not bool((record["targets"] != -100).any()):
         raise SystemExit(f"{run_dir}: task {config['task']} is scored by one label per sequence, not per token; "
                          "controls are built for per-token tasks only (MQAR, the word problems)")
@@ -101,16 +93,8 @@ def control(run_dir, args, torch, F, load_file, safe_open, SequenceLabModel, run
     model = SequenceLabModel(config, vocabulary, classes, dtype=dtype, fast=True, seed=config.get("seed", 0))
     if init_from:  # the run's own initial weights (SequenceLab's parameter paths, PyTorch layouts), as it read them
         model.load_state_dict({k: v.to(dtype) for k, v in load_file(init_from).items()}, strict=True)
-    named = dict(model.named_parameters())
-    groups = {}
-    for g in json.loads(meta["param_groups"]):
-        groups.setdefault((g["weight_decay"], g["lr"]), []).append(named[g["name"]])
-    if sum(len(v) for v in groups.values()) != len(named):
-        raise SystemExit(f"{run_dir}: SequenceLab's parameter groups do not name every parameter of the PyTorch model")
-    base_lr, wd = config["lr"], config["weight_decay"]
-    optimizer = torch.optim.AdamW(
-        [{"params": ps, "base_lr": lr if lr is not None else base_lr, "weight_decay": wd if decay else 0.0}
-         for (decay, lr), ps in groups.items()], lr=base_lr, betas=(0.9, 0.999), eps=1e-8)
+    optimizer = optimizer_for(model, meta, config)
+    base_lr = config["lr"]
     splits = json.loads(meta["eval_splits"])
     evaluation = {s: (record[f"eval.{s}.tokens"], record[f"eval.{s}.targets"]) for s in splits}
     validation, tests = splits[0], splits[1:]
@@ -136,8 +120,7 @@ def control(run_dir, args, torch, F, load_file, safe_open, SequenceLabModel, run
     window_tokens, step, stopped_by, last_eval = 0, 0, None, -1
     while step < steps and stopped_by is None:
         factor = float(record["lr_factor"][step])
-        for group in optimizer.param_groups:
-            group["lr"] = group["base_lr"] * factor
+        set_learning_rates(optimizer, factor)
         x, y = record["tokens"][step], record["targets"][step]
         logits = model(x)
         mask = y != -100
@@ -212,12 +195,11 @@ def main():
     os.environ["SEQLAB_REFSRC"] = os.path.abspath(args.refsrc)
     import torch
     import torch.nn.functional as F
-    from safetensors import safe_open
     from safetensors.torch import load_file
     from torch_model import SequenceLabModel, runs_in_float32
     torch.set_num_threads(args.threads)
     for run in args.runs:
-        control(run, args, torch, F, load_file, safe_open, SequenceLabModel, runs_in_float32)
+        control(run, args, torch, F, load_file, SequenceLabModel, runs_in_float32)
 
 
 if __name__ == "__main__":

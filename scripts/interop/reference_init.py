@@ -11,12 +11,11 @@ the implementation does when a control and a run disagree (Results/recall/README
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from replay import seqlab_batches  # noqa: E402
 from tool_arguments import add_tool_arguments  # noqa: E402
 
 
@@ -28,18 +27,11 @@ def main():
     args = parser.parse_args()
     os.environ["SEQLAB_REFSRC"] = os.path.abspath(args.refsrc)
     import torch
-    from safetensors import safe_open
     from safetensors.torch import save_file
     from torch_model import SequenceLabModel
     with open(os.path.join(args.run, "config.json")) as f:
         config = json.load(f)
-    with tempfile.TemporaryDirectory() as tmp:  # the task's vocabulary and classes, as the control reads them
-        config_path, record_path = os.path.join(tmp, "config.json"), os.path.join(tmp, "record.safetensors")
-        with open(config_path, "w") as f:
-            json.dump({k: v for k, v in config.items() if k != "git_commit"}, f)
-        subprocess.run([args.seqlab, "batches", "--config", config_path, "--steps", "1", "--out", record_path], check=True)
-        with safe_open(record_path, "pt") as f:
-            meta = f.metadata()
+    _, meta = seqlab_batches(args.seqlab, config, 1)  # the task's vocabulary and classes, as the control reads them
     seed = config.get("seed", 0)
     torch.manual_seed(seed)
     model = SequenceLabModel(config, int(meta["vocabulary"]), int(meta["classes"]), dtype=torch.float64, fast=True, seed=seed)

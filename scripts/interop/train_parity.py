@@ -17,12 +17,11 @@ trainer from the same weights (`init_from`, precision float64) and requires the 
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from replay import replay, seqlab_batches  # noqa: E402
 from tool_arguments import LAYERS, WIDTH_16_OPTIONS, add_tool_arguments  # noqa: E402
 
 
@@ -51,38 +50,6 @@ def config_for(layer, steps):
             "eval_every": steps, "log_every": 1, "eval_examples": 8, "seed": 0, "precision": "float64"}
 
 
-def replay(model, record, meta, config, steps, on_step=None):
-    """Trains `model` on the batches of a `seqlab batches` record (tensors `record`, metadata `meta`) for `steps` steps
-    as SequenceLab's trainer does: torch.optim.AdamW (betas 0.9, 0.999, eps 1e-8) over the record's parameter groups,
-    each group's lr = its base lr x lr_factor[step] before the step, clip_grad_norm_ at grad_clip, mean cross-entropy
-    over the scored positions. Returns the loss before each step; calls on_step(step, loss, grad_norm) after each."""
-    import torch
-    import torch.nn.functional as F
-    named = dict(model.named_parameters())
-    groups = {}
-    for g in json.loads(meta["param_groups"]):
-        groups.setdefault((g["weight_decay"], g["lr"]), []).append(named[g["name"]])
-    assert sum(len(v) for v in groups.values()) == len(named), "parameter groups do not cover the model"
-    base_lr, wd = config["lr"], config["weight_decay"]
-    optimizer = torch.optim.AdamW(
-        [{"params": ps, "base_lr": lr if lr is not None else base_lr, "weight_decay": wd if decay else 0.0}
-         for (decay, lr), ps in groups.items()], lr=base_lr, betas=(0.9, 0.999), eps=1e-8)
-    clip, losses, classes = config.get("grad_clip"), [], int(meta["classes"])
-    for step in range(steps):
-        for group in optimizer.param_groups:
-            group["lr"] = group["base_lr"] * float(record["lr_factor"][step])
-        logits = model(record["tokens"][step])
-        loss = F.cross_entropy(logits.reshape(-1, classes), record["targets"][step].reshape(-1), ignore_index=-100)
-        loss.backward()
-        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip if clip else float("inf"))
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(loss.item())
-        if on_step:
-            on_step(step, losses[-1], float(norm))
-    return losses
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_tool_arguments(parser)
@@ -92,20 +59,12 @@ def main():
     args = parser.parse_args()
     os.environ["SEQLAB_REFSRC"] = os.path.abspath(args.refsrc)
     import torch
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save_file
     from torch_model import SequenceLabModel
     torch.set_num_threads(1)
     os.makedirs(args.out, exist_ok=True)
     for layer in args.layers.split(","):
-        with tempfile.TemporaryDirectory() as tmp:
-            config_path, batches_path = os.path.join(tmp, "config.json"), os.path.join(tmp, "batches.safetensors")
-            with open(config_path, "w") as f:
-                json.dump(config_for(layer, args.steps), f)
-            subprocess.run([args.seqlab, "batches", "--config", config_path, "--steps", str(args.steps), "--out", batches_path], check=True)
-            record = load_file(batches_path)
-            with safe_open(batches_path, "pt") as f:
-                meta = f.metadata()
+        record, meta = seqlab_batches(args.seqlab, config_for(layer, args.steps), args.steps)
         config = json.loads(meta["seqlab_config"])
         torch.manual_seed(0)
         model = SequenceLabModel(config, int(meta["vocabulary"]), int(meta["classes"]), dtype=torch.float64)

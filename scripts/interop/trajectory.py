@@ -5,7 +5,7 @@
 
 Replays the first N steps of RUN_DIR's run (its config.json, in float64, on its batches: `seqlab batches`) with the
 PyTorch model of torch_model.py started from INIT (a state dict: `reference_init.py`, `perturb_weights.py`, or any
-`seqlab train --init-from` file) under the optimiser of train_parity.py (`replay`), and prints the loss and gradient
+`seqlab train --init-from` file) under SequenceLab's optimiser (`replay.py`), and prints the loss and gradient
 norm per step. With --compare, the training log of SequenceLab's run from the same weights (`seqlab train --config
 RUN_DIR/config.json --init-from INIT --precision float64 --log-every 1 --out DIR`, stopped after N steps or not), it
 prints the relative difference of the two losses per step and the first step at which it exceeds 1e-12, 1e-8 and
@@ -15,12 +15,11 @@ runs from `perturb_weights.py` twins); one that jumps at a step is a difference 
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from replay import replay, seqlab_batches  # noqa: E402
 from tool_arguments import add_tool_arguments  # noqa: E402
 
 
@@ -49,22 +48,13 @@ def main():
         raise SystemExit(f"--steps must be at least 1, got {args.steps}")
     os.environ["SEQLAB_REFSRC"] = os.path.abspath(args.refsrc)
     import torch
-    from safetensors import safe_open
     from safetensors.torch import load_file, save_file
     from torch_model import SequenceLabModel
-    from train_parity import replay
     torch.set_num_threads(1)
     with open(os.path.join(args.run, "config.json")) as f:
         config = {k: v for k, v in json.load(f).items() if k not in ("git_commit", "init_from")}
     config["precision"] = "float64"
-    with tempfile.TemporaryDirectory() as tmp:
-        config_path, record_path = os.path.join(tmp, "config.json"), os.path.join(tmp, "record.safetensors")
-        with open(config_path, "w") as f:
-            json.dump(config, f)
-        subprocess.run([args.seqlab, "batches", "--config", config_path, "--steps", str(args.steps), "--out", record_path], check=True)
-        record = load_file(record_path)
-        with safe_open(record_path, "pt") as f:
-            meta = f.metadata()
+    record, meta = seqlab_batches(args.seqlab, config, args.steps)
     model = SequenceLabModel(config, int(meta["vocabulary"]), int(meta["classes"]), dtype=torch.float64, fast=True, seed=config.get("seed", 0))
     model.load_state_dict({k: v.to(torch.float64) for k, v in load_file(args.init).items()}, strict=True)
     theirs = seqlab_losses(args.compare) if args.compare else {}
