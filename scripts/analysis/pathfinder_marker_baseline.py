@@ -14,17 +14,17 @@ paddle), fits the best threshold rule "label 1 iff distance <= t" on the validat
 the test split.
 
 Usage: scripts/analysis/pathfinder_marker_baseline.py --seqlab BIN CONFIG.json...
-Needs numpy and safetensors (the Python environment of docs/fixtures.md).
+Needs the Python environment of docs/fixtures.md (numpy, torch, safetensors).
 """
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
 
 import numpy as np
-from safetensors.numpy import load_file
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop"))
+from replay import seqlab_batches  # noqa: E402
 
 
 def markers(tokens, side):
@@ -68,17 +68,14 @@ def main():
     print("| config | contour length | threshold (px) | val acc | test acc | mean distance, label 1 / 0 (px) |")
     print("|---|---|---|---|---|---|")
     for config in args.configs:
-        with tempfile.TemporaryDirectory() as tmp:
-            out = os.path.join(tmp, "eval.safetensors")
-            subprocess.run([args.seqlab, "batches", "--config", config, "--steps", "1", "--out", out, "--evaluation"],
-                           check=True, stdout=subprocess.DEVNULL)
-            splits = load_file(out)
         with open(config) as f:
-            contour = json.load(f).get("task_options", {}).get("contour_length", "?")
+            run = json.load(f)
+        record, _ = seqlab_batches(args.seqlab, run, steps=1, evaluation=True)
+        splits = {name: tensor.numpy() for name, tensor in record.items() if name.startswith("eval.")}
+        contour = run.get("task_options", {}).get("contour_length", "?")
         val_acc, threshold, test_acc, positive, negative = baseline(splits)
         print(f"| {os.path.basename(os.path.dirname(config)) or config} | {contour} | {threshold:.2f} | {val_acc:.3f} "
               f"| {test_acc:.3f} | {positive:.1f} / {negative:.1f} |")
-    sys.stdout.flush()
 
 
 if __name__ == "__main__":
